@@ -1,0 +1,65 @@
+"""ppl_ad: probabilistic programming with a per-model choice of AD backend.
+
+Write a model once with :func:`model`, :func:`sample`, :func:`observe`,
+:func:`deterministic` and :func:`factor`; compile it to a log density on the unconstrained
+space with :func:`logdensity`; differentiate it with a backend from :mod:`ppl_ad.backends`.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from ppl_ad import backends, constraints, distributions, math, transforms
+from ppl_ad import distributions as dist
+from ppl_ad.errors import (
+    BackendRemovedError, BackendUnavailableError, ConfigError, DataError, ModelDefinitionError,
+    ModelError, ModelEvaluationError, PplAdDeprecationWarning, PplAdError, SamplingError,
+    SamplingWarning, UnknownBackendError,
+)
+from ppl_ad.logdensity import LogDensity, logdensity
+from ppl_ad.model import Model, ModelFunction, deterministic, factor, model, observe
+from ppl_ad.model.primitives import sample_site
+
+__all__ = [
+    "__version__", "model", "Model", "ModelFunction", "sample", "observe", "deterministic",
+    "factor", "logdensity", "LogDensity", "dist", "distributions", "math", "backends",
+    "constraints", "transforms", "check_gradients", "find_MAP", "sample_prior_predictive",
+    "sample_posterior_predictive", "benchmark", "PplAdError", "ModelError",
+    "ModelDefinitionError", "ModelEvaluationError", "DataError", "ConfigError",
+    "UnknownBackendError", "BackendUnavailableError", "BackendRemovedError", "SamplingError",
+    "SamplingWarning", "PplAdDeprecationWarning",
+]
+
+
+def sample(name_or_model, *args, **kwargs):
+    """Two uses, told apart by the first argument.
+
+    * Inside a model, ``pa.sample(name, distribution, shape=None)`` declares a parameter
+      (see :func:`ppl_ad.model.sample_site`).
+    * On a model, ``pa.sample(model, backend=None, draws=1000, tune=1000, chains=4, ...)``
+      runs NUTS and returns an ``arviz.InferenceData`` (see :func:`ppl_ad.infer.run.sample`).
+    """
+    if isinstance(name_or_model, str):
+        return sample_site(name_or_model, *args, **kwargs)
+    from ppl_ad.infer.run import sample as run_sampler
+
+    return run_sampler(name_or_model, *args, **kwargs)
+
+
+def __getattr__(name):
+    # Heavier entry points are imported on first use so that `import ppl_ad` stays cheap.
+    lazy = {
+        "check_gradients": ("ppl_ad.testing.gradients", "check_gradients"),
+        "find_MAP": ("ppl_ad.infer.find_map", "find_MAP"),
+        "sample_prior_predictive": ("ppl_ad.predictive", "sample_prior_predictive"),
+        "sample_posterior_predictive": ("ppl_ad.predictive", "sample_posterior_predictive"),
+        "benchmark": ("ppl_ad.bench.benchmark", "benchmark"),
+        "testing": ("ppl_ad.testing", None),
+    }
+    if name in lazy:
+        import importlib
+
+        module_name, attribute = lazy[name]
+        module = importlib.import_module(module_name)
+        return module if attribute is None else getattr(module, attribute)
+    raise AttributeError(f"module 'ppl_ad' has no attribute {name!r}")

@@ -1,0 +1,130 @@
+"""The registry of AD backends: lookup by name, listing, the tested set, preparation.
+
+Every backend implementation module has the same contract::
+
+    prepare(compiled: CompiledModel, backend: Backend) -> Prepared
+
+and is imported only by :func:`prepare`, so ``import ppl_ad`` imports no AD library.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import time
+
+from ppl_ad._deprecations import check_backend
+from ppl_ad.backends.base import (
+    REMOVED, SUPPORTED, JAX, Autograd, Backend, FiniteDifference, JAXForward, Prepared,
+    SymPy, Torch, TorchForward,
+)
+from ppl_ad.errors import BackendUnavailableError, UnknownBackendError
+
+__all__ = ["REGISTRY", "get", "names", "all_backends", "tested", "list", "prepare", "BackendTable"]
+
+_list = list
+
+REGISTRY: dict[str, type[Backend]] = {
+    cls.name: cls for cls in (JAX, JAXForward, Torch, TorchForward, Autograd, FiniteDifference, SymPy)
+}
+
+
+def names() -> _list[str]:
+    """Names of every registered backend."""
+    return _list(REGISTRY)
+
+
+def get(backend, *, warn: bool = True) -> Backend:
+    """Return the backend value for a name or a value.
+
+    Raises
+    ------
+    UnknownBackendError
+        For an unknown name; the message lists the valid names and the closest match.
+    """
+    if isinstance(backend, Backend):
+        value = backend
+    elif isinstance(backend, str):
+        cls = REGISTRY.get(backend.strip().lower())
+        if cls is None:
+            close = difflib.get_close_matches(backend.lower(), REGISTRY, n=1, cutoff=0.5)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise UnknownBackendError(
+                f"unknown AD backend {backend!r}.{hint} Valid names: {', '.join(REGISTRY)}"
+                + (", auto" if backend != "auto" else "")
+            )
+        value = cls()
+    else:
+        raise UnknownBackendError(
+            f"a backend is a name ({', '.join(REGISTRY)}) or a value such as "
+            f"ppl_ad.backends.JAX(); got {backend!r}"
+        )
+    if warn:
+        check_backend(value.name)
+    return value
+
+
+def all_backends() -> _list[Backend]:
+    """One default value of every registered backend."""
+    return [cls() for cls in REGISTRY.values()]
+
+
+def tested() -> _list[Backend]:
+    """The backends our test matrix runs: supported ones, except the finite-difference reference.
+
+    Deprecated, experimental and removed backends are excluded.
+    """
+    return [b for b in all_backends() if b.status == SUPPORTED and b.mode != "reference"]
+
+
+class BackendTable(_list):
+    """Rows describing backends (a list of dicts) that prints as a table."""
+
+    columns = ("name", "mode", "library", "version", "status")
+
+    def __str__(self) -> str:
+        widths = {c: max(len(c), *(len(str(r[c])) for r in self)) for c in self.columns}
+        lines = ["  ".join(c.ljust(widths[c]) for c in self.columns)]
+        lines.append("  ".join("-" * widths[c] for c in self.columns))
+        lines += ["  ".join(str(r[c]).ljust(widths[c]) for c in self.columns) for r in self]
+        return "\n".join(lines)
+
+    def to_markdown(self) -> str:
+        lines = ["| " + " | ".join(self.columns) + " |", "|" + "---|" * len(self.columns)]
+        lines += ["| " + " | ".join(str(r[c]) for c in self.columns) + " |" for r in self]
+        return "\n".join(lines)
+
+
+def list() -> BackendTable:  # noqa: A001 - public name pa.backends.list()
+    """Every backend with its mode, library, installed version (or "not installed") and status."""
+    rows = BackendTable()
+    for backend in all_backends():
+        version = backend.library_version() if backend.is_available() else None
+        rows.append(
+            {
+                "name": backend.name,
+                "mode": backend.mode,
+                "library": backend.library,
+                "version": version or "not installed",
+                "status": backend.status,
+            }
+        )
+    return rows
+
+
+def prepare(compiled, backend: Backend) -> Prepared:
+    """Prepare ``compiled`` for ``backend`` (import its library, trace/compile once)."""
+    if backend.status == REMOVED:
+        check_backend(backend.name)
+    if not backend.is_available():
+        raise BackendUnavailableError(
+            f"AD backend '{backend.name}' needs the '{backend.library}' library, which is not "
+            f"installed; install it with: pip install 'ppl_ad[{backend.extra}]'"
+        )
+    module = importlib.import_module(backend.implementation)
+    start = time.perf_counter()
+    prepared = module.prepare(compiled, backend)
+    prepared.prepare_seconds = time.perf_counter() - start
+    return prepared
+
+

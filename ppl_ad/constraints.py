@@ -1,0 +1,166 @@
+"""Support constraints of distributions.
+
+A constraint says where a value may lie (``real``, ``positive``, ``interval(0, 1)``,
+``simplex``, ...). Continuous constraints map to a bijection from the unconstrained space in
+:mod:`ppl_ad.transforms`; discrete ones only check observed values. Bounds may be constants
+or depend on other parameters (Stan's ``real<lower=0, upper=1 - alpha1>``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "Constraint", "real", "positive", "unit_interval", "simplex", "corr_cholesky",
+    "boolean", "nonnegative_integer", "real_vector", "greater_than", "less_than", "interval",
+    "integer_interval",
+]
+
+
+class Constraint:
+    """Base class: ``check(value)`` says elementwise whether ``value`` is in the support."""
+
+    is_discrete = False
+    event_dim = 0
+
+    def check(self, value) -> np.ndarray:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return type(self).__name__.lstrip("_").lower()
+
+
+class _Real(Constraint):
+    def check(self, value):
+        return np.isfinite(value)
+
+
+class _RealVector(Constraint):
+    event_dim = 1
+
+    def check(self, value):
+        return np.all(np.isfinite(value), axis=-1)
+
+    def __repr__(self):
+        return "real_vector"
+
+
+class _GreaterThan(Constraint):
+    def __init__(self, lower):
+        self.lower = lower
+
+    def check(self, value):
+        return np.asarray(value) > np.asarray(self.lower)
+
+    def __repr__(self):
+        return f"greater_than({self.lower!r})"
+
+
+class _Positive(_GreaterThan):
+    def __init__(self):
+        super().__init__(0.0)
+
+    def __repr__(self):
+        return "positive"
+
+
+class _LessThan(Constraint):
+    def __init__(self, upper):
+        self.upper = upper
+
+    def check(self, value):
+        return np.asarray(value) < np.asarray(self.upper)
+
+    def __repr__(self):
+        return f"less_than({self.upper!r})"
+
+
+class _Interval(Constraint):
+    def __init__(self, lower, upper):
+        self.lower = lower
+        self.upper = upper
+
+    def check(self, value):
+        value = np.asarray(value)
+        return (value > np.asarray(self.lower)) & (value < np.asarray(self.upper))
+
+    def __repr__(self):
+        return f"interval({self.lower!r}, {self.upper!r})"
+
+
+class _UnitInterval(_Interval):
+    def __init__(self):
+        super().__init__(0.0, 1.0)
+
+    def __repr__(self):
+        return "unit_interval"
+
+
+class _Simplex(Constraint):
+    event_dim = 1
+
+    def check(self, value):
+        value = np.asarray(value)
+        return np.all(value >= 0, axis=-1) & (np.abs(value.sum(-1) - 1.0) < 1e-6)
+
+
+class _CorrCholesky(Constraint):
+    event_dim = 2
+
+    def check(self, value):
+        value = np.asarray(value)
+        lower = np.all(np.triu(value, 1) == 0, axis=(-2, -1))
+        positive = np.all(np.diagonal(value, axis1=-2, axis2=-1) > 0, axis=-1)
+        unit = np.all(np.abs(np.sum(value**2, -1) - 1.0) < 1e-6, axis=-1)
+        return lower & positive & unit
+
+    def __repr__(self):
+        return "corr_cholesky"
+
+
+class _IntegerInterval(Constraint):
+    is_discrete = True
+
+    def __init__(self, lower, upper):
+        self.lower = lower
+        self.upper = upper
+
+    def check(self, value):
+        value = np.asarray(value)
+        return (value == np.floor(value)) & (value >= self.lower) & (value <= np.asarray(self.upper))
+
+    def __repr__(self):
+        return f"integer_interval({self.lower!r}, {self.upper!r})"
+
+
+class _NonNegativeInteger(Constraint):
+    is_discrete = True
+
+    def check(self, value):
+        value = np.asarray(value)
+        return (value == np.floor(value)) & (value >= 0)
+
+    def __repr__(self):
+        return "nonnegative_integer"
+
+
+class _Boolean(_IntegerInterval):
+    def __init__(self):
+        super().__init__(0, 1)
+
+    def __repr__(self):
+        return "boolean"
+
+
+real = _Real()
+real_vector = _RealVector()
+positive = _Positive()
+unit_interval = _UnitInterval()
+simplex = _Simplex()
+corr_cholesky = _CorrCholesky()
+boolean = _Boolean()
+nonnegative_integer = _NonNegativeInteger()
+greater_than = _GreaterThan
+less_than = _LessThan
+interval = _Interval
+integer_interval = _IntegerInterval

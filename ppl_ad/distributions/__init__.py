@@ -1,0 +1,25 @@
+"""Probability distributions in Stan/PyMC parameterisations (``from ppl_ad import dist``).
+
+Each distribution has ``logpdf``/``logpmf`` with full normalising constants (values outside
+the support give ``-inf``), its ``support`` constraint and a NumPy ``sample`` method for
+predictive draws. See ``docs/distributions.md`` for the table of parameterisations.
+"""
+
+from ppl_ad.distributions.base import Distribution
+from ppl_ad.distributions.continuous import (
+    Beta, Cauchy, Exponential, Flat, Gamma, HalfCauchy, HalfFlat, HalfNormal, HalfStudentT,
+    InverseGamma, Laplace, Logistic, LogNormal, Normal, StudentT, Uniform,
+)
+from ppl_ad.distributions.discrete import (
+    Bernoulli, BernoulliLogit, Binomial, BinomialLogit, Categorical, NegativeBinomial2, Poisson,
+    PoissonLog,
+)
+from ppl_ad.distributions.multivariate import Dirichlet, LKJCholesky, MvNormal, MvNormalCholesky
+
+__all__ = [
+    "Distribution", "Normal", "HalfNormal", "Cauchy", "HalfCauchy", "StudentT", "HalfStudentT",
+    "Exponential", "Gamma", "InverseGamma", "Beta", "Uniform", "LogNormal", "Laplace",
+    "Logistic", "Flat", "HalfFlat", "Bernoulli", "BernoulliLogit", "Binomial", "BinomialLogit",
+    "Poisson", "PoissonLog", "NegativeBinomial2", "Categorical", "Dirichlet", "MvNormal",
+    "MvNormalCholesky", "LKJCholesky",
+]

@@ -1,0 +1,132 @@
+"""The Distribution base class: parameters, validation, support and log density.
+
+Log densities are written with :mod:`ppl_ad.math` so they run on every array library.
+Constant parameters are checked against their constraints when a distribution is built
+outside a log-density evaluation (at model-compile time, or directly by a user); invalid
+ones raise :class:`ppl_ad.errors.ModelDefinitionError` (a ``ValueError``) naming the
+distribution and the parameter.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ppl_ad import constraints as C
+from ppl_ad import math as M
+from ppl_ad.errors import ModelDefinitionError
+
+__all__ = ["Distribution", "validation"]
+
+_VALIDATE = [True]
+
+
+class validation:
+    """Context manager that switches parameter validation on or off (used by the evaluator)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+
+    def __enter__(self):
+        _VALIDATE.append(self.enabled)
+
+    def __exit__(self, *exc):
+        _VALIDATE.pop()
+
+
+def _is_constant(value) -> bool:
+    return isinstance(value, (int, float, np.generic)) or type(value) is np.ndarray
+
+
+class Distribution:
+    """Base class of ppl_ad distributions.
+
+    Subclasses set ``arg_constraints`` (parameter name -> constraint, in the order of the
+    constructor's arguments), ``support``, ``event_dim`` and implement :meth:`log_prob` and
+    :meth:`sample`.
+    """
+
+    arg_constraints: dict = {}
+    support: C.Constraint = C.real
+    event_dim = 0
+    is_discrete = False
+
+    def __init__(self, **params):
+        for name, value in params.items():
+            setattr(self, name, M.asarray(value) if isinstance(value, (list, tuple)) else value)
+        if _VALIDATE[-1]:
+            self._validate(params)
+
+    def _validate(self, params):
+        for name, constraint in self.arg_constraints.items():
+            value = params.get(name)
+            if value is None or not _is_constant(value):
+                continue
+            array = np.asarray(value, dtype=float)
+            if not np.all(constraint.check(array)):
+                raise ModelDefinitionError(
+                    f"{type(self).__name__}: parameter '{name}' must satisfy {constraint!r}, "
+                    f"got {_short(array)}"
+                )
+
+    @property
+    def params(self) -> dict:
+        """Parameter name -> value."""
+        return {name: getattr(self, name) for name in self.arg_constraints}
+
+    @property
+    def batch_shape(self) -> tuple:
+        """Shape obtained by broadcasting the parameters (event dimensions excluded)."""
+        shapes = []
+        for name, constraint in self.arg_constraints.items():
+            shape = tuple(np.shape(getattr(self, name)))
+            drop = getattr(constraint, "event_dim", 0)
+            shapes.append(shape[: len(shape) - drop] if drop else shape)
+        return tuple(np.broadcast_shapes(*shapes)) if shapes else ()
+
+    @property
+    def event_shape(self) -> tuple:
+        """Shape of one draw's event (``()`` for univariate distributions)."""
+        return ()
+
+    def log_prob(self, value):
+        """Log density of ``value``, assumed inside the support (no check); broadcasts."""
+        raise NotImplementedError
+
+    def logpdf(self, value):
+        """Log density (log mass for discrete distributions) with all normalising constants.
+
+        Values outside the support give ``-inf``.
+        """
+        if _is_constant(value):
+            inside = np.asarray(self.support.check(value))
+            if not np.all(inside):
+                with np.errstate(all="ignore"):
+                    log_prob = self.log_prob(value)
+                return M.where(inside, log_prob, -np.inf)
+        return self.log_prob(value)
+
+    logpmf = logpdf
+
+    def sample(self, rng: np.random.Generator, shape: tuple = ()):
+        """Draw NumPy samples of shape ``shape + batch_shape + event_shape``."""
+        raise NotImplementedError
+
+    def _np(self, name):
+        return np.asarray(getattr(self, name), dtype=float)
+
+    def _size(self, shape):
+        return tuple(shape) + self.batch_shape
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={_short(v)}" for k, v in self.params.items())
+        return f"{type(self).__name__}({args})"
+
+
+def _short(value) -> str:
+    try:
+        array = np.asarray(value)
+    except Exception:  # a traced array: show its type only
+        return type(value).__name__
+    if array.size <= 4:
+        return np.array2string(array, precision=4) if array.ndim else f"{array.item()!r}"
+    return f"array(shape={array.shape}, min={np.min(array):.4g}, max={np.max(array):.4g})"

@@ -1,0 +1,337 @@
+"""Univariate continuous distributions in Stan/PyMC parameterisations.
+
+Normal and friends take the standard deviation; Gamma takes shape and **rate**;
+InverseGamma shape and **scale**; Exponential the **rate**. Half-distributions are the
+location-0 distribution restricted to (0, inf) and renormalised (factor 2). Flat and
+HalfFlat are improper (log density 0); ``Flat(lower, upper)`` is Stan's bounded parameter
+without a sampling statement, and its bounds may be other parameters.
+"""
+
+from __future__ import annotations
+
+import math as _pymath
+
+import numpy as np
+
+from ppl_ad import constraints as C
+from ppl_ad import math as M
+from ppl_ad.distributions.base import Distribution
+
+__all__ = [
+    "Normal", "HalfNormal", "Cauchy", "HalfCauchy", "StudentT", "HalfStudentT", "Exponential",
+    "Gamma", "InverseGamma", "Beta", "Uniform", "LogNormal", "Laplace", "Logistic", "Flat",
+    "HalfFlat",
+]
+
+_HALF_LOG_2PI = 0.5 * _pymath.log(2.0 * _pymath.pi)
+_LOG_2 = _pymath.log(2.0)
+_LOG_PI = _pymath.log(_pymath.pi)
+
+
+def _normal_log_prob(value, mu, sigma):
+    z = (value - mu) / sigma
+    return -0.5 * z * z - M.log(sigma) - _HALF_LOG_2PI
+
+
+def _cauchy_log_prob(value, mu, sigma):
+    z = (value - mu) / sigma
+    return -_LOG_PI - M.log(sigma) - M.log1p(z * z)
+
+
+def _student_t_log_prob(value, nu, mu, sigma):
+    z = (value - mu) / sigma
+    half_nu_plus = 0.5 * (nu + 1.0)
+    return (
+        M.gammaln(half_nu_plus) - M.gammaln(0.5 * nu) - 0.5 * M.log(nu * _pymath.pi) - M.log(sigma)
+        - half_nu_plus * M.log1p(z * z / nu)
+    )
+
+
+class Normal(Distribution):
+    """Normal(mu, sigma): mean ``mu``, standard deviation ``sigma``."""
+
+    arg_constraints = {"mu": C.real, "sigma": C.positive}
+
+    def __init__(self, mu=0.0, sigma=1.0):
+        super().__init__(mu=mu, sigma=sigma)
+
+    def log_prob(self, value):
+        return _normal_log_prob(value, self.mu, self.sigma)
+
+    def sample(self, rng, shape=()):
+        return rng.normal(self._np("mu"), self._np("sigma"), size=self._size(shape))
+
+
+class HalfNormal(Distribution):
+    """HalfNormal(sigma): |Normal(0, sigma)| on (0, inf)."""
+
+    arg_constraints = {"sigma": C.positive}
+    support = C.positive
+
+    def __init__(self, sigma=1.0):
+        super().__init__(sigma=sigma)
+
+    def log_prob(self, value):
+        return _LOG_2 + _normal_log_prob(value, 0.0, self.sigma)
+
+    def sample(self, rng, shape=()):
+        return np.abs(rng.normal(0.0, self._np("sigma"), size=self._size(shape)))
+
+
+class Cauchy(Distribution):
+    """Cauchy(mu, sigma): location ``mu``, scale ``sigma``."""
+
+    arg_constraints = {"mu": C.real, "sigma": C.positive}
+
+    def __init__(self, mu=0.0, sigma=1.0):
+        super().__init__(mu=mu, sigma=sigma)
+
+    def log_prob(self, value):
+        return _cauchy_log_prob(value, self.mu, self.sigma)
+
+    def sample(self, rng, shape=()):
+        return self._np("mu") + self._np("sigma") * rng.standard_cauchy(size=self._size(shape))
+
+
+class HalfCauchy(Distribution):
+    """HalfCauchy(sigma): |Cauchy(0, sigma)| on (0, inf)."""
+
+    arg_constraints = {"sigma": C.positive}
+    support = C.positive
+
+    def __init__(self, sigma=1.0):
+        super().__init__(sigma=sigma)
+
+    def log_prob(self, value):
+        return _LOG_2 + _cauchy_log_prob(value, 0.0, self.sigma)
+
+    def sample(self, rng, shape=()):
+        return np.abs(self._np("sigma") * rng.standard_cauchy(size=self._size(shape)))
+
+
+class StudentT(Distribution):
+    """StudentT(nu, mu, sigma): ``nu`` degrees of freedom, location ``mu``, scale ``sigma``."""
+
+    arg_constraints = {"nu": C.positive, "mu": C.real, "sigma": C.positive}
+
+    def __init__(self, nu, mu=0.0, sigma=1.0):
+        super().__init__(nu=nu, mu=mu, sigma=sigma)
+
+    def log_prob(self, value):
+        return _student_t_log_prob(value, self.nu, self.mu, self.sigma)
+
+    def sample(self, rng, shape=()):
+        return self._np("mu") + self._np("sigma") * rng.standard_t(self._np("nu"), size=self._size(shape))
+
+
+class HalfStudentT(Distribution):
+    """HalfStudentT(nu, sigma): |StudentT(nu, 0, sigma)| on (0, inf)."""
+
+    arg_constraints = {"nu": C.positive, "sigma": C.positive}
+    support = C.positive
+
+    def __init__(self, nu, sigma=1.0):
+        super().__init__(nu=nu, sigma=sigma)
+
+    def log_prob(self, value):
+        return _LOG_2 + _student_t_log_prob(value, self.nu, 0.0, self.sigma)
+
+    def sample(self, rng, shape=()):
+        return np.abs(self._np("sigma") * rng.standard_t(self._np("nu"), size=self._size(shape)))
+
+
+class Exponential(Distribution):
+    """Exponential(lam): **rate** ``lam`` (mean ``1 / lam``)."""
+
+    arg_constraints = {"lam": C.positive}
+    support = C.positive
+
+    def __init__(self, lam=1.0):
+        super().__init__(lam=lam)
+
+    def log_prob(self, value):
+        return M.log(self.lam) - self.lam * value
+
+    def sample(self, rng, shape=()):
+        return rng.exponential(1.0 / self._np("lam"), size=self._size(shape))
+
+
+class Gamma(Distribution):
+    """Gamma(alpha, beta): shape ``alpha`` and **rate** ``beta`` (mean ``alpha / beta``)."""
+
+    arg_constraints = {"alpha": C.positive, "beta": C.positive}
+    support = C.positive
+
+    def __init__(self, alpha, beta):
+        super().__init__(alpha=alpha, beta=beta)
+
+    def log_prob(self, value):
+        a, b = self.alpha, self.beta
+        return a * M.log(b) - M.gammaln(a) + (a - 1.0) * M.log(value) - b * value
+
+    def sample(self, rng, shape=()):
+        return rng.gamma(self._np("alpha"), 1.0 / self._np("beta"), size=self._size(shape))
+
+
+class InverseGamma(Distribution):
+    """InverseGamma(alpha, beta): shape ``alpha`` and **scale** ``beta``."""
+
+    arg_constraints = {"alpha": C.positive, "beta": C.positive}
+    support = C.positive
+
+    def __init__(self, alpha, beta):
+        super().__init__(alpha=alpha, beta=beta)
+
+    def log_prob(self, value):
+        a, b = self.alpha, self.beta
+        return a * M.log(b) - M.gammaln(a) - (a + 1.0) * M.log(value) - b / value
+
+    def sample(self, rng, shape=()):
+        return 1.0 / rng.gamma(self._np("alpha"), 1.0 / self._np("beta"), size=self._size(shape))
+
+
+class Beta(Distribution):
+    """Beta(alpha, beta) on (0, 1)."""
+
+    arg_constraints = {"alpha": C.positive, "beta": C.positive}
+    support = C.unit_interval
+
+    def __init__(self, alpha, beta):
+        super().__init__(alpha=alpha, beta=beta)
+
+    def log_prob(self, value):
+        a, b = self.alpha, self.beta
+        return (
+            (a - 1.0) * M.log(value) + (b - 1.0) * M.log1p(-value)
+            + M.gammaln(a + b) - M.gammaln(a) - M.gammaln(b)
+        )
+
+    def sample(self, rng, shape=()):
+        return rng.beta(self._np("alpha"), self._np("beta"), size=self._size(shape))
+
+
+class Uniform(Distribution):
+    """Uniform(lower, upper); the bounds may be other parameters."""
+
+    arg_constraints = {"lower": C.real, "upper": C.real}
+
+    def __init__(self, lower=0.0, upper=1.0):
+        super().__init__(lower=lower, upper=upper)
+        if isinstance(lower, (int, float)) and isinstance(upper, (int, float)) and not lower < upper:
+            from ppl_ad.errors import ModelDefinitionError
+
+            raise ModelDefinitionError(f"Uniform: parameter 'upper' ({upper}) must exceed 'lower' ({lower})")
+
+    @property
+    def support(self):
+        return C.interval(self.lower, self.upper)
+
+    def log_prob(self, value):
+        return -M.log(self.upper - self.lower) + 0.0 * value
+
+    def sample(self, rng, shape=()):
+        return rng.uniform(self._np("lower"), self._np("upper"), size=self._size(shape))
+
+
+class LogNormal(Distribution):
+    """LogNormal(mu, sigma): ``log(x) ~ Normal(mu, sigma)``."""
+
+    arg_constraints = {"mu": C.real, "sigma": C.positive}
+    support = C.positive
+
+    def __init__(self, mu=0.0, sigma=1.0):
+        super().__init__(mu=mu, sigma=sigma)
+
+    def log_prob(self, value):
+        log_value = M.log(value)
+        return _normal_log_prob(log_value, self.mu, self.sigma) - log_value
+
+    def sample(self, rng, shape=()):
+        return rng.lognormal(self._np("mu"), self._np("sigma"), size=self._size(shape))
+
+
+class Laplace(Distribution):
+    """Laplace(mu, b): location ``mu``, scale ``b``."""
+
+    arg_constraints = {"mu": C.real, "b": C.positive}
+
+    def __init__(self, mu=0.0, b=1.0):
+        super().__init__(mu=mu, b=b)
+
+    def log_prob(self, value):
+        return -_LOG_2 - M.log(self.b) - M.abs(value - self.mu) / self.b
+
+    def sample(self, rng, shape=()):
+        return rng.laplace(self._np("mu"), self._np("b"), size=self._size(shape))
+
+
+class Logistic(Distribution):
+    """Logistic(mu, s): location ``mu``, scale ``s``."""
+
+    arg_constraints = {"mu": C.real, "s": C.positive}
+
+    def __init__(self, mu=0.0, s=1.0):
+        super().__init__(mu=mu, s=s)
+
+    def log_prob(self, value):
+        z = (value - self.mu) / self.s
+        return -z - M.log(self.s) - 2.0 * M.softplus(-z)
+
+    def sample(self, rng, shape=()):
+        return rng.logistic(self._np("mu"), self._np("s"), size=self._size(shape))
+
+
+class Flat(Distribution):
+    """Improper flat density (log density 0) on the reals, or on ``(lower, upper)``.
+
+    ``Flat(lower=0.0)`` is Stan's ``real<lower=0> x;`` with no sampling statement; bounds may
+    be other parameters (``Flat(0.0, 1.0 - alpha1)``), and the bound's log-Jacobian is then
+    part of the log density, as in Stan.
+    """
+
+    arg_constraints = {}
+
+    def __init__(self, lower=None, upper=None):
+        super().__init__()
+        self.lower = lower
+        self.upper = upper
+
+    @property
+    def support(self):
+        if self.lower is None and self.upper is None:
+            return C.real
+        if self.upper is None:
+            return C.positive if _is_number(self.lower, 0) else C.greater_than(self.lower)
+        if self.lower is None:
+            return C.less_than(self.upper)
+        return C.interval(self.lower, self.upper)
+
+    @property
+    def batch_shape(self):
+        return tuple(np.broadcast_shapes(np.shape(self.lower), np.shape(self.upper)))
+
+    def log_prob(self, value):
+        return 0.0 * value
+
+    def sample(self, rng, shape=()):
+        raise NotImplementedError(
+            f"{self!r} is improper: it has no prior draws; give the site a proper prior to "
+            "sample from the prior predictive"
+        )
+
+    def __repr__(self):
+        return f"Flat(lower={self.lower!r}, upper={self.upper!r})"
+
+
+class HalfFlat(Flat):
+    """Improper flat density on (0, inf)."""
+
+    def __init__(self):
+        super().__init__(lower=0.0)
+
+    def __repr__(self):
+        return "HalfFlat()"
+
+
+def _is_number(value, number) -> bool:
+    return isinstance(value, (int, float)) and value == number

@@ -1,0 +1,177 @@
+"""Discrete distributions (observed only: HMC cannot sample discrete parameters).
+
+Stan parameterisations: ``PoissonLog(log_lam)`` is Poisson with rate ``exp(log_lam)``;
+``BernoulliLogit``/``BinomialLogit`` take the log-odds; ``NegativeBinomial2(mu, phi)`` has
+mean ``mu`` and variance ``mu + mu^2 / phi``. ``Categorical`` takes probabilities on the last
+axis and 0-based category indices.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ppl_ad import constraints as C
+from ppl_ad import math as M
+from ppl_ad.distributions.base import Distribution
+
+__all__ = [
+    "Bernoulli", "BernoulliLogit", "Binomial", "BinomialLogit", "Poisson", "PoissonLog",
+    "NegativeBinomial2", "Categorical",
+]
+
+
+def _log_choose(n, k):
+    return M.gammaln(n + 1.0) - M.gammaln(k + 1.0) - M.gammaln(n - k + 1.0)
+
+
+class _Discrete(Distribution):
+    is_discrete = True
+
+
+class Bernoulli(_Discrete):
+    """Bernoulli(p): ``P(x = 1) = p``."""
+
+    arg_constraints = {"p": C.interval(-1e-300, 1.0 + 1e-16)}
+    support = C.boolean
+
+    def __init__(self, p):
+        super().__init__(p=p)
+
+    def log_prob(self, value):
+        return M.xlogy(value, self.p) + M.xlog1py(1.0 - value, -self.p)
+
+    def sample(self, rng, shape=()):
+        return (rng.uniform(size=self._size(shape)) < self._np("p")).astype(np.int64)
+
+
+class BernoulliLogit(_Discrete):
+    """BernoulliLogit(logit_p): Bernoulli with ``p = sigmoid(logit_p)``."""
+
+    arg_constraints = {"logit_p": C.real}
+    support = C.boolean
+
+    def __init__(self, logit_p):
+        super().__init__(logit_p=logit_p)
+
+    def log_prob(self, value):
+        return value * self.logit_p - M.softplus(self.logit_p)
+
+    def sample(self, rng, shape=()):
+        p = 1.0 / (1.0 + np.exp(-self._np("logit_p")))
+        return (rng.uniform(size=self._size(shape)) < p).astype(np.int64)
+
+
+class Binomial(_Discrete):
+    """Binomial(n, p): ``n`` trials with success probability ``p``."""
+
+    arg_constraints = {"n": C.nonnegative_integer, "p": C.interval(-1e-300, 1.0 + 1e-16)}
+
+    def __init__(self, n, p):
+        super().__init__(n=n, p=p)
+
+    @property
+    def support(self):
+        return C.integer_interval(0, self.n)
+
+    def log_prob(self, value):
+        return _log_choose(self.n, value) + M.xlogy(value, self.p) + M.xlog1py(self.n - value, -self.p)
+
+    def sample(self, rng, shape=()):
+        return rng.binomial(np.asarray(self.n), self._np("p"), size=self._size(shape))
+
+
+class BinomialLogit(_Discrete):
+    """BinomialLogit(n, logit_p): Binomial with ``p = sigmoid(logit_p)``."""
+
+    arg_constraints = {"n": C.nonnegative_integer, "logit_p": C.real}
+
+    def __init__(self, n, logit_p):
+        super().__init__(n=n, logit_p=logit_p)
+
+    @property
+    def support(self):
+        return C.integer_interval(0, self.n)
+
+    def log_prob(self, value):
+        return _log_choose(self.n, value) + value * self.logit_p - self.n * M.softplus(self.logit_p)
+
+    def sample(self, rng, shape=()):
+        p = 1.0 / (1.0 + np.exp(-self._np("logit_p")))
+        return rng.binomial(np.asarray(self.n), p, size=self._size(shape))
+
+
+class Poisson(_Discrete):
+    """Poisson(lam): rate ``lam``."""
+
+    arg_constraints = {"lam": C.positive}
+    support = C.nonnegative_integer
+
+    def __init__(self, lam):
+        super().__init__(lam=lam)
+
+    def log_prob(self, value):
+        return M.xlogy(value, self.lam) - self.lam - M.gammaln(value + 1.0)
+
+    def sample(self, rng, shape=()):
+        return rng.poisson(self._np("lam"), size=self._size(shape))
+
+
+class PoissonLog(_Discrete):
+    """PoissonLog(log_lam): Poisson with rate ``exp(log_lam)`` (Stan's ``poisson_log``)."""
+
+    arg_constraints = {"log_lam": C.real}
+    support = C.nonnegative_integer
+
+    def __init__(self, log_lam):
+        super().__init__(log_lam=log_lam)
+
+    def log_prob(self, value):
+        return value * self.log_lam - M.exp(self.log_lam) - M.gammaln(value + 1.0)
+
+    def sample(self, rng, shape=()):
+        return rng.poisson(np.exp(self._np("log_lam")), size=self._size(shape))
+
+
+class NegativeBinomial2(_Discrete):
+    """NegativeBinomial2(mu, phi): mean ``mu``, variance ``mu + mu^2 / phi`` (Stan's ``neg_binomial_2``)."""
+
+    arg_constraints = {"mu": C.positive, "phi": C.positive}
+    support = C.nonnegative_integer
+
+    def __init__(self, mu, phi):
+        super().__init__(mu=mu, phi=phi)
+
+    def log_prob(self, value):
+        mu, phi = self.mu, self.phi
+        log_total = M.log(mu + phi)
+        return (
+            M.gammaln(value + phi) - M.gammaln(value + 1.0) - M.gammaln(phi)
+            + phi * (M.log(phi) - log_total) + M.xlogy(value, mu) - value * log_total
+        )
+
+    def sample(self, rng, shape=()):
+        mu, phi = self._np("mu"), self._np("phi")
+        return rng.poisson(rng.gamma(phi, mu / phi, size=self._size(shape)))
+
+
+class Categorical(_Discrete):
+    """Categorical(p): probabilities ``p`` on the last axis; values are 0-based indices."""
+
+    arg_constraints = {"p": C.simplex}
+
+    def __init__(self, p):
+        super().__init__(p=p)
+
+    @property
+    def support(self):
+        return C.integer_interval(0, np.shape(self.p)[-1] - 1)
+
+    def log_prob(self, value):
+        log_p = M.log(self.p)
+        if len(np.shape(self.p)) != 1:
+            raise NotImplementedError("Categorical supports a single probability vector (1-D p)")
+        return log_p[value]
+
+    def sample(self, rng, shape=()):
+        p = self._np("p")
+        return rng.choice(p.shape[-1], size=self._size(shape), p=p)

@@ -1,0 +1,209 @@
+"""Multivariate distributions: Dirichlet, MvNormal, MvNormalCholesky, LKJCholesky.
+
+LKJCholesky(dim, eta) is the density of the Cholesky factor of an LKJ-distributed
+correlation matrix (Lewandowski, Kurowicka & Joe 2009), Stan's ``lkj_corr_cholesky``, with
+its normalising constant.
+"""
+
+from __future__ import annotations
+
+import math as _pymath
+
+import numpy as np
+
+from ppl_ad import constraints as C
+from ppl_ad import math as M
+from ppl_ad.distributions.base import Distribution
+from ppl_ad.errors import ModelDefinitionError
+
+__all__ = ["Dirichlet", "MvNormal", "MvNormalCholesky", "LKJCholesky"]
+
+_HALF_LOG_2PI = 0.5 * _pymath.log(2.0 * _pymath.pi)
+
+
+class _Vector:
+    event_dim = 1
+    is_discrete = False
+
+
+class _RealVector(C.Constraint):
+    event_dim = 1
+
+    def check(self, value):
+        return np.all(np.isfinite(value), axis=-1)
+
+    def __repr__(self):
+        return "real_vector"
+
+
+class _PositiveVector(_RealVector):
+    def check(self, value):
+        return np.all(np.asarray(value) > 0, axis=-1)
+
+    def __repr__(self):
+        return "positive_vector"
+
+
+class _SquareMatrix(C.Constraint):
+    event_dim = 2
+
+    def __init__(self, kind):
+        self.kind = kind
+
+    def check(self, value):
+        value = np.asarray(value)
+        if value.ndim < 2 or value.shape[-1] != value.shape[-2]:
+            return np.zeros(value.shape[:-2], dtype=bool)
+        if self.kind == "lower_cholesky":
+            diag = np.diagonal(value, axis1=-2, axis2=-1)
+            return np.all(diag > 0, -1) & np.all(np.triu(value, 1) == 0, axis=(-2, -1))
+        try:
+            np.linalg.cholesky(value)
+        except np.linalg.LinAlgError:
+            return np.zeros(value.shape[:-2], dtype=bool)
+        return np.allclose(value, np.swapaxes(value, -1, -2)) & np.ones(value.shape[:-2], dtype=bool)
+
+    def __repr__(self):
+        return self.kind
+
+
+class Dirichlet(Distribution):
+    """Dirichlet(alpha): concentration vector ``alpha`` (last axis)."""
+
+    arg_constraints = {"alpha": _PositiveVector()}
+    support = C.simplex
+    event_dim = 1
+
+    def __init__(self, alpha):
+        super().__init__(alpha=alpha)
+
+    @property
+    def event_shape(self):
+        return tuple(np.shape(self.alpha)[-1:])
+
+    def log_prob(self, value):
+        a = self.alpha
+        return (
+            M.gammaln(M.sum(a, -1)) - M.sum(M.gammaln(a), -1) + M.sum((a - 1.0) * M.log(value), -1)
+        )
+
+    def sample(self, rng, shape=()):
+        return rng.dirichlet(self._np("alpha"), size=tuple(shape) + self.batch_shape or None)
+
+
+def _mvn_log_prob(value, mu, scale_tril):
+    diff = value - mu
+    d = np.shape(scale_tril)[-1]
+    if len(np.shape(diff)) == 1:
+        z = M.solve_triangular(scale_tril, diff, lower=True)
+        quad = M.sum(z * z)
+    else:
+        z = M.solve_triangular(scale_tril, M.transpose(diff), lower=True)
+        quad = M.sum(z * z, 0)
+    half_log_det = M.sum(M.log(M.diagonal(scale_tril)))
+    return -0.5 * quad - half_log_det - d * _HALF_LOG_2PI
+
+
+class MvNormalCholesky(Distribution):
+    """MvNormal with mean ``mu`` and covariance ``L @ L.T`` given by its Cholesky factor ``L``.
+
+    ``value`` may be one vector or a matrix of rows (one row per observation).
+    """
+
+    arg_constraints = {"mu": _RealVector(), "L": _SquareMatrix("lower_cholesky")}
+    event_dim = 1
+
+    def __init__(self, mu, L):
+        super().__init__(mu=mu, L=L)
+
+    support = _RealVector()
+
+    @property
+    def event_shape(self):
+        return tuple(np.shape(self.L)[-1:])
+
+    @property
+    def batch_shape(self):
+        return tuple(np.shape(self.mu)[:-1])
+
+    def log_prob(self, value):
+        return _mvn_log_prob(value, self.mu, self.L)
+
+    def sample(self, rng, shape=()):
+        L = self._np("L")
+        z = rng.normal(size=tuple(shape) + self.batch_shape + (L.shape[-1],))
+        return self._np("mu") + z @ L.T
+
+
+class MvNormal(MvNormalCholesky):
+    """MvNormal(mu, cov): mean vector ``mu`` and covariance matrix ``cov``.
+
+    A constant ``cov`` is factorised once, when the distribution is built.
+    """
+
+    arg_constraints = {"mu": _RealVector(), "cov": _SquareMatrix("positive_definite")}
+
+    def __init__(self, mu, cov):
+        Distribution.__init__(self, mu=mu, cov=cov)
+        if type(cov) is np.ndarray:
+            self.L = np.linalg.cholesky(cov)
+        else:
+            self.L = M.cholesky(cov)
+
+    @property
+    def event_shape(self):
+        return tuple(np.shape(self.cov)[-1:])
+
+
+class LKJCholesky(Distribution):
+    """LKJCholesky(dim, eta): Cholesky factor of a ``dim`` x ``dim`` LKJ(eta) correlation matrix."""
+
+    arg_constraints = {"eta": C.positive}
+    support = C.corr_cholesky
+    event_dim = 2
+
+    def __init__(self, dim, eta=1.0):
+        if not isinstance(dim, (int, np.integer)) or dim < 2:
+            raise ModelDefinitionError(f"LKJCholesky: parameter 'dim' must be an integer >= 2, got {dim!r}")
+        self.dim = int(dim)
+        super().__init__(eta=eta)
+
+    @property
+    def event_shape(self):
+        return (self.dim, self.dim)
+
+    @property
+    def batch_shape(self):
+        return ()
+
+    def log_prob(self, value):
+        d = self.dim
+        eta = self.eta
+        exponents = np.arange(d - 2, -1, -1, dtype=float)  # d - k - 1 for k = 1..d-1
+        log_diag = M.log(M.diagonal(value)[..., 1:])
+        unnormalised = M.sum((M.asarray(exponents) + 2.0 * (eta - 1.0)) * log_diag, -1)
+        dm1 = d - 1
+        alpha = eta + 0.5 * dm1
+        multigammaln = 0.25 * dm1 * (dm1 - 1) * _pymath.log(_pymath.pi)
+        for j in range(1, dm1 + 1):
+            multigammaln = multigammaln + M.gammaln(alpha - 0.5 + (1.0 - j) / 2.0)
+        log_normaliser = 0.5 * dm1 * _pymath.log(_pymath.pi) + multigammaln - dm1 * M.gammaln(alpha)
+        return unnormalised - log_normaliser
+
+    def sample(self, rng, shape=()):
+        """Draws via canonical partial correlations (C-vine, Lewandowski et al. 2009)."""
+        d, eta = self.dim, float(np.asarray(self.eta))
+        out = np.zeros(tuple(shape) + (d, d))
+        for index in np.ndindex(*tuple(shape)):
+            L = np.zeros((d, d))
+            L[0, 0] = 1.0
+            for i in range(1, d):
+                remaining = 1.0
+                for j in range(i):
+                    b = eta + (d - 2 - j) / 2.0
+                    z = 2.0 * rng.beta(b, b) - 1.0
+                    L[i, j] = z * np.sqrt(remaining)
+                    remaining -= L[i, j] ** 2
+                L[i, i] = np.sqrt(remaining)
+            out[index] = L
+        return out

@@ -1,0 +1,58 @@
+"""Warmup adaptation of the step size and the metric, following Stan.
+
+``step_size``
+    Nesterov dual averaging of the log step size (Hoffman & Gelman 2014) and
+    Stan's step-size (re-)initialisation heuristic.
+``mass_matrix``
+    Welford's streaming (co)variance and Stan's regularised inverse metric.
+``window``
+    Stan's windowed schedule (fast initial buffer, doubling slow windows, fast
+    terminal buffer) combining the two.
+
+References
+----------
+Stan Development Team. *Stan Reference Manual*, "Adaptation" (HMC algorithm
+parameters: step size and metric adaptation, warmup windows).
+"""
+
+from ppl_ad.infer.adaptation.mass_matrix import (
+    WelfordState,
+    regularized_covariance,
+    welford_covariance,
+    welford_init,
+    welford_update,
+)
+from ppl_ad.infer.adaptation.step_size import (
+    DualAveragingState,
+    dual_averaging_final,
+    dual_averaging_init,
+    dual_averaging_update,
+    find_reasonable_step_size,
+)
+from ppl_ad.infer.adaptation.window import (
+    WindowAdaptationState,
+    build_schedule,
+    window_adaptation_final,
+    window_adaptation_init,
+    window_adaptation_restart_step_size,
+    window_adaptation_update,
+)
+
+__all__ = [
+    "DualAveragingState",
+    "dual_averaging_init",
+    "dual_averaging_update",
+    "dual_averaging_final",
+    "find_reasonable_step_size",
+    "WelfordState",
+    "welford_init",
+    "welford_update",
+    "welford_covariance",
+    "regularized_covariance",
+    "WindowAdaptationState",
+    "build_schedule",
+    "window_adaptation_init",
+    "window_adaptation_update",
+    "window_adaptation_restart_step_size",
+    "window_adaptation_final",
+]

@@ -1,0 +1,138 @@
+"""Euclidean metrics: kinetic energy, momentum draws and velocities.
+
+This module owns the Gaussian kinetic energy ``K(p) = p^T M^{-1} p / 2`` of
+Euclidean HMC, for a diagonal or a dense inverse mass matrix ``M^{-1}`` (the
+quantity that warmup estimates as the posterior (co)variance). It provides
+
+* ``sample_momentum(rng)``: a draw ``p ~ N(0, M)``;
+* ``velocity(p)``: ``M^{-1} p`` (Stan's ``dtau_dp``, Betancourt's ``p^#``);
+* ``kinetic_energy(p)``.
+
+References
+----------
+Betancourt, M. (2017). *A Conceptual Introduction to Hamiltonian Monte Carlo*,
+section 4.2 (Euclidean-Gaussian kinetic energies). arXiv:1701.02434.
+
+Stan Development Team. *Stan Reference Manual*, "HMC algorithm parameters"
+(Euclidean metric).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+__all__ = ["EuclideanMetric", "gaussian_euclidean", "diagonal_metric", "dense_metric"]
+
+
+class EuclideanMetric(NamedTuple):
+    """A Euclidean metric and the functions the integrator needs from it.
+
+    Attributes
+    ----------
+    kind : {"diag", "dense"}
+        The structure of ``inverse_mass_matrix``.
+    inverse_mass_matrix : numpy.ndarray
+        1-D (diagonal) or 2-D (dense) inverse mass matrix ``M^{-1}``.
+    sample_momentum : callable
+        ``sample_momentum(rng) -> p`` with ``p ~ N(0, M)``; one call to
+        ``rng.standard_normal`` per draw.
+    velocity : callable
+        ``velocity(p) -> M^{-1} p``.
+    kinetic_energy : callable
+        ``kinetic_energy(p) -> float``, ``p^T M^{-1} p / 2``.
+    """
+
+    kind: str
+    inverse_mass_matrix: np.ndarray
+    sample_momentum: Callable[[np.random.Generator], np.ndarray]
+    velocity: Callable[[np.ndarray], np.ndarray]
+    kinetic_energy: Callable[[np.ndarray], float]
+
+
+def diagonal_metric(inverse_mass_matrix) -> EuclideanMetric:
+    """Build a diagonal Euclidean metric.
+
+    Parameters
+    ----------
+    inverse_mass_matrix : array_like
+        Positive 1-D array, the diagonal of ``M^{-1}``.
+
+    Returns
+    -------
+    EuclideanMetric
+    """
+    inv = np.array(inverse_mass_matrix, dtype=np.float64, copy=True)
+    if inv.ndim != 1:
+        raise ValueError(f"a diagonal metric needs a 1-D inverse mass matrix, got shape {inv.shape}")
+    if not (np.all(np.isfinite(inv)) and np.all(inv > 0)):
+        raise ValueError("the inverse mass matrix must be finite and positive")
+    inv.flags.writeable = False
+    mass_sqrt = np.sqrt(1.0 / inv)
+    dim = inv.shape[0]
+    velocity = inv.__mul__  # elementwise M^{-1} p, no Python-level wrapper
+
+    def sample_momentum(rng):
+        return rng.standard_normal(dim) * mass_sqrt
+
+    def kinetic_energy(p):
+        return 0.5 * float(p.dot(inv * p))
+
+    return EuclideanMetric("diag", inv, sample_momentum, velocity, kinetic_energy)
+
+
+def dense_metric(inverse_mass_matrix) -> EuclideanMetric:
+    """Build a dense Euclidean metric.
+
+    With ``M^{-1} = L L^T`` (Cholesky), momenta are drawn as ``p = L^{-T} z`` with
+    ``z ~ N(0, I)``, so that ``Cov(p) = (L L^T)^{-1} = M``.
+
+    Parameters
+    ----------
+    inverse_mass_matrix : array_like
+        Symmetric positive-definite 2-D array ``M^{-1}``.
+
+    Returns
+    -------
+    EuclideanMetric
+    """
+    inv = np.array(inverse_mass_matrix, dtype=np.float64, copy=True)
+    if inv.ndim != 2 or inv.shape[0] != inv.shape[1]:
+        raise ValueError(f"a dense metric needs a square 2-D inverse mass matrix, got shape {inv.shape}")
+    if not np.all(np.isfinite(inv)):
+        raise ValueError("the inverse mass matrix must be finite")
+    inv = 0.5 * (inv + inv.T)
+    try:
+        chol = np.linalg.cholesky(inv)
+    except np.linalg.LinAlgError as exc:
+        raise ValueError("the inverse mass matrix must be positive definite") from exc
+    inv.flags.writeable = False
+    chol_inv_t = np.ascontiguousarray(np.linalg.inv(chol).T)
+    dim = inv.shape[0]
+    velocity = inv.dot
+
+    def sample_momentum(rng):
+        return chol_inv_t.dot(rng.standard_normal(dim))
+
+    def kinetic_energy(p):
+        return 0.5 * float(p.dot(inv.dot(p)))
+
+    return EuclideanMetric("dense", inv, sample_momentum, velocity, kinetic_energy)
+
+
+def gaussian_euclidean(inverse_mass_matrix) -> EuclideanMetric:
+    """Build a diagonal (1-D input) or dense (2-D input) Euclidean metric.
+
+    Parameters
+    ----------
+    inverse_mass_matrix : array_like
+        1-D diagonal or 2-D dense inverse mass matrix.
+
+    Returns
+    -------
+    EuclideanMetric
+    """
+    if np.ndim(inverse_mass_matrix) == 1:
+        return diagonal_metric(inverse_mass_matrix)
+    return dense_metric(inverse_mass_matrix)

@@ -1,0 +1,160 @@
+"""``LogDensity``: a compiled model with a prepared AD backend (what samplers consume).
+
+:func:`logdensity` compiles the model, resolves the backend (argument, decorator, config,
+environment, default; see :mod:`ppl_ad.config`), prepares it once, and returns a
+:class:`LogDensity` whose ``logdensity_and_gradient(theta)`` takes and returns float64
+NumPy arrays. Which backend was used and why is kept in ``backend`` / ``backend_source``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ppl_ad.backends import registry
+from ppl_ad.config import resolve_backend
+from ppl_ad.model.compiled import CompiledModel, compile_model
+
+__all__ = ["LogDensity", "logdensity"]
+
+
+class LogDensity:
+    """A model's log density on the unconstrained space, with value and gradient.
+
+    Attributes
+    ----------
+    model : ppl_ad.model.Model
+    backend : ppl_ad.backends.Backend
+        The backend that computes gradients.
+    backend_source : str
+        Which rule chose the backend (argument, decorator, config file, environment, default).
+    dimension : int
+        Length of the unconstrained vector.
+    """
+
+    def __init__(self, compiled: CompiledModel, backend, prepared, backend_source: str):
+        self.compiled = compiled
+        self.model = compiled.model
+        self.backend = backend
+        self.backend_source = backend_source
+        self.dimension = compiled.dimension
+        self.prepare_seconds = prepared.prepare_seconds
+        self._prepared = prepared
+        self._value = prepared.value
+        self._value_and_gradient = prepared.value_and_gradient
+        self._shape = (compiled.dimension,)
+
+    def _check(self, theta) -> np.ndarray:
+        if type(theta) is np.ndarray and theta.dtype == np.float64 and theta.shape == self._shape:
+            return theta
+        array = np.asarray(theta)
+        if array.shape != self._shape:
+            raise ValueError(
+                f"model '{self.model.name}' (backend '{self.backend.name}'): theta has shape "
+                f"{array.shape}, but the log density was prepared for shape {self._shape} "
+                f"(parameters: {', '.join(self.site_shapes)})"
+            )
+        if array.dtype.kind not in "biuf":
+            raise TypeError(f"model '{self.model.name}': theta must be numeric, got dtype {array.dtype}")
+        return np.ascontiguousarray(array, dtype=np.float64)
+
+    def logdensity(self, theta) -> float:
+        """Log density at unconstrained ``theta`` (a float; -inf outside the support)."""
+        return self._value(self._check(theta))
+
+    def logdensity_and_gradient(self, theta) -> tuple[float, np.ndarray]:
+        """Log density and its gradient at ``theta`` (float64 NumPy in and out)."""
+        return self._value_and_gradient(self._check(theta))
+
+    def gradient_dict(self, theta) -> dict:
+        """The gradient split per site, in the unconstrained shapes."""
+        _, gradient = self.logdensity_and_gradient(theta)
+        return {name: np.reshape(gradient[s], shape) for name, shape, s in self.compiled.layout()}
+
+    def constrain(self, theta, deterministics: bool = False) -> dict:
+        """Model-space values of the parameters (and deterministics) at ``theta``."""
+        return self.compiled.constrain(theta, deterministics)
+
+    def unconstrain(self, values: dict) -> np.ndarray:
+        """The unconstrained vector for a dict of model-space parameter values."""
+        return self.compiled.unconstrain(values)
+
+    def initial_point(self, rng: np.random.Generator) -> np.ndarray:
+        """A starting vector, uniform(-2, 2) in each unconstrained coordinate."""
+        return self.compiled.initial_point(rng)
+
+    def non_finite_sites(self, theta, gradient=None) -> list[str]:
+        """Sites whose value, log-density term or gradient is not finite at ``theta``."""
+        if gradient is None:
+            try:
+                _, gradient = self.logdensity_and_gradient(theta)
+            except Exception:
+                gradient = None
+        return self.compiled.non_finite_sites(theta, gradient)
+
+    @property
+    def site_shapes(self) -> dict:
+        """Model-space shapes of the sampled sites."""
+        return self.compiled.site_shapes
+
+    @property
+    def deterministic_shapes(self) -> dict:
+        """Shapes of the deterministic sites."""
+        return self.compiled.deterministic_shapes
+
+    def observed_data(self) -> dict:
+        """Observed values by site name (NumPy arrays)."""
+        return {s.name: np.asarray(s.value) for s in self.compiled.sites.values() if s.kind == "observe"}
+
+    def source(self) -> str:
+        """Generated source code, for backends that generate code (the sympy backend)."""
+        if self._prepared.source is None:
+            raise AttributeError(f"backend '{self.backend.name}' does not generate source code")
+        return self._prepared.source
+
+    def __repr__(self) -> str:
+        return (
+            f"<LogDensity model='{self.model.name}' dimension={self.dimension} "
+            f"backend='{self.backend.name}' ({self.backend_source})>"
+        )
+
+
+def logdensity(model, backend=None, *, compiled: CompiledModel | None = None) -> LogDensity:
+    """Compile ``model`` and prepare an AD backend for it.
+
+    Parameters
+    ----------
+    model : ppl_ad.model.Model
+        A model with its data bound (``my_model(data...)``).
+    backend : str or Backend, optional
+        ``"jax"``, ``"jax-forward"``, ``"torch"``, ``"autograd"``, ``"finite-difference"``,
+        ``"auto"`` or a backend value; None applies the configured precedence.
+
+    Returns
+    -------
+    LogDensity
+    """
+    from ppl_ad.model.model import Model
+
+    if not isinstance(model, Model):
+        raise TypeError(
+            f"pa.logdensity needs a model with its data bound (call the @pa.model function with "
+            f"its data first), got {model!r}"
+        )
+    spec, source = resolve_backend(model, backend)
+    compiled = compiled or compile_model(model)
+    if isinstance(spec, str) and spec.strip().lower() == "auto":
+        from ppl_ad.bench.auto import choose_backend
+
+        chosen, reason = choose_backend(compiled)
+        return logdensity(model, chosen, compiled=compiled)._with_source(f"auto ({reason}); requested by {source}")
+    value = registry.get(spec)
+    prepared = registry.prepare(compiled, value)
+    return LogDensity(compiled, value, prepared, source)
+
+
+def _with_source(self, source):
+    self.backend_source = source
+    return self
+
+
+LogDensity._with_source = _with_source

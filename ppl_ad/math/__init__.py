@@ -1,0 +1,243 @@
+"""Array math for models and distributions, dispatched on the array library in use.
+
+``ppl_ad.math`` owns the small set of numerical functions that model code and the
+distributions use (``exp``, ``log``, ``logsumexp``, ``gammaln``, ``matmul``, ...). Each call
+is routed to the namespace of its arguments' array library: NumPy/SciPy, JAX, PyTorch,
+HIPS autograd or (for the deprecated source-transform backend) SymPy object arrays. Python
+numbers and NumPy arrays follow the namespace of the evaluation in progress (set by the AD
+backend with :func:`using`), so constants mix freely with traced parameters.
+
+The heavy libraries are imported only when an array of theirs is seen or an evaluation asks
+for them; ``import ppl_ad`` imports none of them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math as _pymath
+
+from ppl_ad.math._namespace import NUMPY, Namespace, namespace_for_type, namespace_named
+
+__all__ = [
+    "Namespace", "using", "active", "namespace_of", "pi", "inf",
+    "asarray", "exp", "log", "log1p", "expm1", "sqrt", "square", "abs", "sin", "cos", "tanh",
+    "erf", "erfc", "gammaln", "digamma", "xlogy", "xlog1py", "sigmoid", "log_sigmoid",
+    "softplus", "logit", "log1mexp", "sum", "mean", "prod", "cumsum", "dot", "matmul",
+    "logsumexp", "where", "maximum", "minimum", "clip", "stack", "concatenate", "reshape",
+    "broadcast_to", "transpose", "diagonal", "cholesky", "solve_triangular", "zeros", "ones",
+    "isfinite", "floor", "log_ndtr", "eye", "tril", "inv_logit", "outer",
+]
+
+pi = _pymath.pi
+inf = _pymath.inf
+
+_state = [NUMPY]
+
+
+def active() -> Namespace:
+    """Return the namespace of the evaluation in progress (NumPy when none)."""
+    return _state[-1]
+
+
+@contextlib.contextmanager
+def using(namespace: Namespace | str):
+    """Run a block with ``namespace`` as the namespace for Python numbers and NumPy arrays.
+
+    Parameters
+    ----------
+    namespace : Namespace or str
+        A namespace, or its name (``"numpy"``, ``"jax"``, ``"torch"``, ``"autograd"``,
+        ``"sympy"``).
+    """
+    if isinstance(namespace, str):
+        namespace = namespace_named(namespace)
+    _state.append(namespace)
+    try:
+        yield namespace
+    finally:
+        _state.pop()
+
+
+def namespace_of(*values) -> Namespace:
+    """Return the namespace that handles ``values``.
+
+    The first value whose type belongs to a non-NumPy array library decides; otherwise the
+    active namespace (see :func:`using`) does.
+    """
+    for value in values:
+        ns = _BY_TYPE.get(type(value))
+        if ns is None:
+            ns = namespace_for_type(type(value))
+            _BY_TYPE[type(value)] = ns
+        if ns is not NUMPY:
+            return ns
+    return _state[-1]
+
+
+_BY_TYPE: dict[type, Namespace] = {}
+
+
+def _unary(name: str):
+    def function(x):
+        return namespace_of(x).__getattribute__(name)(x)
+
+    function.__name__ = name
+    function.__qualname__ = name
+    function.__doc__ = f"Elementwise ``{name}``, dispatched on the array library of ``x``."
+    return function
+
+
+exp = _unary("exp")
+log = _unary("log")
+log1p = _unary("log1p")
+expm1 = _unary("expm1")
+sqrt = _unary("sqrt")
+square = _unary("square")
+abs = _unary("abs")  # noqa: A001 - mirrors numpy
+sin = _unary("sin")
+cos = _unary("cos")
+tanh = _unary("tanh")
+erf = _unary("erf")
+erfc = _unary("erfc")
+gammaln = _unary("gammaln")
+digamma = _unary("digamma")
+sigmoid = _unary("sigmoid")
+inv_logit = sigmoid
+log_sigmoid = _unary("log_sigmoid")
+softplus = _unary("softplus")
+logit = _unary("logit")
+log1mexp = _unary("log1mexp")
+isfinite = _unary("isfinite")
+floor = _unary("floor")
+log_ndtr = _unary("log_ndtr")
+cholesky = _unary("cholesky")
+
+
+def asarray(x):
+    """Convert ``x`` to an array of the active namespace (Python numbers pass through)."""
+    return namespace_of(x).asarray(x)
+
+
+def xlogy(x, y):
+    """``x * log(y)`` with the convention ``0 * log(0) = 0``."""
+    return namespace_of(x, y).xlogy(x, y)
+
+
+def xlog1py(x, y):
+    """``x * log1p(y)`` with the convention ``0 * log1p(-1) = 0``."""
+    return namespace_of(x, y).xlog1py(x, y)
+
+
+def sum(x, axis=None):  # noqa: A001 - mirrors numpy
+    """Sum over ``axis`` (all axes when ``None``)."""
+    return namespace_of(x).sum(x, axis)
+
+
+def mean(x, axis=None):
+    """Mean over ``axis`` (all axes when ``None``)."""
+    return namespace_of(x).mean(x, axis)
+
+
+def prod(x, axis=None):
+    """Product over ``axis`` (all axes when ``None``)."""
+    return namespace_of(x).prod(x, axis)
+
+
+def cumsum(x, axis=-1):
+    """Cumulative sum along ``axis``."""
+    return namespace_of(x).cumsum(x, axis)
+
+
+def logsumexp(x, axis=None):
+    """``log(sum(exp(x)))`` over ``axis``, computed stably."""
+    return namespace_of(x).logsumexp(x, axis)
+
+
+def dot(a, b):
+    """Dot product / matrix product of ``a`` and ``b`` (as ``numpy.dot`` for 1-D/2-D)."""
+    return namespace_of(a, b).matmul(a, b)
+
+
+def matmul(a, b):
+    """Matrix product ``a @ b``."""
+    return namespace_of(a, b).matmul(a, b)
+
+
+def outer(a, b):
+    """Outer product of two vectors."""
+    return namespace_of(a, b).outer(a, b)
+
+
+def where(condition, x, y):
+    """Elementwise ``x if condition else y``."""
+    return namespace_of(x, y, condition).where(condition, x, y)
+
+
+def maximum(a, b):
+    """Elementwise maximum."""
+    return namespace_of(a, b).maximum(a, b)
+
+
+def minimum(a, b):
+    """Elementwise minimum."""
+    return namespace_of(a, b).minimum(a, b)
+
+
+def clip(x, lower, upper):
+    """Clip ``x`` to ``[lower, upper]``."""
+    return namespace_of(x).clip(x, lower, upper)
+
+
+def stack(values, axis=0):
+    """Stack a sequence of arrays along a new axis."""
+    return namespace_of(*values).stack(list(values), axis)
+
+
+def concatenate(values, axis=0):
+    """Join a sequence of arrays along an existing axis."""
+    return namespace_of(*values).concatenate(list(values), axis)
+
+
+def reshape(x, shape):
+    """Reshape ``x`` to ``shape``."""
+    return namespace_of(x).reshape(x, tuple(shape))
+
+
+def broadcast_to(x, shape):
+    """Broadcast ``x`` to ``shape``."""
+    return namespace_of(x).broadcast_to(x, tuple(shape))
+
+
+def transpose(x):
+    """Swap the last two axes of ``x``."""
+    return namespace_of(x).transpose(x)
+
+
+def diagonal(x):
+    """The diagonal of the last two axes of ``x``."""
+    return namespace_of(x).diagonal(x)
+
+
+def tril(x, k=0):
+    """Lower triangle of a matrix."""
+    return namespace_of(x).tril(x, k)
+
+
+def solve_triangular(a, b, lower=True):
+    """Solve ``a @ x = b`` for a triangular ``a``."""
+    return namespace_of(a, b).solve_triangular(a, b, lower)
+
+
+def zeros(shape):
+    """An array of zeros in the active namespace."""
+    return active().zeros(tuple(shape))
+
+
+def ones(shape):
+    """An array of ones in the active namespace."""
+    return active().ones(tuple(shape))
+
+
+def eye(n):
+    """The ``n`` x ``n`` identity in the active namespace."""
+    return active().eye(n)

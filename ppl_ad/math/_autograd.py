@@ -1,0 +1,54 @@
+"""The HIPS autograd namespace for ppl_ad.math (imported only by the autograd backend)."""
+
+from __future__ import annotations
+
+import math as _pymath
+
+
+def build():
+    import autograd.numpy as anp
+    import autograd.scipy.linalg as asl
+    import autograd.scipy.special as ass
+    import autograd.scipy.stats.norm as anorm
+
+    from ppl_ad.math._namespace import Namespace
+
+    def log1mexp(x):
+        return anp.where(x > -_pymath.log(2.0), anp.log(-anp.expm1(x)), anp.log1p(-anp.exp(x)))
+
+    def asarray(x):
+        return x if isinstance(x, (float, int)) else anp.asarray(x) if not hasattr(x, "_value") else x
+
+    def log_sigmoid(x):
+        return -anp.logaddexp(0.0, -x)
+
+    return Namespace(
+        "autograd",
+        dict(
+            asarray=asarray,
+            exp=anp.exp, log=anp.log, log1p=anp.log1p, expm1=anp.expm1, sqrt=anp.sqrt,
+            square=anp.square, abs=anp.abs, sin=anp.sin, cos=anp.cos, tanh=anp.tanh,
+            floor=anp.floor, isfinite=anp.isfinite,
+            erf=ass.erf, erfc=ass.erfc, gammaln=ass.gammaln, digamma=ass.digamma,
+            xlogy=lambda x, y: x * anp.log(y), xlog1py=lambda x, y: x * anp.log1p(y),
+            sigmoid=ass.expit, logit=ass.logit, log_sigmoid=log_sigmoid,
+            softplus=lambda x: anp.logaddexp(0.0, x),
+            log_ndtr=anorm.logcdf, log1mexp=log1mexp,
+            sum=lambda x, axis: anp.sum(x, axis=axis),
+            mean=lambda x, axis: anp.mean(x, axis=axis),
+            prod=lambda x, axis: anp.prod(x, axis=axis),
+            cumsum=lambda x, axis: anp.cumsum(x, axis=axis),
+            logsumexp=lambda x, axis: ass.logsumexp(x, axis=axis),
+            matmul=anp.matmul, outer=anp.outer, where=anp.where, maximum=anp.maximum,
+            minimum=anp.minimum, clip=anp.clip,
+            stack=lambda xs, axis: anp.stack(xs, axis=axis),
+            concatenate=lambda xs, axis: anp.concatenate([anp.atleast_1d(x) for x in xs], axis=axis),
+            reshape=anp.reshape, broadcast_to=anp.broadcast_to,
+            transpose=lambda x: anp.swapaxes(x, -1, -2),
+            diagonal=lambda x: anp.diagonal(x, axis1=-2, axis2=-1),
+            tril=lambda x, k: anp.tril(x, k),
+            cholesky=anp.linalg.cholesky,
+            solve_triangular=lambda a, b, lower: asl.solve_triangular(a, b, lower=lower),
+            zeros=anp.zeros, ones=anp.ones, eye=anp.eye,
+        ),
+    )

@@ -1,0 +1,53 @@
+"""The JAX namespace for ppl_ad.math (imported only by the JAX backends)."""
+
+from __future__ import annotations
+
+import math as _pymath
+
+
+def build():
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+    import jax.scipy.linalg as jsl
+    import jax.scipy.special as jss
+    import jax.scipy.stats as jst
+
+    from ppl_ad.math._namespace import Namespace
+
+    def log1mexp(x):
+        return jnp.where(x > -_pymath.log(2.0), jnp.log(-jnp.expm1(x)), jnp.log1p(-jnp.exp(x)))
+
+    def asarray(x):
+        return x if isinstance(x, (float, int)) else jnp.asarray(x)
+
+    return Namespace(
+        "jax",
+        dict(
+            asarray=asarray,
+            exp=jnp.exp, log=jnp.log, log1p=jnp.log1p, expm1=jnp.expm1, sqrt=jnp.sqrt,
+            square=jnp.square, abs=jnp.abs, sin=jnp.sin, cos=jnp.cos, tanh=jnp.tanh,
+            floor=jnp.floor, isfinite=jnp.isfinite,
+            erf=jss.erf, erfc=jss.erfc, gammaln=jss.gammaln, digamma=jss.digamma,
+            xlogy=jss.xlogy, xlog1py=jss.xlog1py, sigmoid=jax.nn.sigmoid, logit=jss.logit,
+            log_sigmoid=jax.nn.log_sigmoid, softplus=jax.nn.softplus,
+            log_ndtr=jst.norm.logcdf, log1mexp=log1mexp,
+            sum=lambda x, axis: jnp.sum(x, axis=axis),
+            mean=lambda x, axis: jnp.mean(x, axis=axis),
+            prod=lambda x, axis: jnp.prod(x, axis=axis),
+            cumsum=lambda x, axis: jnp.cumsum(x, axis=axis),
+            logsumexp=lambda x, axis: jss.logsumexp(x, axis=axis),
+            matmul=jnp.matmul, outer=jnp.outer, where=jnp.where, maximum=jnp.maximum,
+            minimum=jnp.minimum, clip=jnp.clip,
+            stack=lambda xs, axis: jnp.stack(xs, axis=axis),
+            concatenate=lambda xs, axis: jnp.concatenate([jnp.atleast_1d(x) for x in xs], axis=axis),
+            reshape=jnp.reshape, broadcast_to=jnp.broadcast_to,
+            transpose=lambda x: jnp.swapaxes(x, -1, -2),
+            diagonal=lambda x: jnp.diagonal(x, axis1=-2, axis2=-1),
+            tril=lambda x, k: jnp.tril(x, k),
+            cholesky=jnp.linalg.cholesky,
+            solve_triangular=lambda a, b, lower: jsl.solve_triangular(a, b, lower=lower),
+            zeros=jnp.zeros, ones=jnp.ones, eye=jnp.eye,
+        ),
+    )

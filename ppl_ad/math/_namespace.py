@@ -1,0 +1,132 @@
+"""Array namespaces: one object per array library with the functions ppl_ad.math needs.
+
+The NumPy namespace is built eagerly (SciPy is imported on first use); the JAX, PyTorch,
+autograd and SymPy namespaces are built the first time they are asked for, so importing
+this module imports none of those libraries.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math as _pymath
+
+import numpy as np
+
+__all__ = ["Namespace", "NUMPY", "namespace_for_type", "namespace_named"]
+
+
+class Namespace:
+    """A named bundle of array functions (``exp``, ``sum``, ``matmul``, ...).
+
+    Parameters
+    ----------
+    name : str
+        Library name: ``"numpy"``, ``"jax"``, ``"torch"``, ``"autograd"`` or ``"sympy"``.
+    functions : dict
+        Function name -> callable.
+    """
+
+    def __init__(self, name: str, functions: dict):
+        self.name = name
+        self.__dict__.update(functions)
+
+    def __repr__(self) -> str:
+        return f"Namespace({self.name!r})"
+
+
+def _scipy_special():
+    import scipy.special
+
+    return scipy.special
+
+
+def _numpy_namespace() -> Namespace:
+    def asarray(x):
+        return x if isinstance(x, (float, int, np.ndarray)) else np.asarray(x)
+
+    def log1mexp(x):
+        x = np.asarray(x, dtype=float)
+        with np.errstate(divide="ignore"):
+            return np.where(x > -_pymath.log(2.0), np.log(-np.expm1(x)), np.log1p(-np.exp(x)))
+
+    def solve_triangular(a, b, lower):
+        import scipy.linalg
+
+        return scipy.linalg.solve_triangular(a, b, lower=lower)
+
+    def logsumexp(x, axis):
+        return _scipy_special().logsumexp(x, axis=axis)
+
+    return Namespace(
+        "numpy",
+        dict(
+            asarray=asarray,
+            exp=np.exp, log=np.log, log1p=np.log1p, expm1=np.expm1, sqrt=np.sqrt,
+            square=np.square, abs=np.abs, sin=np.sin, cos=np.cos, tanh=np.tanh,
+            floor=np.floor, isfinite=np.isfinite,
+            erf=lambda x: _scipy_special().erf(x),
+            erfc=lambda x: _scipy_special().erfc(x),
+            gammaln=lambda x: _scipy_special().gammaln(x),
+            digamma=lambda x: _scipy_special().digamma(x),
+            xlogy=lambda x, y: _scipy_special().xlogy(x, y),
+            xlog1py=lambda x, y: _scipy_special().xlog1py(x, y),
+            sigmoid=lambda x: _scipy_special().expit(x),
+            logit=lambda x: _scipy_special().logit(x),
+            log_sigmoid=lambda x: -np.logaddexp(0.0, -np.asarray(x)),
+            softplus=lambda x: np.logaddexp(0.0, x),
+            log_ndtr=lambda x: _scipy_special().log_ndtr(x),
+            log1mexp=log1mexp,
+            sum=lambda x, axis: np.sum(x, axis=axis),
+            mean=lambda x, axis: np.mean(x, axis=axis),
+            prod=lambda x, axis: np.prod(x, axis=axis),
+            cumsum=lambda x, axis: np.cumsum(x, axis=axis),
+            logsumexp=logsumexp,
+            matmul=np.matmul, outer=np.outer, where=np.where, maximum=np.maximum,
+            minimum=np.minimum, clip=np.clip,
+            stack=lambda xs, axis: np.stack(xs, axis=axis),
+            concatenate=lambda xs, axis: np.concatenate([np.atleast_1d(x) for x in xs], axis=axis),
+            reshape=np.reshape, broadcast_to=np.broadcast_to,
+            transpose=lambda x: np.swapaxes(x, -1, -2),
+            diagonal=lambda x: np.diagonal(x, axis1=-2, axis2=-1),
+            tril=lambda x, k: np.tril(x, k),
+            cholesky=np.linalg.cholesky, solve_triangular=solve_triangular,
+            zeros=np.zeros, ones=np.ones, eye=np.eye,
+        ),
+    )
+
+
+NUMPY = _numpy_namespace()
+
+# Library top-level module -> module that builds its namespace (``build()``).
+_BUILDERS = {
+    "jax": "ppl_ad.math._jax",
+    "jaxlib": "ppl_ad.math._jax",
+    "torch": "ppl_ad.math._torch",
+    "autograd": "ppl_ad.math._autograd",
+    "sympy": "ppl_ad.math._sympy",
+}
+_CACHE: dict[str, Namespace] = {"numpy": NUMPY}
+
+
+def namespace_named(name: str) -> Namespace:
+    """Return the namespace of library ``name`` (building it, and importing it, if needed)."""
+    namespace = _CACHE.get(name)
+    if namespace is None:
+        if name not in _BUILDERS:
+            raise ValueError(
+                f"ppl_ad.math has no namespace {name!r}; known: "
+                f"{sorted(set(_BUILDERS) - {'jaxlib'} | {'numpy'})}"
+            )
+        namespace = importlib.import_module(_BUILDERS[name]).build()
+        _CACHE[name] = namespace
+        if name == "jax":
+            _CACHE["jaxlib"] = namespace
+    return namespace
+
+
+def namespace_for_type(cls: type) -> Namespace:
+    """Return the namespace for values of type ``cls`` (NumPy for unknown types)."""
+    top = (cls.__module__ or "").partition(".")[0]
+    if top in _BUILDERS:
+        return namespace_named(top)
+    return NUMPY

@@ -1,0 +1,109 @@
+"""The PyTorch namespace for ppl_ad.math (imported only by the PyTorch backends).
+
+PyTorch functions take tensors only; every function here first turns Python numbers and
+NumPy arrays into float64 tensors (integer arrays keep an integer dtype).
+"""
+
+from __future__ import annotations
+
+import math as _pymath
+
+
+def build():
+    import numpy as np
+    import torch
+
+    from ppl_ad.math._namespace import Namespace
+
+    Tensor = torch.Tensor
+    f64 = torch.float64
+
+    def t(x):
+        if isinstance(x, Tensor):
+            return x
+        if isinstance(x, np.ndarray) and x.dtype.kind in "iub":
+            return torch.as_tensor(x)
+        return torch.as_tensor(x, dtype=f64)
+
+    def tf(x):
+        x = t(x)
+        return x if x.is_floating_point() else x.to(f64)
+
+    def asarray(x):
+        return x if isinstance(x, (Tensor, float, int)) else t(x)
+
+    def unary(fn):
+        return lambda x: fn(tf(x))
+
+    def reduce(fn):
+        def reducer(x, axis):
+            x = tf(x)
+            return fn(x) if axis is None else fn(x, dim=axis)
+
+        return reducer
+
+    def log1mexp(x):
+        x = tf(x)
+        return torch.where(x > -_pymath.log(2.0), torch.log(-torch.expm1(x)), torch.log1p(-torch.exp(x)))
+
+    def logsumexp(x, axis):
+        x = tf(x)
+        return torch.logsumexp(x.reshape(-1), 0) if axis is None else torch.logsumexp(x, axis)
+
+    def where(c, x, y):
+        return torch.where(t(c).bool(), tf(x), tf(y))
+
+    def clip(x, lower, upper):
+        return torch.clamp(tf(x), lower, upper)
+
+    def solve_triangular(a, b, lower):
+        a, b = tf(a), tf(b)
+        vector = b.dim() == 1
+        out = torch.linalg.solve_triangular(a, b[:, None] if vector else b, upper=not lower)
+        return out[:, 0] if vector else out
+
+    def zeros(shape):
+        return torch.zeros(shape, dtype=f64)
+
+    def ones(shape):
+        return torch.ones(shape, dtype=f64)
+
+    def eye(n):
+        return torch.eye(n, dtype=f64)
+
+    return Namespace(
+        "torch",
+        dict(
+            asarray=asarray,
+            exp=unary(torch.exp), log=unary(torch.log), log1p=unary(torch.log1p),
+            expm1=unary(torch.expm1), sqrt=unary(torch.sqrt), square=unary(torch.square),
+            abs=unary(torch.abs), sin=unary(torch.sin), cos=unary(torch.cos),
+            tanh=unary(torch.tanh), floor=unary(torch.floor), isfinite=unary(torch.isfinite),
+            erf=unary(torch.special.erf), erfc=unary(torch.special.erfc),
+            gammaln=unary(torch.special.gammaln), digamma=unary(torch.special.digamma),
+            xlogy=lambda x, y: torch.special.xlogy(tf(x), tf(y)),
+            xlog1py=lambda x, y: torch.special.xlog1py(tf(x), tf(y)),
+            sigmoid=unary(torch.sigmoid), logit=unary(torch.logit),
+            log_sigmoid=unary(torch.nn.functional.logsigmoid),
+            softplus=unary(torch.nn.functional.softplus),
+            log_ndtr=unary(torch.special.log_ndtr), log1mexp=log1mexp,
+            sum=reduce(torch.sum), mean=reduce(torch.mean), prod=reduce(torch.prod),
+            cumsum=lambda x, axis: torch.cumsum(tf(x), axis),
+            logsumexp=logsumexp,
+            matmul=lambda a, b: torch.matmul(tf(a), tf(b)),
+            outer=lambda a, b: torch.outer(tf(a), tf(b)),
+            where=where,
+            maximum=lambda a, b: torch.maximum(tf(a), tf(b)),
+            minimum=lambda a, b: torch.minimum(tf(a), tf(b)),
+            clip=clip,
+            stack=lambda xs, axis: torch.stack([tf(x) for x in xs], axis),
+            concatenate=lambda xs, axis: torch.cat([torch.atleast_1d(tf(x)) for x in xs], axis),
+            reshape=lambda x, shape: torch.reshape(t(x), shape),
+            broadcast_to=lambda x, shape: torch.broadcast_to(tf(x), shape),
+            transpose=lambda x: torch.transpose(tf(x), -1, -2),
+            diagonal=lambda x: torch.diagonal(tf(x), dim1=-2, dim2=-1),
+            tril=lambda x, k: torch.tril(tf(x), k),
+            cholesky=unary(torch.linalg.cholesky), solve_triangular=solve_triangular,
+            zeros=zeros, ones=ones, eye=eye,
+        ),
+    )

@@ -1,0 +1,326 @@
+"""Handlers that give the primitives their meaning.
+
+* :class:`CompileHandler` runs the model once to find its sites, check data and constant
+  parameters, and fix the layout of the unconstrained parameter vector.
+* :class:`EvaluateHandler` is the hot path: it reads each parameter from the flat vector,
+  maps it to its support (adding the log-Jacobian, Stan Reference Manual "Constraint
+  Transforms") and accumulates the log density. It works on any array library.
+* :class:`PredictiveHandler` draws from priors and likelihoods with NumPy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ppl_ad import math as M
+from ppl_ad.distributions import base as _dist_base
+from ppl_ad.distributions.continuous import Flat
+from ppl_ad.errors import DataError, ModelDefinitionError, ModelError, ModelEvaluationError, PplAdError
+from ppl_ad.model import primitives
+from ppl_ad.transforms import Identity, biject_to
+
+__all__ = ["SampleSite", "ObserveSite", "CompileHandler", "EvaluateHandler", "PredictiveHandler", "run_model"]
+
+
+class _Traced(np.ndarray):
+    """NumPy array subclass marking values that depend on parameters during compilation."""
+
+
+@dataclass
+class SampleSite:
+    """A latent parameter: its model-space shape and its slice of the unconstrained vector."""
+
+    name: str
+    shape: tuple
+    unconstrained_shape: tuple
+    start: int
+    stop: int
+    distribution: str
+    transform: object = None  # the transform when its support does not depend on parameters
+    flat: bool = False
+    kind: str = field(default="sample", init=False)
+
+    @property
+    def size(self) -> int:
+        return self.stop - self.start
+
+
+@dataclass
+class ObserveSite:
+    """An observed site: its shape and whether every observed value lies in the support."""
+
+    name: str
+    shape: tuple
+    distribution: str
+    in_support: bool
+    value: object
+    kind: str = field(default="observe", init=False)
+
+
+@dataclass
+class OtherSite:
+    """A deterministic or factor site."""
+
+    name: str
+    kind: str
+    shape: tuple
+
+
+class _Handler:
+    validate = False
+
+    def __init__(self):
+        self.current = None
+
+    def __enter__(self):
+        primitives.HANDLERS.append(self)
+        _dist_base._VALIDATE.append(self.validate)
+        return self
+
+    def __exit__(self, *exc):
+        _dist_base._VALIDATE.pop()
+        primitives.HANDLERS.pop()
+
+
+def _shape_of(value) -> tuple:
+    return tuple(np.shape(value))
+
+
+def _is_static(value) -> bool:
+    return value is None or isinstance(value, (int, float, np.generic)) or type(value) is np.ndarray
+
+
+class CompileHandler(_Handler):
+    """Find the sites of a model, validate them, and fix the parameter layout."""
+
+    validate = True
+
+    def __init__(self, model_name: str):
+        super().__init__()
+        self.model_name = model_name
+        self.sites: dict = {}
+        self.size = 0
+
+    def _new_site(self, name):
+        self.current = name
+        if name in self.sites:
+            raise ModelDefinitionError(
+                f"model '{self.model_name}': duplicate site name '{name}' (each pa.sample/"
+                "observe/deterministic/factor site needs its own name)"
+            )
+
+    def sample(self, name, distribution, shape):
+        self._new_site(name)
+        _check_distribution(self.model_name, name, distribution)
+        natural = tuple(distribution.batch_shape) + tuple(distribution.event_shape)
+        if shape is None:
+            shape = natural
+        else:
+            shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+            try:
+                np.broadcast_shapes(natural, shape)
+            except ValueError:
+                raise ModelDefinitionError(
+                    f"model '{self.model_name}', site '{name}': shape={shape} does not broadcast "
+                    f"with the distribution's shape {natural} ({distribution!r})"
+                ) from None
+        if distribution.is_discrete:
+            raise ModelDefinitionError(
+                f"model '{self.model_name}', site '{name}': {type(distribution).__name__} is "
+                "discrete; HMC samples continuous parameters only (marginalise it out, or observe it)"
+            )
+        support = distribution.support
+        transform = biject_to(support)
+        static = all(_is_static(getattr(support, b, None)) for b in ("lower", "upper"))
+        ushape = transform.unconstrained_shape(shape)
+        size = int(np.prod(ushape, dtype=int))
+        site = SampleSite(
+            name, shape, ushape, self.size, self.size + size, repr(distribution),
+            transform if static else None, isinstance(distribution, Flat),
+        )
+        self.sites[name] = site
+        self.size += size
+        u = np.zeros(ushape)
+        with M.using("numpy"):
+            value = np.broadcast_to(np.asarray(transform.forward(u), dtype=float), shape)
+        return np.array(value).view(_Traced)
+
+    def observe(self, name, distribution, value):
+        self._new_site(name)
+        _check_distribution(self.model_name, name, distribution)
+        if value is None:
+            raise DataError(f"model '{self.model_name}', site '{name}': the observed value is None (missing data?)")
+        array = np.asarray(value)
+        if array.dtype.kind not in "biuf":
+            raise DataError(
+                f"model '{self.model_name}', site '{name}': observed value of dtype {array.dtype} is not numeric"
+            )
+        if not np.all(np.isfinite(array)):
+            bad = np.argwhere(~np.isfinite(array))[:5].tolist()
+            raise DataError(
+                f"model '{self.model_name}', site '{name}': observed data contain NaN or inf "
+                f"(at indices {bad}{'...' if (~np.isfinite(array)).sum() > 5 else ''}); "
+                "drop or impute them before binding the data"
+            )
+        natural = tuple(distribution.batch_shape) + tuple(distribution.event_shape)
+        try:
+            np.broadcast_shapes(natural, array.shape)
+        except ValueError:
+            raise DataError(
+                f"model '{self.model_name}', site '{name}': observed value of shape {array.shape} "
+                f"does not broadcast with the distribution's shape {natural} ({distribution!r})"
+            ) from None
+        in_support = bool(np.all(distribution.support.check(array)))
+        self.sites[name] = ObserveSite(name, array.shape, repr(distribution), in_support, value)
+        return value
+
+    def deterministic(self, name, value):
+        self._new_site(name)
+        self.sites[name] = OtherSite(name, "deterministic", _shape_of(value))
+        return value
+
+    def factor(self, name, log_weight):
+        self._new_site(name)
+        self.sites[name] = OtherSite(name, "factor", _shape_of(log_weight))
+        return log_weight
+
+
+def _check_distribution(model_name, name, distribution):
+    if not isinstance(distribution, _dist_base.Distribution):
+        raise ModelDefinitionError(
+            f"model '{model_name}', site '{name}': expected a ppl_ad distribution, got {distribution!r}"
+        )
+
+
+class EvaluateHandler(_Handler):
+    """Accumulate the log density at the unconstrained vector ``theta``.
+
+    With ``record=True`` it also keeps the constrained values and deterministics.
+    """
+
+    def __init__(self, theta, sites: dict, model_name: str, record: bool = False):
+        self.theta = theta
+        self.sites = sites
+        self.model_name = model_name
+        self.record = record
+        self.values = {} if record else None
+        self.terms = {} if record else None
+        self.total = 0.0
+        self.current = None
+
+    def _site(self, name, kind):
+        self.current = name
+        try:
+            site = self.sites[name]
+        except KeyError:
+            raise ModelError(
+                f"model '{self.model_name}': site '{name}' was not present when the model was "
+                "compiled; the set of sites must not depend on parameter values"
+            ) from None
+        if site.kind != kind:
+            raise ModelError(f"model '{self.model_name}': site '{name}' changed from {site.kind} to {kind}")
+        return site
+
+    def sample(self, name, distribution, shape):
+        site = self._site(name, "sample")
+        theta = self.theta
+        if site.unconstrained_shape == ():
+            u = theta[site.start]
+        else:
+            u = theta[site.start:site.stop].reshape(site.unconstrained_shape)
+        transform = site.transform or biject_to(distribution.support)
+        x = transform.forward(u)
+        term = 0.0
+        if not site.flat:
+            term = M.sum(distribution.log_prob(x))
+        if type(transform) is not Identity:
+            term = term + M.sum(transform.log_abs_det_jacobian(u, x))
+        self.total = self.total + term
+        if self.record:
+            self.values[name] = x
+            self.terms[name] = term
+        return x
+
+    def observe(self, name, distribution, value):
+        site = self._site(name, "observe")
+        term = M.sum(distribution.log_prob(value)) if site.in_support else -np.inf
+        self.total = self.total + term
+        if self.record:
+            self.terms[name] = term
+        return value
+
+    def deterministic(self, name, value):
+        self.current = name
+        if self.record:
+            self.values[name] = value
+        return value
+
+    def factor(self, name, log_weight):
+        self._site(name, "factor")
+        term = M.sum(log_weight)
+        self.total = self.total + term
+        if self.record:
+            self.terms[name] = term
+        return log_weight
+
+
+class PredictiveHandler(_Handler):
+    """Draw NumPy values from the prior, or from the likelihood given ``substitutions``."""
+
+    def __init__(self, rng: np.random.Generator, substitutions: dict | None = None, model_name: str = ""):
+        super().__init__()
+        self.rng = rng
+        self.substitutions = substitutions or {}
+        self.model_name = model_name
+        self.values: dict = {}
+        self.observed: dict = {}
+
+    def _draw(self, distribution, shape):
+        natural = tuple(distribution.batch_shape) + tuple(distribution.event_shape)
+        shape = tuple(shape)
+        prefix = shape[: max(len(shape) - len(natural), 0)]
+        return np.broadcast_to(distribution.sample(self.rng, prefix), shape).copy()
+
+    def sample(self, name, distribution, shape):
+        self.current = name
+        if name in self.substitutions:
+            value = np.asarray(self.substitutions[name])
+        else:
+            if shape is None:
+                shape = tuple(distribution.batch_shape) + tuple(distribution.event_shape)
+            shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+            value = self._draw(distribution, shape)
+        self.values[name] = value
+        return value
+
+    def observe(self, name, distribution, value):
+        self.current = name
+        draw = self._draw(distribution, np.shape(value))
+        self.observed[name] = draw
+        return draw
+
+    def deterministic(self, name, value):
+        self.current = name
+        self.values[name] = np.asarray(value)
+        return value
+
+    def factor(self, name, log_weight):
+        self.current = name
+        return log_weight
+
+
+def run_model(model, handler, data=None):
+    """Run ``model`` under ``handler``; errors from the model name the model and the site."""
+    with handler:
+        try:
+            model.run(data)
+        except PplAdError:
+            raise
+        except Exception as error:
+            where = f"at or after site '{handler.current}'" if handler.current else "before its first site"
+            raise ModelEvaluationError(
+                f"model '{model.name}' raised {type(error).__name__} {where}: {error}"
+            ) from error
+    return handler

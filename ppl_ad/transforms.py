@@ -1,0 +1,253 @@
+"""Bijections from the unconstrained space to each support, with their log-Jacobians.
+
+:func:`biject_to` is the registry from a :mod:`ppl_ad.constraints` constraint to a transform,
+following the Stan Reference Manual, chapter "Constraint Transforms": log for lower bounds,
+scaled logit for intervals (bounds may be other parameters), stick-breaking for the simplex,
+and canonical partial correlations (tanh) for Cholesky factors of correlation matrices.
+
+``forward`` and ``log_abs_det_jacobian`` run inside every log-density evaluation and use
+:mod:`ppl_ad.math`, so they work on NumPy, JAX, PyTorch and autograd arrays. ``inverse`` is
+used only to turn user values into unconstrained vectors and works on NumPy arrays.
+"""
+
+from __future__ import annotations
+
+import math as _pymath
+
+import numpy as np
+
+from ppl_ad import constraints as C
+from ppl_ad import math as M
+
+__all__ = [
+    "Transform", "Identity", "Exp", "LowerBound", "UpperBound", "Interval", "StickBreaking",
+    "CorrCholeskyTransform", "biject_to",
+]
+
+
+class Transform:
+    """A bijection ``x = forward(u)`` from unconstrained ``u`` to the constrained ``x``.
+
+    ``log_abs_det_jacobian(u, x)`` is summed over the event dimensions, so its shape is the
+    batch shape.
+    """
+
+    def forward(self, u):
+        raise NotImplementedError
+
+    def inverse(self, x):
+        raise NotImplementedError
+
+    def log_abs_det_jacobian(self, u, x):
+        raise NotImplementedError
+
+    def unconstrained_shape(self, shape: tuple) -> tuple:
+        """Shape of ``u`` for a constrained value of ``shape``."""
+        return tuple(shape)
+
+    def __repr__(self) -> str:
+        return type(self).__name__
+
+
+class Identity(Transform):
+    """The identity, for real-valued sites (log-Jacobian 0)."""
+
+    def forward(self, u):
+        return u
+
+    def inverse(self, x):
+        return np.asarray(x, dtype=float)
+
+    def log_abs_det_jacobian(self, u, x):
+        return 0.0
+
+
+class LowerBound(Transform):
+    """``x = lower + exp(u)``; log-Jacobian ``u``."""
+
+    def __init__(self, lower=0.0):
+        self.lower = lower
+
+    def forward(self, u):
+        return M.exp(u) if _is_zero(self.lower) else self.lower + M.exp(u)
+
+    def inverse(self, x):
+        return np.log(np.asarray(x, dtype=float) - np.asarray(self.lower))
+
+    def log_abs_det_jacobian(self, u, x):
+        return u
+
+
+Exp = LowerBound
+
+
+class UpperBound(Transform):
+    """``x = upper - exp(u)``; log-Jacobian ``u``."""
+
+    def __init__(self, upper):
+        self.upper = upper
+
+    def forward(self, u):
+        return self.upper - M.exp(u)
+
+    def inverse(self, x):
+        return np.log(np.asarray(self.upper) - np.asarray(x, dtype=float))
+
+    def log_abs_det_jacobian(self, u, x):
+        return u
+
+
+class Interval(Transform):
+    """``x = lower + (upper - lower) * sigmoid(u)``.
+
+    Log-Jacobian ``log(upper - lower) + log_sigmoid(u) + log_sigmoid(-u)``; the first term
+    matters when a bound is another parameter (posteriordb's garch model).
+    """
+
+    def __init__(self, lower, upper):
+        self.lower = lower
+        self.upper = upper
+
+    def forward(self, u):
+        s = M.sigmoid(u)
+        if _is_zero(self.lower) and _is_one(self.upper):
+            return s
+        return self.lower + (self.upper - self.lower) * s
+
+    def inverse(self, x):
+        lower, upper = np.asarray(self.lower), np.asarray(self.upper)
+        s = (np.asarray(x, dtype=float) - lower) / (upper - lower)
+        return np.log(s) - np.log1p(-s)
+
+    def log_abs_det_jacobian(self, u, x):
+        out = M.log_sigmoid(u) + M.log_sigmoid(-u)
+        if _is_zero(self.lower) and _is_one(self.upper):
+            return out
+        return out + M.log(self.upper - self.lower)
+
+
+class StickBreaking(Transform):
+    """Stan's stick-breaking map from ``R^(K-1)`` to the ``K``-simplex (last axis)."""
+
+    def forward(self, u):
+        return self._forward_and_log_det(u)[0]
+
+    def _forward_and_log_det(self, u):
+        k = u.shape[-1]
+        offset = np.log(np.arange(k, 0, -1, dtype=float))  # log(K - k) for k = 1..K-1
+        v = u - M.asarray(offset)
+        log_z = M.log_sigmoid(v)
+        log_1mz = M.log_sigmoid(-v)
+        cum = M.cumsum(log_1mz, -1)
+        zero = M.zeros(tuple(u.shape[:-1]) + (1,))
+        log_rest = M.concatenate([zero, cum], -1)  # log of the remaining stick, K entries
+        x = M.exp(M.concatenate([log_z, zero], -1) + log_rest)
+        log_det = M.sum(log_z + log_1mz + log_rest[..., :-1], -1)
+        return x, log_det
+
+    def inverse(self, x):
+        x = np.asarray(x, dtype=float)
+        k = x.shape[-1] - 1
+        rest = 1.0 - np.concatenate([np.zeros(x.shape[:-1] + (1,)), np.cumsum(x[..., :-1], -1)], -1)
+        z = x[..., :-1] / rest[..., :-1]
+        return np.log(z) - np.log1p(-z) + np.log(np.arange(k, 0, -1, dtype=float))
+
+    def log_abs_det_jacobian(self, u, x):
+        return self._forward_and_log_det(u)[1]
+
+    def unconstrained_shape(self, shape):
+        return tuple(shape[:-1]) + (shape[-1] - 1,)
+
+
+class CorrCholeskyTransform(Transform):
+    """Stan's map from ``R^(n(n-1)/2)`` to Cholesky factors of ``n`` x ``n`` correlations.
+
+    ``z = tanh(u)`` are canonical partial correlations; row ``i`` of ``L`` is
+    ``L[i, j] = z[i, j] * sqrt(1 - sum_{k<j} L[i, k]^2)`` and ``L[i, i]`` closes the unit norm.
+    Only a single matrix (no batch) is supported.
+    """
+
+    def forward(self, u):
+        return self._forward_and_log_det(u)[0]
+
+    def _forward_and_log_det(self, u):
+        m = u.shape[-1]
+        n = int(round((1 + _pymath.sqrt(1 + 8 * m)) / 2))
+        z = M.tanh(u)
+        log_det = M.sum(M.log1p(-z * z))
+        rows = [[1.0] + [0.0] * (n - 1)]
+        index = 0
+        for i in range(1, n):
+            row = []
+            remaining = 1.0
+            for _ in range(i):
+                zi = z[index]
+                index += 1
+                row.append(zi * M.sqrt(remaining))
+                log_det = log_det + 0.5 * M.log(remaining)
+                remaining = remaining - row[-1] * row[-1]
+            row.append(M.sqrt(remaining))
+            rows.append(row + [0.0] * (n - i - 1))
+        matrix = M.stack([M.stack(r) for r in rows])
+        return matrix, log_det
+
+    def inverse(self, x):
+        x = np.asarray(x, dtype=float)
+        n = x.shape[-1]
+        out = []
+        for i in range(1, n):
+            remaining = 1.0
+            for j in range(i):
+                out.append(np.arctanh(x[i, j] / np.sqrt(remaining)))
+                remaining -= x[i, j] ** 2
+        return np.array(out)
+
+    def log_abs_det_jacobian(self, u, x):
+        return self._forward_and_log_det(u)[1]
+
+    def unconstrained_shape(self, shape):
+        n = shape[-1]
+        return (n * (n - 1) // 2,)
+
+
+def _is_zero(value) -> bool:
+    return isinstance(value, (int, float)) and value == 0
+
+
+def _is_one(value) -> bool:
+    return isinstance(value, (int, float)) and value == 1
+
+
+def biject_to(constraint: C.Constraint) -> Transform:
+    """Return the transform from the unconstrained space onto ``constraint``.
+
+    Raises
+    ------
+    TypeError
+        For a discrete constraint (discrete parameters cannot be sampled with HMC).
+    """
+    cls = type(constraint)
+    if cls in (C._Real, C._RealVector):
+        return _IDENTITY
+    if cls is C._Positive:
+        return _POSITIVE
+    if cls is C._UnitInterval:
+        return _UNIT
+    if cls is C._GreaterThan:
+        return LowerBound(constraint.lower)
+    if cls is C._LessThan:
+        return UpperBound(constraint.upper)
+    if cls is C._Interval:
+        return Interval(constraint.lower, constraint.upper)
+    if cls is C._Simplex:
+        return _SIMPLEX
+    if cls is C._CorrCholesky:
+        return _CORR_CHOLESKY
+    raise TypeError(f"no bijection to the support {constraint!r}: discrete parameters cannot be sampled")
+
+
+_IDENTITY = Identity()
+_POSITIVE = LowerBound(0.0)
+_UNIT = Interval(0.0, 1.0)
+_SIMPLEX = StickBreaking()
+_CORR_CHOLESKY = CorrCholeskyTransform()
