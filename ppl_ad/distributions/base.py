@@ -33,6 +33,9 @@ class validation:
         _VALIDATE.pop()
 
 
+_CONVERT = (np.ndarray, list, tuple)
+
+
 def _is_constant(value) -> bool:
     return isinstance(value, (int, float, np.generic)) or type(value) is np.ndarray
 
@@ -52,7 +55,7 @@ class Distribution:
 
     def __init__(self, **params):
         for name, value in params.items():
-            setattr(self, name, M.asarray(value) if isinstance(value, (list, tuple)) else value)
+            setattr(self, name, M.asarray(value) if type(value) in _CONVERT else value)
         if _VALIDATE[-1]:
             self._validate(params)
 

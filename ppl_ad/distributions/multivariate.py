@@ -21,22 +21,9 @@ __all__ = ["Dirichlet", "MvNormal", "MvNormalCholesky", "LKJCholesky"]
 _HALF_LOG_2PI = 0.5 * _pymath.log(2.0 * _pymath.pi)
 
 
-class _Vector:
-    event_dim = 1
-    is_discrete = False
-
-
-class _RealVector(C.Constraint):
+class _PositiveVector(C.Constraint):
     event_dim = 1
 
-    def check(self, value):
-        return np.all(np.isfinite(value), axis=-1)
-
-    def __repr__(self):
-        return "real_vector"
-
-
-class _PositiveVector(_RealVector):
     def check(self, value):
         return np.all(np.asarray(value) > 0, axis=-1)
 
@@ -110,13 +97,13 @@ class MvNormalCholesky(Distribution):
     ``value`` may be one vector or a matrix of rows (one row per observation).
     """
 
-    arg_constraints = {"mu": _RealVector(), "L": _SquareMatrix("lower_cholesky")}
+    arg_constraints = {"mu": C.real_vector, "L": _SquareMatrix("lower_cholesky")}
     event_dim = 1
 
     def __init__(self, mu, L):
         super().__init__(mu=mu, L=L)
 
-    support = _RealVector()
+    support = C.real_vector
 
     @property
     def event_shape(self):
@@ -141,7 +128,7 @@ class MvNormal(MvNormalCholesky):
     A constant ``cov`` is factorised once, when the distribution is built.
     """
 
-    arg_constraints = {"mu": _RealVector(), "cov": _SquareMatrix("positive_definite")}
+    arg_constraints = {"mu": C.real_vector, "cov": _SquareMatrix("positive_definite")}
 
     def __init__(self, mu, cov):
         Distribution.__init__(self, mu=mu, cov=cov)

@@ -245,7 +245,10 @@ class EvaluateHandler(_Handler):
 
     def observe(self, name, distribution, value):
         site = self._site(name, "observe")
-        term = M.sum(distribution.log_prob(value)) if site.in_support else -np.inf
+        if site.in_support:
+            term = M.sum(distribution.log_prob(M.asarray(value) if type(value) is np.ndarray else value))
+        else:
+            term = -np.inf
         self.total = self.total + term
         if self.record:
             self.terms[name] = term
