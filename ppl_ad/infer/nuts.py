@@ -151,11 +151,12 @@ def build_kernel(
             q, p, logp, g = leapfrog(q, p, g, step_size)
             n_leapfrog += 1
             v = velocity(p)
-            energy_error = 0.5 * float(p.dot(v)) - logp - H0
+            h = 0.5 * float(p.dot(v)) - logp
+            energy_error = h - H0
             if not (energy_error <= max_energy_error):  # divergent, or NaN
                 return 2, (q, p, logp, g), None, n_leapfrog, sum_metro_prob
             sum_metro_prob += 1.0 if energy_error < 0.0 else exp(-energy_error)
-            tree = (0, -energy_error, (q, logp, g, energy_error + H0), p, p, p, v, v)
+            tree = (0, -energy_error, (q, logp, g, h), p, p, p, v, v)
             while stack and stack[-1][0] == tree[0]:
                 d, lw_l, prop_l, rho_l, pb_l, pe_l, vb_l, ve_l = stack.pop()
                 _, lw_r, prop_r, rho_r, pb_r, pe_r, vb_r, ve_r = tree
