@@ -103,8 +103,16 @@ class Distribution:
         if _is_constant(value):
             inside = np.asarray(self.support.check(value))
             if not np.all(inside):
+                if not np.any(inside):
+                    shape = np.broadcast_shapes(inside.shape, tuple(self.batch_shape))
+                    return np.full(shape, -np.inf) if shape else -np.inf
+                # Evaluate on NumPy arrays (a Python 0.0 would raise ZeroDivisionError) with the
+                # outside entries replaced by an inside one (an out-of-range index would raise).
+                array = np.asarray(value)
+                if self.event_dim == 0 and array.shape == inside.shape:
+                    array = np.where(inside, array, array[inside].flat[0])
                 with np.errstate(all="ignore"):
-                    log_prob = self.log_prob(value)
+                    log_prob = self.log_prob(array)
                 return M.where(inside, log_prob, -np.inf)
         return self.log_prob(value)
 

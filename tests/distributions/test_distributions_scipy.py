@@ -1,0 +1,353 @@
+"""Distributions against scipy.stats: log densities, supports, parameter checks, sampling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.special as sp
+import scipy.stats as st
+from hypothesis import given, settings
+from hypothesis import strategies as hs
+
+import ppl_ad as pa
+from ppl_ad import dist
+from ppl_ad.errors import ModelDefinitionError
+
+FAST = settings(max_examples=30, deadline=None)
+
+pos = hs.floats(0.2, 8.0)
+real = hs.floats(-4.0, 4.0)
+unit = hs.floats(0.02, 0.98)
+xpos = hs.floats(0.05, 10.0)
+xunit = hs.floats(0.01, 0.99)
+
+
+def close(actual, expected):
+    np.testing.assert_allclose(actual, expected, rtol=1e-10, atol=1e-11)
+
+
+# name -> (strategies for (params..., x), builder, scipy logpdf)
+CONTINUOUS = {
+    "Normal": ((real, pos, real), lambda m, s: dist.Normal(m, s), lambda m, s, x: st.norm(m, s).logpdf(x)),
+    "HalfNormal": ((pos, xpos), lambda s: dist.HalfNormal(s), lambda s, x: st.halfnorm(scale=s).logpdf(x)),
+    "Cauchy": ((real, pos, real), lambda m, s: dist.Cauchy(m, s), lambda m, s, x: st.cauchy(m, s).logpdf(x)),
+    "HalfCauchy": ((pos, xpos), lambda s: dist.HalfCauchy(s), lambda s, x: st.halfcauchy(scale=s).logpdf(x)),
+    "StudentT": (
+        (pos, real, pos, real), lambda nu, m, s: dist.StudentT(nu, m, s),
+        lambda nu, m, s, x: st.t(nu, m, s).logpdf(x),
+    ),
+    "HalfStudentT": (
+        (pos, pos, xpos), lambda nu, s: dist.HalfStudentT(nu, s),
+        lambda nu, s, x: np.log(2.0 * st.t(nu, 0.0, s).pdf(x)),
+    ),
+    "Exponential": ((pos, xpos), lambda lam: dist.Exponential(lam), lambda lam, x: st.expon(scale=1 / lam).logpdf(x)),
+    "Gamma": (
+        (pos, pos, xpos), lambda a, b: dist.Gamma(a, b), lambda a, b, x: st.gamma(a, scale=1.0 / b).logpdf(x),
+    ),
+    "InverseGamma": (
+        (pos, pos, xpos), lambda a, b: dist.InverseGamma(a, b), lambda a, b, x: st.invgamma(a, scale=b).logpdf(x),
+    ),
+    "Beta": ((pos, pos, xunit), lambda a, b: dist.Beta(a, b), lambda a, b, x: st.beta(a, b).logpdf(x)),
+    "Uniform": (
+        (real, pos, unit), lambda lo, w: dist.Uniform(lo, lo + w),
+        lambda lo, w, frac: st.uniform(lo, w).logpdf(lo + frac * w),
+    ),
+    "LogNormal": (
+        (real, pos, xpos), lambda m, s: dist.LogNormal(m, s), lambda m, s, x: st.lognorm(s, scale=np.exp(m)).logpdf(x),
+    ),
+    "Laplace": ((real, pos, real), lambda m, b: dist.Laplace(m, b), lambda m, b, x: st.laplace(m, b).logpdf(x)),
+    "Logistic": ((real, pos, real), lambda m, s: dist.Logistic(m, s), lambda m, s, x: st.logistic(m, s).logpdf(x)),
+}
+
+
+def _point(name, args):
+    if name == "Uniform":
+        lo, w, frac = args
+        return lo + frac * w
+    return args[-1]
+
+
+@pytest.mark.parametrize("name", sorted(CONTINUOUS))
+@FAST
+@given(data=hs.data())
+def test_continuous_logpdf_matches_scipy(name, data):
+    strategies, build, reference = CONTINUOUS[name]
+    args = [data.draw(s) for s in strategies]
+    d = build(*args[:-1])
+    close(d.logpdf(_point(name, args)), reference(*args))
+
+
+@pytest.mark.parametrize("name", sorted(CONTINUOUS))
+def test_continuous_logpdf_broadcasts_over_arrays(name, rng):
+    strategies, build, reference = CONTINUOUS[name]
+    # deterministic parameters: the middle of each strategy's range
+    mids = {id(real): 0.3, id(pos): 1.7, id(unit): 0.4, id(xpos): 1.3, id(xunit): 0.35}
+    args = [mids[id(s)] for s in strategies]
+    points = np.array([0.2, 0.5, 0.9]) if name in ("Beta", "Uniform") else np.array([0.4, 1.1, 2.5])
+    d = build(*args[:-1])
+    expected = [reference(*args[:-1], p) for p in points]
+    x = points if name != "Uniform" else args[0] + points * args[1]
+    close(d.logpdf(x), expected)
+
+
+DISCRETE = {
+    "Bernoulli": ((unit, hs.integers(0, 1)), lambda p: dist.Bernoulli(p), lambda p, k: st.bernoulli(p).logpmf(k)),
+    "BernoulliLogit": (
+        (real, hs.integers(0, 1)), lambda a: dist.BernoulliLogit(a), lambda a, k: st.bernoulli(sp.expit(a)).logpmf(k),
+    ),
+    "Binomial": (
+        (hs.integers(1, 40), unit, hs.floats(0, 1)), lambda n, p: dist.Binomial(n, p),
+        lambda n, p, f: st.binom(n, p).logpmf(round(f * n)),
+    ),
+    "BinomialLogit": (
+        (hs.integers(1, 40), real, hs.floats(0, 1)), lambda n, a: dist.BinomialLogit(n, a),
+        lambda n, a, f: st.binom(n, sp.expit(a)).logpmf(round(f * n)),
+    ),
+    "Poisson": ((pos, hs.integers(0, 30)), lambda lam: dist.Poisson(lam), lambda lam, k: st.poisson(lam).logpmf(k)),
+    "PoissonLog": (
+        (real, hs.integers(0, 30)), lambda a: dist.PoissonLog(a), lambda a, k: st.poisson(np.exp(a)).logpmf(k),
+    ),
+    "NegativeBinomial2": (
+        (pos, pos, hs.integers(0, 30)), lambda mu, phi: dist.NegativeBinomial2(mu, phi),
+        lambda mu, phi, k: st.nbinom(n=phi, p=phi / (mu + phi)).logpmf(k),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DISCRETE))
+@FAST
+@given(data=hs.data())
+def test_discrete_logpmf_matches_scipy(name, data):
+    strategies, build, reference = DISCRETE[name]
+    args = [data.draw(s) for s in strategies]
+    k = round(args[-1] * args[0]) if name.startswith("Binomial") else args[-1]
+    close(build(*args[:-1]).logpmf(k), reference(*args))
+
+
+@FAST
+@given(p=hs.lists(hs.floats(0.05, 5.0), min_size=2, max_size=6), data=hs.data())
+def test_categorical_logpmf(p, data):
+    p = np.array(p) / np.sum(p)
+    k = data.draw(hs.integers(0, len(p) - 1))
+    close(dist.Categorical(p).logpmf(k), np.log(p[k]))
+
+
+@FAST
+@given(alpha=hs.lists(hs.floats(0.3, 6.0), min_size=2, max_size=6), seed=hs.integers(0, 2**31))
+def test_dirichlet_matches_scipy(alpha, seed):
+    alpha = np.array(alpha)
+    x = np.random.default_rng(seed).dirichlet(alpha + 1.0)
+    close(dist.Dirichlet(alpha).logpdf(x), st.dirichlet(alpha).logpdf(x))
+
+
+def _random_cov(rng, d):
+    a = rng.normal(size=(d, d))
+    return a @ a.T + d * np.eye(d)
+
+
+@FAST
+@given(d=hs.integers(1, 5), seed=hs.integers(0, 2**31))
+def test_mvnormal_matches_scipy(d, seed):
+    rng = np.random.default_rng(seed)
+    mu, cov = rng.normal(size=d), _random_cov(rng, d)
+    x = rng.normal(size=d) * 3
+    ref = st.multivariate_normal(mu, cov).logpdf(x)
+    close(dist.MvNormal(mu, cov).logpdf(x), ref)
+    close(dist.MvNormalCholesky(mu, np.linalg.cholesky(cov)).logpdf(x), ref)
+    rows = rng.normal(size=(4, d))
+    close(dist.MvNormalCholesky(mu, np.linalg.cholesky(cov)).logpdf(rows), st.multivariate_normal(mu, cov).logpdf(rows))
+
+
+@FAST
+@given(eta=hs.floats(0.3, 6.0), r=hs.floats(-0.98, 0.98))
+def test_lkj_cholesky_d2_closed_form(eta, r):
+    L = np.array([[1.0, 0.0], [r, np.sqrt(1 - r * r)]])
+    # r = 2 Beta(eta, eta) - 1 has density (1 - r^2)^(eta - 1) / (2^(2 eta - 1) B(eta, eta)).
+    # The density of L w.r.t. its free coordinate r: corr density, as the map r -> L[1, 0] is the identity.
+    log_corr = (eta - 1) * np.log1p(-r * r) - (2 * eta - 1) * np.log(2.0) - sp.betaln(eta, eta)
+    # In d = 2 the free coordinate of L is r itself (L[1, 0] = corr[1, 0]), so the densities agree.
+    close(dist.LKJCholesky(2, eta).logpdf(L), log_corr)
+
+
+def _lkj_log_target(transform, lkj, u):
+    L = transform.forward(u)
+    return lkj.logpdf(L) + transform.log_abs_det_jacobian(u, L)
+
+
+@pytest.mark.parametrize("eta", [0.8, 1.0, 2.5])
+def test_lkj_cholesky_d3_normalised(eta):
+    """The density integrates to 1 over the unconstrained space (importance sampling)."""
+    from ppl_ad.transforms import biject_to
+
+    lkj = dist.LKJCholesky(3, eta)
+    transform = biject_to(lkj.support)
+    rng = np.random.default_rng(1)
+    scale = 1.5
+    u = rng.normal(scale=scale, size=(40000, 3))
+    log_q = st.norm(0, scale).logpdf(u).sum(-1)
+    log_p = np.array([_lkj_log_target(transform, lkj, ui) for ui in u])
+    estimate = np.exp(sp.logsumexp(log_p - log_q) - np.log(len(u)))
+    assert abs(estimate - 1.0) < 0.03
+
+
+@pytest.mark.parametrize(("d", "eta"), [(2, 1.0), (3, 2.0), (4, 0.7)])
+def test_lkj_cholesky_sample_variance(d, eta, rng):
+    draws = dist.LKJCholesky(d, eta).sample(rng, (4000,))
+    assert draws.shape == (4000, d, d)
+    corr = draws @ np.swapaxes(draws, -1, -2)
+    np.testing.assert_allclose(np.diagonal(corr, axis1=1, axis2=2), 1.0, atol=1e-12)
+    off = corr[:, np.tril_indices(d, -1)[0], np.tril_indices(d, -1)[1]]
+    expected = 1.0 / (2 * eta + d - 1)
+    assert np.all(np.abs(off.var(0) - expected) < 0.12 * expected)
+    assert np.all(np.abs(off.mean(0)) < 0.05)
+
+
+# ---------------------------------------------------------------- supports
+OUTSIDE = [
+    ("HalfNormal", dist.HalfNormal(1.0), -0.5),
+    ("HalfCauchy", dist.HalfCauchy(1.0), -1.0),
+    ("HalfStudentT", dist.HalfStudentT(3.0, 1.0), -2.0),
+    ("Exponential", dist.Exponential(2.0), -0.1),
+    ("Gamma", dist.Gamma(2.0, 1.0), -1.0),
+    ("InverseGamma", dist.InverseGamma(2.0, 1.0), 0.0),
+    ("Beta", dist.Beta(2.0, 3.0), 1.2),
+    ("Uniform", dist.Uniform(-1.0, 2.0), 2.5),
+    ("LogNormal", dist.LogNormal(0.0, 1.0), -3.0),
+    ("Normal", dist.Normal(0.0, 1.0), np.inf),
+    ("Cauchy", dist.Cauchy(0.0, 1.0), np.nan),
+    ("StudentT", dist.StudentT(3.0, 0.0, 1.0), -np.inf),
+    ("Laplace", dist.Laplace(0.0, 1.0), np.inf),
+    ("Logistic", dist.Logistic(0.0, 1.0), np.nan),
+    ("Bernoulli", dist.Bernoulli(0.3), 2),
+    ("BernoulliLogit", dist.BernoulliLogit(0.3), 0.5),
+    ("Binomial", dist.Binomial(5, 0.3), 6),
+    ("BinomialLogit", dist.BinomialLogit(5, 0.3), -1),
+    ("Poisson", dist.Poisson(3.0), 1.5),
+    ("PoissonLog", dist.PoissonLog(1.0), -2),
+    ("NegativeBinomial2", dist.NegativeBinomial2(3.0, 2.0), -1),
+    ("Categorical", dist.Categorical(np.array([0.2, 0.8])), 2),
+    ("Dirichlet", dist.Dirichlet(np.ones(3)), np.array([0.5, 0.5, 0.5])),
+    ("MvNormal", dist.MvNormal(np.zeros(2), np.eye(2)), np.array([np.inf, 0.0])),
+    ("MvNormalCholesky", dist.MvNormalCholesky(np.zeros(2), np.eye(2)), np.array([0.0, np.nan])),
+    ("LKJCholesky", dist.LKJCholesky(2, 1.0), np.array([[1.0, 0.0], [0.5, 0.5]])),
+]
+
+
+@pytest.mark.parametrize(("name", "d", "value"), OUTSIDE, ids=[o[0] for o in OUTSIDE])
+def test_outside_support_is_minus_inf(name, d, value):
+    assert type(d).__name__ == name
+    assert d.logpdf(value) == -np.inf
+
+
+def test_outside_support_elementwise():
+    out = dist.HalfNormal(1.0).logpdf(np.array([1.0, -1.0]))
+    assert np.isfinite(out[0]) and out[1] == -np.inf
+
+
+INVALID = [
+    ("Normal", "sigma", lambda: dist.Normal(0.0, -1.0)),
+    ("HalfNormal", "sigma", lambda: dist.HalfNormal(0.0)),
+    ("Cauchy", "sigma", lambda: dist.Cauchy(0.0, -2.0)),
+    ("HalfCauchy", "sigma", lambda: dist.HalfCauchy(-1.0)),
+    ("StudentT", "nu", lambda: dist.StudentT(-3.0, 0.0, 1.0)),
+    ("HalfStudentT", "sigma", lambda: dist.HalfStudentT(3.0, -1.0)),
+    ("Exponential", "lam", lambda: dist.Exponential(-1.0)),
+    ("Gamma", "beta", lambda: dist.Gamma(1.0, -1.0)),
+    ("InverseGamma", "alpha", lambda: dist.InverseGamma(0.0, 1.0)),
+    ("Beta", "alpha", lambda: dist.Beta(-1.0, 1.0)),
+    ("Uniform", "upper", lambda: dist.Uniform(1.0, 0.0)),
+    ("LogNormal", "sigma", lambda: dist.LogNormal(0.0, -0.5)),
+    ("Laplace", "b", lambda: dist.Laplace(0.0, 0.0)),
+    ("Logistic", "s", lambda: dist.Logistic(0.0, -1.0)),
+    ("Bernoulli", "p", lambda: dist.Bernoulli(1.5)),
+    ("Binomial", "p", lambda: dist.Binomial(3, -0.2)),
+    ("Binomial", "n", lambda: dist.Binomial(-3, 0.2)),
+    ("BinomialLogit", "n", lambda: dist.BinomialLogit(2.5, 0.2)),
+    ("Poisson", "lam", lambda: dist.Poisson(-1.0)),
+    ("NegativeBinomial2", "phi", lambda: dist.NegativeBinomial2(1.0, -1.0)),
+    ("Categorical", "p", lambda: dist.Categorical(np.array([0.5, 0.7]))),
+    ("Dirichlet", "alpha", lambda: dist.Dirichlet(np.array([1.0, -1.0]))),
+    ("MvNormal", "cov", lambda: dist.MvNormal(np.zeros(2), np.array([[1.0, 2.0], [2.0, 1.0]]))),
+    ("MvNormalCholesky", "L", lambda: dist.MvNormalCholesky(np.zeros(2), np.array([[1.0, 1.0], [0.0, 1.0]]))),
+    ("LKJCholesky", "eta", lambda: dist.LKJCholesky(3, -1.0)),
+    ("LKJCholesky", "dim", lambda: dist.LKJCholesky(1, 1.0)),
+]
+
+
+@pytest.mark.parametrize(("name", "param", "build"), INVALID, ids=[f"{n}-{p}" for n, p, _ in INVALID])
+def test_invalid_constant_parameter_raises(name, param, build):
+    with pytest.raises(ModelDefinitionError) as info:
+        build()
+    assert isinstance(info.value, ValueError)
+    assert name in str(info.value) and f"'{param}'" in str(info.value)
+
+
+@pytest.mark.parametrize(("name", "param", "build"), INVALID[:16], ids=[f"{n}-{p}" for n, p, _ in INVALID[:16]])
+def test_invalid_parameter_raises_at_compile_time(name, param, build):
+    @pa.model
+    def bad():
+        pa.sample("ok", dist.Normal(0.0, 1.0))
+        build()
+
+    with pytest.raises(ModelDefinitionError) as info:
+        pa.logdensity(bad(), backend="finite-difference")
+    assert name in str(info.value) and f"'{param}'" in str(info.value)
+
+
+# ---------------------------------------------------------------- sampling
+SAMPLING = [
+    (dist.Normal(1.0, 2.0), 1.0, 2.0),
+    (dist.HalfNormal(2.0), 2.0 * np.sqrt(2 / np.pi), 2.0),
+    (dist.StudentT(5.0, -1.0, 1.0), -1.0, 1.3),
+    (dist.HalfStudentT(5.0, 1.0), st.t(5).expect(lambda x: abs(x)), 1.3),
+    (dist.Exponential(2.0), 0.5, 0.5),
+    (dist.Gamma(3.0, 2.0), 1.5, np.sqrt(3) / 2),
+    (dist.InverseGamma(5.0, 2.0), 0.5, 0.3),
+    (dist.Beta(2.0, 3.0), 0.4, 0.2),
+    (dist.Uniform(-1.0, 3.0), 1.0, 1.2),
+    (dist.LogNormal(0.0, 0.5), np.exp(0.125), 0.6),
+    (dist.Laplace(2.0, 1.0), 2.0, 1.5),
+    (dist.Logistic(-1.0, 1.0), -1.0, 1.9),
+    (dist.Bernoulli(0.3), 0.3, 0.5),
+    (dist.BernoulliLogit(0.0), 0.5, 0.5),
+    (dist.Binomial(10, 0.3), 3.0, 1.5),
+    (dist.BinomialLogit(10, 0.0), 5.0, 1.6),
+    (dist.Poisson(4.0), 4.0, 2.0),
+    (dist.PoissonLog(np.log(4.0)), 4.0, 2.0),
+    (dist.NegativeBinomial2(4.0, 2.0), 4.0, 3.5),
+    (dist.Categorical(np.array([0.2, 0.3, 0.5])), 1.3, 0.8),
+]
+
+
+@pytest.mark.parametrize(("d", "mean", "sd"), SAMPLING, ids=[type(s[0]).__name__ for s in SAMPLING])
+def test_sample_shape_and_mean(d, mean, sd, rng):
+    draws = d.sample(rng, (4000,))
+    assert draws.shape == (4000,)
+    assert abs(draws.mean() - mean) < 5 * sd / np.sqrt(4000)
+    assert d.sample(rng, (2, 3)).shape == (2, 3)
+
+
+def test_heavy_tailed_sample_shapes(rng):
+    assert dist.Cauchy(0.0, 1.0).sample(rng, (5,)).shape == (5,)
+    draws = dist.HalfCauchy(1.0).sample(rng, (4000,))
+    assert draws.shape == (4000,) and np.all(draws > 0)
+    assert abs(np.median(draws) - 1.0) < 0.1
+
+
+def test_batched_sample_shape(rng):
+    d = dist.Normal(np.zeros(3), np.ones(3))
+    assert d.sample(rng, (7,)).shape == (7, 3)
+
+
+def test_multivariate_sample_shape_and_mean(rng):
+    alpha = np.array([1.0, 2.0, 3.0])
+    draws = dist.Dirichlet(alpha).sample(rng, (4000,))
+    assert draws.shape == (4000, 3)
+    np.testing.assert_allclose(draws.mean(0), alpha / alpha.sum(), atol=0.02)
+    mu = np.array([1.0, -2.0])
+    cov = np.array([[2.0, 0.5], [0.5, 1.0]])
+    for d in (dist.MvNormal(mu, cov), dist.MvNormalCholesky(mu, np.linalg.cholesky(cov))):
+        draws = d.sample(rng, (4000,))
+        assert draws.shape == (4000, 2)
+        np.testing.assert_allclose(draws.mean(0), mu, atol=0.1)
+        np.testing.assert_allclose(np.cov(draws.T), cov, atol=0.15)
