@@ -174,20 +174,27 @@ def _lkj_log_target(transform, lkj, u):
     return lkj.logpdf(L) + transform.log_abs_det_jacobian(u, L)
 
 
-@pytest.mark.parametrize("eta", [0.8, 1.0, 2.5])
-def test_lkj_cholesky_d3_normalised(eta):
-    """The density integrates to 1 over the unconstrained space (importance sampling)."""
+@pytest.mark.parametrize(("eta", "tol"), [(0.8, 0.01), (1.0, 2e-3), (2.5, 1e-4)])
+def test_lkj_cholesky_d3_normalised(eta, tol):
+    """The density with the transform's log-Jacobian integrates to 1 over R^3.
+
+    Gauss-Legendre quadrature in z = tanh(u) (du = dz / (1 - z^2)); the integrand has
+    endpoint singularities for small eta, hence the looser tolerance there.
+    """
+    import itertools
+
     from ppl_ad.transforms import biject_to
 
     lkj = dist.LKJCholesky(3, eta)
     transform = biject_to(lkj.support)
-    rng = np.random.default_rng(1)
-    scale = 1.5
-    u = rng.normal(scale=scale, size=(40000, 3))
-    log_q = st.norm(0, scale).logpdf(u).sum(-1)
-    log_p = np.array([_lkj_log_target(transform, lkj, ui) for ui in u])
-    estimate = np.exp(sp.logsumexp(log_p - log_q) - np.log(len(u)))
-    assert abs(estimate - 1.0) < 0.03
+    nodes, weights = np.polynomial.legendre.leggauss(14)
+    total = 0.0
+    for index in itertools.product(range(14), repeat=3):
+        z = nodes[list(index)]
+        u = np.arctanh(z)
+        log_target = _lkj_log_target(transform, lkj, u)
+        total += np.prod(weights[list(index)]) * np.exp(log_target) / np.prod(1 - z * z)
+    assert abs(total - 1.0) < tol
 
 
 @pytest.mark.parametrize(("d", "eta"), [(2, 1.0), (3, 2.0), (4, 0.7)])

@@ -1,0 +1,112 @@
+"""Transforms: round trip, shapes and log|J| against a numerical Jacobian, for every case."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as hs
+from hypothesis.extra import numpy as hnp
+
+from ppl_ad import constraints as C
+from ppl_ad.transforms import (
+    CorrCholeskyTransform, Identity, Interval, LowerBound, StickBreaking, UpperBound, biject_to,
+)
+
+FAST = settings(max_examples=30, deadline=None)
+
+
+def _lower_entries(L):
+    return L[np.tril_indices(L.shape[-1], -1)]
+
+
+# name -> (transform, constrained shape, unconstrained shape, free coordinates of x, support)
+CASES = {
+    "identity": (biject_to(C.real), (3,), (3,), lambda x: x, C.real),
+    "positive": (biject_to(C.positive), (3,), (3,), lambda x: x, C.positive),
+    "lower_bound": (biject_to(C.greater_than(1.5)), (2,), (2,), lambda x: x, C.greater_than(1.5)),
+    "upper_bound": (biject_to(C.less_than(-2.0)), (2,), (2,), lambda x: x, C.less_than(-2.0)),
+    "interval": (biject_to(C.interval(-1.0, 3.0)), (3,), (3,), lambda x: x, C.interval(-1.0, 3.0)),
+    "unit_interval": (biject_to(C.unit_interval), (3,), (3,), lambda x: x, C.unit_interval),
+    # A bound given by another parameter (Stan's real<lower=0, upper=1 - alpha1>), one per element.
+    "dependent_interval": (
+        Interval(0.0, 1.0 - np.array([0.3, 0.6])), (2,), (2,), lambda x: x,
+        C.interval(0.0, 1.0 - np.array([0.3, 0.6])),
+    ),
+    "simplex": (biject_to(C.simplex), (4,), (3,), lambda x: x[:-1], C.simplex),
+    "corr_cholesky_3": (biject_to(C.corr_cholesky), (3, 3), (3,), _lower_entries, C.corr_cholesky),
+    "corr_cholesky_4": (CorrCholeskyTransform(), (4, 4), (6,), _lower_entries, C.corr_cholesky),
+}
+
+
+def test_biject_to_types():
+    assert isinstance(biject_to(C.real), Identity)
+    assert isinstance(biject_to(C.real_vector), Identity)
+    assert isinstance(biject_to(C.positive), LowerBound)
+    assert isinstance(biject_to(C.greater_than(1.0)), LowerBound)
+    assert isinstance(biject_to(C.less_than(1.0)), UpperBound)
+    assert isinstance(biject_to(C.interval(0.0, 2.0)), Interval)
+    assert isinstance(biject_to(C.simplex), StickBreaking)
+    assert isinstance(biject_to(C.corr_cholesky), CorrCholeskyTransform)
+
+
+@pytest.mark.parametrize("constraint", [C.boolean, C.nonnegative_integer, C.integer_interval(0, 3)])
+def test_biject_to_discrete_raises(constraint):
+    with pytest.raises(TypeError, match="discrete"):
+        biject_to(constraint)
+
+
+def _u(ushape):
+    return hnp.arrays(np.float64, ushape, elements=hs.floats(-2.5, 2.5))
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+@FAST
+@given(data=hs.data())
+def test_round_trip_and_support(name, data):
+    transform, shape, ushape, _, support = CASES[name]
+    u = data.draw(_u(ushape))
+    x = np.asarray(transform.forward(u))
+    assert x.shape == shape
+    assert transform.unconstrained_shape(shape) == ushape
+    assert np.all(support.check(x))
+    np.testing.assert_allclose(transform.inverse(x), u, rtol=1e-8, atol=1e-8)
+
+
+def _numerical_log_det(transform, u, free):
+    h = 1e-6
+    n = u.size
+    jac = np.empty((n, n))
+    for i in range(n):
+        step = np.zeros(n)
+        step[i] = h
+        plus = free(np.asarray(transform.forward(u + step)))
+        minus = free(np.asarray(transform.forward(u - step)))
+        jac[:, i] = (plus - minus) / (2 * h)
+    return np.linalg.slogdet(jac)[1]
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+@FAST
+@given(data=hs.data())
+def test_log_det_jacobian_matches_numerical(name, data):
+    transform, _, ushape, free, _ = CASES[name]
+    u = data.draw(_u(ushape))
+    x = transform.forward(u)
+    analytic = float(np.sum(transform.log_abs_det_jacobian(u, x)))
+    np.testing.assert_allclose(analytic, _numerical_log_det(transform, u, free), rtol=1e-6, atol=1e-6)
+
+
+def test_log_det_is_elementwise_for_scalar_transforms():
+    u = np.array([-1.0, 0.0, 2.0])
+    t = biject_to(C.interval(-1.0, 3.0))
+    assert np.shape(t.log_abs_det_jacobian(u, t.forward(u))) == (3,)
+
+
+def test_simplex_uniform_point_at_zero():
+    """Stan's stick-breaking offset maps u = 0 to the uniform simplex point."""
+    np.testing.assert_allclose(StickBreaking().forward(np.zeros(4)), np.full(5, 0.2), atol=1e-12)
+
+
+def test_corr_cholesky_at_zero_is_identity():
+    np.testing.assert_allclose(CorrCholeskyTransform().forward(np.zeros(3)), np.eye(3), atol=1e-12)
