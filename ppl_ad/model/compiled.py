@@ -206,8 +206,9 @@ class CompiledModel:
         return bad
 
 
-class _Stop(Exception):
-    pass
+class _Stop(BaseException):
+    """Stops the model run once the wanted site is reached (a BaseException, so that
+    :func:`run_model` does not wrap it as an error of the model)."""
 
 
 def _reraise(model, handler, error):

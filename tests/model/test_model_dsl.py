@@ -1,0 +1,255 @@
+"""The model DSL: log density against hand-written formulas, layout, primitives, errors."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import scipy.stats as st
+from hypothesis import given, settings
+from hypothesis import strategies as hs
+from hypothesis.extra import numpy as hnp
+
+import ppl_ad as pa
+from ppl_ad import dist
+from ppl_ad import math as M
+from ppl_ad.errors import DataError, ModelDefinitionError, ModelEvaluationError
+from ppl_ad.testing.scenarios import EIGHT_SCHOOLS_SIGMA, EIGHT_SCHOOLS_Y, get_scenario
+
+FD = "finite-difference"
+FAST = settings(max_examples=30, deadline=None)
+
+
+@pytest.fixture(scope="module")
+def eight():
+    return pa.logdensity(get_scenario("eight_schools").model(), backend=FD)
+
+
+def _eight_schools_reference(theta):
+    mu, log_tau, tt = theta[0], theta[1], theta[2:]
+    tau = np.exp(log_tau)
+    return (
+        st.norm(0, 5).logpdf(mu)
+        + st.halfcauchy(scale=5).logpdf(tau) + log_tau
+        + st.norm(0, 1).logpdf(tt).sum()
+        + st.norm(mu + tau * tt, EIGHT_SCHOOLS_SIGMA).logpdf(EIGHT_SCHOOLS_Y).sum()
+    )
+
+
+@FAST
+@given(theta=hnp.arrays(np.float64, (10,), elements=hs.floats(-3, 3)))
+def test_eight_schools_matches_hand_written(eight, theta):
+    expected = _eight_schools_reference(theta)
+    np.testing.assert_allclose(eight.logdensity(theta), expected, rtol=1e-10)
+    np.testing.assert_allclose(eight.compiled.logdensity(theta), expected, rtol=1e-10)
+
+
+def test_eight_schools_layout(eight, rng):
+    assert eight.dimension == 10
+    assert [(name, shape) for name, shape, _ in eight.compiled.layout()] == [
+        ("mu", ()), ("tau", ()), ("theta_tilde", (8,))
+    ]
+    theta = eight.initial_point(rng)
+    assert theta.shape == (10,) and np.all(np.abs(theta) < 2)
+    values = eight.constrain(theta)
+    assert set(values) == {"mu", "tau", "theta_tilde"}
+    assert values["tau"] > 0 and np.isclose(values["tau"], np.exp(theta[1]))
+    np.testing.assert_allclose(eight.unconstrain(values), theta, rtol=1e-12, atol=1e-12)
+    det = eight.constrain(theta, deterministics=True)
+    np.testing.assert_allclose(det["theta"], values["mu"] + values["tau"] * values["theta_tilde"])
+
+
+def test_initial_points_inside_box(eight):
+    points = np.array([eight.initial_point(np.random.default_rng(s)) for s in range(50)])
+    assert np.all((points > -2) & (points < 2))
+
+
+@pa.model
+def shaped(y):
+    x = pa.sample("x", dist.Normal(0.0, 2.0), shape=(2, 3))
+    s = pa.sample("s", dist.HalfNormal(1.0), shape=3)
+    w = pa.sample("w", dist.Dirichlet(np.ones(4)))
+    pa.observe("y", dist.Normal(x, s), y)
+    pa.deterministic("total", M.sum(x) + M.sum(w))
+
+
+def test_shape_expansion_and_round_trip(rng):
+    y = rng.normal(size=(2, 3))
+    ld = pa.logdensity(shaped(y), backend=FD)
+    assert ld.site_shapes == {"x": (2, 3), "s": (3,), "w": (4,)}
+    assert ld.dimension == 6 + 3 + 3
+    theta = ld.initial_point(rng)
+    values = ld.constrain(theta, deterministics=True)
+    assert values["x"].shape == (2, 3) and values["w"].shape == (4,)
+    np.testing.assert_allclose(values["w"].sum(), 1.0)
+    np.testing.assert_allclose(values["total"], values["x"].sum() + 1.0)
+    np.testing.assert_allclose(ld.unconstrain({k: values[k] for k in ("x", "s", "w")}), theta, atol=1e-10)
+    x, s = values["x"], values["s"]
+    from ppl_ad.transforms import StickBreaking
+
+    u_w = theta[9:]
+    expected = (
+        st.norm(0, 2).logpdf(x).sum() + st.halfnorm().logpdf(s).sum() + np.log(s).sum()
+        + st.dirichlet(np.ones(4)).logpdf(values["w"]) + StickBreaking().log_abs_det_jacobian(u_w, None)
+        + st.norm(x, s).logpdf(y).sum()
+    )
+    np.testing.assert_allclose(ld.logdensity(theta), expected, rtol=1e-10)
+
+
+@pa.model
+def control_flow(y, use_prior, groups):
+    mu = pa.sample("mu", dist.Normal(0.0, 1.0))
+    if use_prior:
+        pa.factor("extra", -0.5 * mu * mu)
+    for g in range(groups):
+        pa.observe(f"y{g}", dist.Normal(mu + g, 1.0), y[g])
+
+
+@pytest.mark.parametrize("use_prior", [True, False])
+def test_loops_if_and_factor(use_prior):
+    y = np.array([0.3, 1.5, 1.9])
+    ld = pa.logdensity(control_flow(y, use_prior, 3), backend=FD)
+    assert ld.dimension == 1
+    assert [s for s in ld.compiled.sites if s.startswith("y")] == ["y0", "y1", "y2"]
+    for mu in (-1.0, 0.4):
+        expected = st.norm(0, 1).logpdf(mu) + st.norm(mu + np.arange(3), 1).logpdf(y).sum()
+        if use_prior:
+            expected += -0.5 * mu * mu
+        np.testing.assert_allclose(ld.logdensity(np.array([mu])), expected, rtol=1e-12)
+
+
+@pa.model
+def garch_like():
+    a0 = pa.sample("a0", dist.Uniform(0.0, 1.0))
+    pa.sample("a1", dist.Flat(0.0, 1.0 - a0))
+    pa.sample("free", dist.Flat())
+    pa.sample("pos", dist.HalfFlat())
+
+
+def test_flat_and_dependent_bounds(rng):
+    ld = pa.logdensity(garch_like(), backend=FD)
+    assert ld.dimension == 4
+    theta = rng.normal(size=4)
+    values = ld.constrain(theta)
+    a0 = 1 / (1 + np.exp(-theta[0]))
+    assert np.isclose(values["a0"], a0)
+    assert 0 < values["a1"] < 1 - a0 and values["pos"] > 0 and values["free"] == theta[2]
+
+    def log_jac_interval(u, width):
+        return np.log(width) - np.logaddexp(0, -u) - np.logaddexp(0, u)
+
+    expected = log_jac_interval(theta[0], 1.0) + log_jac_interval(theta[1], 1 - a0) + theta[3]
+    np.testing.assert_allclose(ld.logdensity(theta), expected, rtol=1e-10)
+    np.testing.assert_allclose(ld.unconstrain(values), theta, atol=1e-10)
+
+
+@pa.model(name="custom-name")
+def renamed():
+    pa.sample("x", dist.Normal(0.0, 1.0))
+
+
+def test_model_name():
+    assert renamed().name == "custom-name"
+    assert control_flow([1.0], False, 1).name == "control_flow"
+
+
+def test_model_pickles():
+    m = control_flow(np.array([0.1, 0.2]), True, 2)
+    clone = pickle.loads(pickle.dumps(m))
+    assert clone.name == m.name
+    np.testing.assert_array_equal(clone.data["y"], m.data["y"])
+    theta = np.array([0.7])
+    assert pa.logdensity(clone, backend=FD).logdensity(theta) == pa.logdensity(m, backend=FD).logdensity(theta)
+    assert pickle.loads(pickle.dumps(renamed)).name == "custom-name"
+
+
+def test_list_data_becomes_array():
+    assert isinstance(control_flow([1.0, 2.0], False, 2).data["y"], np.ndarray)
+
+
+# ---------------------------------------------------------------- errors
+@pa.model
+def observed(y):
+    mu = pa.sample("mu", dist.Normal(0.0, 1.0), shape=(3,))
+    pa.observe("obs", dist.Normal(mu, 1.0), y)
+
+
+def test_observed_shape_mismatch_names_site_and_shapes():
+    with pytest.raises(DataError) as info:
+        pa.logdensity(observed(np.zeros(4)), backend=FD)
+    message = str(info.value)
+    assert "'obs'" in message and "(4,)" in message and "(3,)" in message and "'observed'" in message
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_observed_data_names_site(bad):
+    with pytest.raises(DataError) as info:
+        pa.logdensity(observed(np.array([0.0, bad, 1.0])), backend=FD)
+    assert "'obs'" in str(info.value) and "NaN or inf" in str(info.value)
+
+
+@pa.model
+def duplicated():
+    pa.sample("a", dist.Normal(0.0, 1.0))
+    pa.sample("a", dist.Normal(0.0, 1.0))
+
+
+def test_duplicate_site_names():
+    with pytest.raises(ModelDefinitionError, match="duplicate site name 'a'") as info:
+        pa.logdensity(duplicated(), backend=FD)
+    assert "'duplicated'" in str(info.value)
+
+
+@pa.model
+def raising():
+    pa.sample("alpha", dist.Normal(0.0, 1.0))
+    raise KeyError("boom")
+
+
+def test_model_that_raises_names_model_and_site():
+    with pytest.raises(ModelEvaluationError) as info:
+        pa.logdensity(raising(), backend=FD)
+    message = str(info.value)
+    assert "'raising'" in message and "'alpha'" in message and "KeyError" in message and "boom" in message
+
+
+def test_theta_of_wrong_length(eight):
+    for call in (eight.logdensity, eight.logdensity_and_gradient):
+        with pytest.raises(ValueError) as info:
+            call(np.zeros(3))
+        assert "(3,)" in str(info.value) and "(10,)" in str(info.value)
+    with pytest.raises(ValueError, match="length 10"):
+        eight.compiled.logdensity(np.zeros(11))
+
+
+def test_unknown_keyword_data():
+    with pytest.raises(DataError) as info:
+        observed(y=np.zeros(3), z=1.0)
+    assert "'observed'" in str(info.value) and "'z'" in str(info.value)
+
+
+def test_primitive_outside_model():
+    with pytest.raises(pa.ModelError, match="outside a model"):
+        pa.sample("x", dist.Normal(0.0, 1.0))
+
+
+@pa.model
+def discrete_parameter():
+    pa.sample("k", dist.Poisson(3.0))
+
+
+def test_discrete_parameter_rejected():
+    with pytest.raises(ModelDefinitionError, match="'k'.*discrete"):
+        pa.logdensity(discrete_parameter(), backend=FD)
+
+
+@pa.model
+def observed_outside_support(y):
+    lam = pa.sample("lam", dist.Exponential(1.0))
+    pa.observe("y", dist.Poisson(lam), y)
+
+
+def test_observed_value_outside_support_gives_minus_inf():
+    ld = pa.logdensity(observed_outside_support(np.array([1, -2])), backend=FD)
+    assert ld.logdensity(np.zeros(1)) == -np.inf
