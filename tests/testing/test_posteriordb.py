@@ -149,14 +149,8 @@ def _points(ld, reference, rng, count):
                     values[site][index] = value
                 else:
                     values[site] = np.float64(value)
-        if "beta1" in values:
-            # garch: keep beta1 below its dependent bound 1 - alpha1, and unconstrain by hand
-            # (CompiledModel.unconstrain cannot yet evaluate a parameter-dependent bound)
-            a1 = values["alpha1"]
-            b1 = min(values["beta1"], 0.9 * (1.0 - a1))
-            out.append(np.array([values["mu"], np.log(values["alpha0"]), special.logit(a1),
-                                 special.logit(b1 / (1.0 - a1))]))
-            continue
+        if "beta1" in values:  # garch: keep beta1 below its dependent bound 1 - alpha1
+            values["beta1"] = np.float64(min(values["beta1"], 0.9 * (1.0 - values["alpha1"])))
         out.append(ld.unconstrain(values))
     return out
 
