@@ -1,0 +1,75 @@
+"""The ``ppl-ad`` command line: ``backends``, ``demo``, ``bench``, ``migrate``.
+
+Each subcommand lives in its own module and is imported only when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["main"]
+
+
+def _backends(args) -> int:
+    from ppl_ad.backends import registry
+
+    table = registry.list()
+    print(table.to_markdown() if args.markdown else table)
+    return 0
+
+
+def _demo(args) -> int:
+    from ppl_ad.demo import main as demo_main
+
+    return demo_main(quick=args.quick)
+
+
+def _bench(args) -> int:
+    from ppl_ad.bench.cli import main as bench_main
+
+    return bench_main(args)
+
+
+def _migrate(args) -> int:
+    from ppl_ad.migrate import main as migrate_main
+
+    return migrate_main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ppl-ad", description="ppl_ad: per-model AD backends for Bayesian inference")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("backends", help="list AD backends: mode, library, installed version, status")
+    p.add_argument("--markdown", action="store_true", help="print a markdown table")
+    p.set_defaults(func=_backends)
+
+    p = sub.add_parser("demo", help="sample the eight-schools model and compare backend gradients")
+    p.add_argument("--quick", action="store_true", help="fewer draws")
+    p.set_defaults(func=_demo)
+
+    p = sub.add_parser("bench", help="benchmark the installed backends on the standard models")
+    p.add_argument("--out", default="benchmarks/results", help="output folder")
+    p.add_argument("--models", default=None, help="comma-separated scenario names (default: standard + posteriordb)")
+    p.add_argument("--backends", default=None, help="comma-separated backend names (default: all installed)")
+    p.add_argument("--repeats", type=int, default=None, help="timed calls per cell")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds per cell")
+    p.add_argument("--peers", action="store_true", help="also run PyMC and NumPyro (needs ppl_ad[bench])")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_bench)
+
+    p = sub.add_parser("migrate", help="find uses of deprecated/removed backends (exit 1 if any)")
+    p.add_argument("paths", nargs="*", default=["."], help="files or folders to scan")
+    p.add_argument("--fix", action="store_true", help="rewrite the simple cases in place and print a diff")
+    p.set_defaults(func=_migrate)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
