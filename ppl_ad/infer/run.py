@@ -189,9 +189,13 @@ def _worker_spec(ld) -> bytes | None:
         data = pickle.dumps(spec, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception:  # noqa: BLE001 - any pickling failure means "run in-process"
         return None
-    if b"__main__" in data:
-        # Objects defined in __main__ (a notebook, a script) cannot be imported by a
-        # spawned process in general.
+    if b"__main__" in data or b"<locals>" in data:
+        # Objects defined in __main__ (a notebook, a script) or inside a function
+        # cannot be imported by a spawned process in general.
+        return None
+    try:
+        pickle.loads(data)  # objects pickled by name must be found again
+    except Exception:  # noqa: BLE001
         return None
     return data
 
@@ -525,6 +529,9 @@ def _to_inference_data(ld, results, settings, chains, processes, seed_seq, init,
     attrs["wall_time"] = float(time.perf_counter() - wall_start)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
+        # The arrays are (chain, draw, ...) by construction; arviz's shape guess
+        # would warn whenever chains > draws.
+        warnings.filterwarnings("ignore", message="More chains", category=UserWarning)
         idata = az.from_dict(
             posterior=posterior,
             sample_stats=stats,

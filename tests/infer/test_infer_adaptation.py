@@ -1,0 +1,219 @@
+"""Tests of ppl_ad.infer.adaptation (dual averaging, Welford, Stan's windows)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from ppl_ad.errors import SamplingError
+from ppl_ad.infer import nuts
+from ppl_ad.infer.adaptation import (
+    build_schedule,
+    dual_averaging_final,
+    dual_averaging_init,
+    dual_averaging_update,
+    find_reasonable_step_size,
+    regularized_covariance,
+    welford_covariance,
+    welford_init,
+    welford_update,
+)
+from ppl_ad.infer.chain import ChainSettings, run_chain
+from ppl_ad.infer.hmc import HMCState
+from ppl_ad.infer.metrics import gaussian_euclidean
+from ppl_ad.infer.uniforms import UniformStream
+
+# --------------------------------------------------------------------------- #
+# Schedule
+# --------------------------------------------------------------------------- #
+
+
+def _window_ends(schedule):
+    return [i for i, (_, end) in enumerate(schedule) if end]
+
+
+def _slow(schedule):
+    slow = [i for i, (s, _) in enumerate(schedule) if s]
+    return (slow[0], slow[-1]) if slow else None
+
+
+def test_stan_default_schedule():
+    schedule = build_schedule(1000)
+    assert len(schedule) == 1000
+    assert _window_ends(schedule) == [99, 149, 249, 449, 949]
+    assert _slow(schedule) == (75, 949)
+
+
+def test_schedule_with_long_warmup_stretches_the_last_window():
+    schedule = build_schedule(2000)
+    # windows 25, 50, 100, 200, 400, then 800 would leave < 1600 before the terminal
+    # buffer at 1950, so the last window runs to 1949.
+    assert _window_ends(schedule) == [99, 149, 249, 449, 849, 1949]
+
+
+def test_short_warmup_uses_stan_percentages():
+    schedule = build_schedule(100)  # 75 + 25 + 50 > 100: 15% / 75% / 10%
+    assert _slow(schedule) == (15, 89)
+    assert _window_ends(schedule) == [89]
+
+
+def test_very_short_warmup_adapts_no_metric():
+    assert build_schedule(19) == [(False, False)] * 19
+    assert build_schedule(0) == []
+
+
+# --------------------------------------------------------------------------- #
+# Welford
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize("dense", [False, True])
+def test_welford_matches_numpy(dense):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(500, 3)) * [1.0, 10.0, 0.1] + [5.0, -3.0, 1e3]
+    state = welford_init(3, dense=dense)
+    for row in x:
+        state = welford_update(state, row)
+    assert state.count == 500
+    np.testing.assert_allclose(state.mean, x.mean(axis=0))
+    expected = np.cov(x.T) if dense else x.var(axis=0, ddof=1)
+    np.testing.assert_allclose(welford_covariance(state), expected, rtol=1e-10)
+    n = 500.0
+    reg = (n / (n + 5)) * expected + 1e-3 * (5 / (n + 5)) * (np.eye(3) if dense else 1.0)
+    np.testing.assert_allclose(regularized_covariance(state), reg, rtol=1e-10)
+
+
+@pytest.mark.parametrize("dense", [False, True])
+def test_welford_converges_to_known_covariance(dense):
+    rng = np.random.default_rng(1)
+    cov = np.array([[4.0, 1.2, 0.0], [1.2, 1.0, -0.3], [0.0, -0.3, 0.25]])
+    x = rng.multivariate_normal(np.zeros(3), cov, size=20000)
+    state = welford_init(3, dense=dense)
+    for row in x:
+        state = welford_update(state, row)
+    sd = np.sqrt(np.diag(cov))
+    estimate = regularized_covariance(state)
+    if dense:
+        # Error relative to the scale of each entry (correlations within 0.05).
+        assert np.all(np.abs(estimate - cov) / np.outer(sd, sd) < 0.05)
+    else:
+        assert np.all(np.abs(estimate / np.diag(cov) - 1.0) < 0.05)
+
+
+# --------------------------------------------------------------------------- #
+# Dual averaging
+# --------------------------------------------------------------------------- #
+
+
+def test_dual_averaging_on_a_known_acceptance_curve():
+    # acceptance(eps) = exp(-eps): the target 0.8 is reached at eps = -log(0.8).
+    state = dual_averaging_init(1.0)
+    assert state.mu == pytest.approx(math.log(10.0))
+    for _ in range(2000):
+        state = dual_averaging_update(state, math.exp(-math.exp(state.log_step_size)), 0.8)
+    assert dual_averaging_final(state) == pytest.approx(-math.log(0.8), rel=0.02)
+
+
+def test_dual_averaging_clips_acceptance_and_handles_nan():
+    state = dual_averaging_init(0.5)
+    a = dual_averaging_update(state, 1.7)
+    b = dual_averaging_update(state, 1.0)
+    assert a == b
+    c = dual_averaging_update(state, float("nan"))
+    d = dual_averaging_update(state, 0.0)
+    assert c == d
+
+
+def test_dual_averaging_reaches_target_acceptance_with_nuts():
+    d = 10
+    scales = np.linspace(0.5, 2.0, d)
+    prec = 1.0 / scales**2
+
+    def f(x):
+        g = -prec * x
+        return 0.5 * float(x.dot(g)), g
+
+    rng = np.random.default_rng(3)
+    uniform = UniformStream(rng)
+    metric = gaussian_euclidean(np.ones(d))
+    kernel = nuts.build_kernel(f, metric)
+    x = rng.normal(size=d) * scales
+    state = HMCState(x, *f(x))
+    da = dual_averaging_init(1.0)
+    for _ in range(1000):
+        state, info = kernel(state, math.exp(da.log_step_size), metric.sample_momentum(rng), uniform)
+        da = dual_averaging_update(da, info.acceptance_rate, 0.8)
+    step_size = dual_averaging_final(da)
+    accept = []
+    for _ in range(1000):
+        state, info = kernel(state, step_size, metric.sample_momentum(rng), uniform)
+        accept.append(info.acceptance_rate)
+    assert abs(np.mean(accept) - 0.8) < 0.05
+
+
+# --------------------------------------------------------------------------- #
+# Step-size heuristic
+# --------------------------------------------------------------------------- #
+
+
+def test_step_size_heuristic_scales_with_the_target():
+    rng = np.random.default_rng(0)
+    found = []
+    for scale in (0.01, 1.0, 100.0):
+        def f(x, scale=scale):
+            g = -x / scale**2
+            return 0.5 * float(x.dot(g)), g
+
+        x = np.full(3, scale)
+        step = find_reasonable_step_size(f, HMCState(x, *f(x)), gaussian_euclidean(np.ones(3)), 1.0, rng)
+        found.append(step / scale)
+    # The one-step acceptance depends on eps / scale only: the heuristic finds a
+    # step size of the order of the target's scale, over four orders of magnitude.
+    assert all(0.1 < ratio < 10.0 for ratio in found)
+
+
+def test_step_size_heuristic_detects_improper_posterior():
+    def flat(x):
+        return 0.0, np.zeros_like(x)
+
+    x = np.zeros(2)
+    with pytest.raises(SamplingError, match="improper"):
+        find_reasonable_step_size(flat, HMCState(x, 0.0, np.zeros(2)), gaussian_euclidean(np.ones(2)), 1.0,
+                                  np.random.default_rng(0))
+
+
+# --------------------------------------------------------------------------- #
+# Metric adaptation inside a chain
+# --------------------------------------------------------------------------- #
+
+
+def _target(cov):
+    prec = np.linalg.inv(cov)
+
+    def f(x):
+        g = -prec.dot(x)
+        return 0.5 * float(x.dot(g)), g
+
+    return f
+
+
+@pytest.mark.parametrize("metric", ["diag", "dense"])
+def test_warmup_metric_converges_to_the_covariance(metric):
+    scales = np.array([0.1, 1.0, 10.0])
+    corr = np.array([[1.0, 0.5, 0.0], [0.5, 1.0, 0.3], [0.0, 0.3, 1.0]])
+    cov = corr * np.outer(scales, scales)
+    result = run_chain(
+        _target(cov), np.ones(3), np.random.default_rng(2),
+        ChainSettings(draws=1, tune=1000, metric=metric),
+    )
+    inv = result.inverse_mass_matrix
+    if metric == "diag":
+        np.testing.assert_allclose(inv, np.diag(cov), rtol=0.3)
+    else:
+        # Compare in the target's own scale: L^-1 inv L^-T should be close to I.
+        L = np.linalg.cholesky(cov)
+        white = np.linalg.solve(L, np.linalg.solve(L, inv).T)
+        eig = np.linalg.eigvalsh(0.5 * (white + white.T))
+        assert eig.min() > 0.7 and eig.max() < 1.4

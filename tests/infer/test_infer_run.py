@@ -1,0 +1,383 @@
+"""Tests of ppl_ad.infer.run: sample(), chains and processes, InferenceData."""
+
+from __future__ import annotations
+
+import math
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+
+import ppl_ad as pa
+from ppl_ad import dist
+from ppl_ad.errors import ConfigError, SamplingError, SamplingWarning
+from ppl_ad.infer import run
+from ppl_ad.infer.gaussian import GaussianLogDensity, NormalNormalLogDensity
+from ppl_ad.infer.run import sample
+from ppl_ad.testing.scenarios import normal_normal
+
+
+def arviz():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        import arviz as az
+    return az
+
+
+def correlated_cov(scales, rho):
+    d = len(scales)
+    corr = rho ** np.abs(np.subtract.outer(np.arange(d), np.arange(d)))
+    return corr * np.outer(scales, scales)
+
+
+def check_gaussian_draws(idata, mean, cov, var="x"):
+    az = arviz()
+    draws = idata.posterior[var]
+    mcse = az.mcse(idata, var_names=[var], method="mean")[var].values
+    ess = az.ess(idata, var_names=[var])[var].values
+    est_mean = draws.mean(("chain", "draw")).values
+    est_sd = draws.std(("chain", "draw")).values
+    assert np.all(ess > 200), ess
+    assert np.all(np.abs(est_mean - mean) < 4 * mcse), (est_mean, mean, mcse)
+    np.testing.assert_allclose(est_sd, np.sqrt(np.diag(cov)), rtol=0.10)
+
+
+# --------------------------------------------------------------------------- #
+# Correctness on Gaussians
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize("metric", ["diag", "dense"])
+def test_nuts_samples_a_correlated_5d_gaussian(metric):
+    mean = np.array([1.0, -2.0, 0.0, 3.0, 0.5])
+    cov = correlated_cov(np.array([0.5, 1.0, 2.0, 1.0, 3.0]), 0.8)
+    ld = GaussianLogDensity(mean, cov)
+    idata = sample(ld, draws=800, tune=500, chains=2, cores=1, seed=11, metric=metric, progressbar=False)
+    check_gaussian_draws(idata, mean, cov)
+    assert not idata.sample_stats.diverging.values.any()
+
+
+def test_nuts_samples_a_strongly_correlated_2d_gaussian():
+    mean = np.array([0.0, 10.0])
+    cov = correlated_cov(np.array([1.0, 5.0]), 0.95)
+    idata = sample(GaussianLogDensity(mean, cov), draws=800, tune=500, chains=2, cores=1, seed=5,
+                   metric="dense", progressbar=False)
+    check_gaussian_draws(idata, mean, cov)
+
+
+@pytest.mark.parametrize("metric", ["diag", "dense"])
+def test_hmc_samples_a_correlated_5d_gaussian(metric):
+    mean = np.array([1.0, -2.0, 0.0, 3.0, 0.5])
+    cov = correlated_cov(np.array([0.5, 1.0, 2.0, 1.0, 3.0]), 0.5)
+    idata = sample(GaussianLogDensity(mean, cov), draws=1000, tune=500, chains=2, cores=1, seed=3,
+                   sampler="hmc", metric=metric, progressbar=False)
+    check_gaussian_draws(idata, mean, cov)
+    assert "tree_depth" not in idata.sample_stats
+    assert idata.attrs["sampler"] == "hmc"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sampler", ["nuts", "hmc"])
+def test_long_run_on_a_100d_gaussian(sampler):
+    rng = np.random.default_rng(0)
+    scales = np.exp(rng.uniform(-1, 1, 100))
+    ld = GaussianLogDensity(np.zeros(100), scales**2)
+    idata = sample(ld, draws=1000, tune=1000, chains=4, cores=1, seed=1, sampler=sampler, progressbar=False)
+    check_gaussian_draws(idata, np.zeros(100), np.diag(scales**2))
+
+
+# --------------------------------------------------------------------------- #
+# Seeds, processes
+# --------------------------------------------------------------------------- #
+
+
+def test_same_seed_gives_identical_draws():
+    ld = GaussianLogDensity(np.zeros(3), [1.0, 2.0, 3.0])
+    kwargs = dict(draws=50, tune=60, chains=2, cores=1, progressbar=False)
+    a = sample(ld, seed=42, **kwargs)
+    b = sample(ld, seed=42, **kwargs)
+    c = sample(ld, seed=43, **kwargs)
+    np.testing.assert_array_equal(a.posterior.x.values, b.posterior.x.values)
+    np.testing.assert_array_equal(a.sample_stats.step_size.values, b.sample_stats.step_size.values)
+    assert not np.array_equal(a.posterior.x.values, c.posterior.x.values)
+    # Chains get different streams.
+    assert not np.array_equal(a.posterior.x.values[0], a.posterior.x.values[1])
+    assert a.attrs["seed"] == "42"
+
+
+def test_seed_none_is_recorded_and_reproducible():
+    ld = GaussianLogDensity(np.zeros(2), [1.0, 1.0])
+    kwargs = dict(draws=20, tune=100, chains=1, progressbar=False)
+    a = sample(ld, **kwargs)
+    b = sample(ld, seed=int(a.attrs["seed"]), **kwargs)
+    np.testing.assert_array_equal(a.posterior.x.values, b.posterior.x.values)
+
+
+def test_sequential_and_parallel_give_identical_draws():
+    ld = GaussianLogDensity(np.arange(3.0), correlated_cov(np.ones(3), 0.5))
+    kwargs = dict(draws=100, tune=100, chains=2, seed=7, progressbar=False)
+    parallel = sample(ld, cores=2, **kwargs)
+    sequential = sample(ld, cores=1, **kwargs)
+    assert parallel.attrs["processes"] == 2
+    assert sequential.attrs["processes"] == 1
+    np.testing.assert_array_equal(parallel.posterior.x.values, sequential.posterior.x.values)
+    for name in sequential.sample_stats.data_vars:
+        np.testing.assert_array_equal(parallel.sample_stats[name].values, sequential.sample_stats[name].values)
+
+
+def test_parallel_with_a_dsl_model_matches_sequential():
+    model = normal_normal(np.array([0.5, 1.5, 2.0]), 10.0, 1.0)
+    kwargs = dict(backend="finite-difference", draws=60, tune=60, chains=2, seed=3, progressbar=False)
+    parallel = sample(model, cores=2, **kwargs)
+    sequential = sample(model, cores=1, **kwargs)
+    assert parallel.attrs["processes"] == 2
+    np.testing.assert_array_equal(parallel.posterior.mu.values, sequential.posterior.mu.values)
+    assert parallel.attrs["backend"] == "finite-difference"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_parallel_with_fork_unsafe_backends(backend):
+    pytest.importorskip(backend)
+    model = normal_normal(np.array([0.5, 1.5, 2.0]), 10.0, 1.0)
+    kwargs = dict(backend=backend, draws=50, tune=50, chains=2, seed=3, progressbar=False)
+    parallel = sample(model, cores=2, **kwargs)
+    sequential = sample(model, cores=1, **kwargs)
+    assert parallel.attrs["processes"] == 2
+    np.testing.assert_array_equal(parallel.posterior.mu.values, sequential.posterior.mu.values)
+
+
+class _Holder:
+    def __init__(self, fn):
+        self.fn = fn
+
+
+def test_unpicklable_or_main_models_run_in_process():
+    assert run._worker_spec(GaussianLogDensity(np.zeros(2), [1.0, 1.0])) is not None
+    assert run._worker_spec(_Holder(lambda x: x)) is None  # a lambda does not pickle
+
+    def local(x):
+        return x
+
+    assert run._worker_spec(_Holder(local)) is None
+
+    class Local:  # defined in a function: not importable in a fresh process
+        pass
+
+    assert run._worker_spec(_Holder(Local)) is None
+    import __main__
+
+    __main__._ppl_ad_test_main_object = _Holder(1)
+    try:
+        _Holder.__module__ = "__main__"
+        __main__._Holder = _Holder
+        assert run._worker_spec(_Holder(2)) is None
+    finally:
+        _Holder.__module__ = __name__
+        del __main__._ppl_ad_test_main_object
+        del __main__._Holder
+
+
+def test_local_model_with_several_cores_runs_sequentially():
+    @pa.model
+    def local_model(y):
+        mu = pa.sample("mu", dist.Normal(0.0, 10.0))
+        pa.observe("y", dist.Normal(mu, 1.0), y)
+
+    idata = sample(local_model(np.array([1.0, 2.0])), backend="finite-difference", draws=30, tune=30,
+                   chains=2, cores=2, seed=1, progressbar=False)
+    assert idata.attrs["processes"] == 1
+    assert idata.posterior.mu.shape == (2, 30)
+
+
+# --------------------------------------------------------------------------- #
+# Divergences, warnings, initialisation
+# --------------------------------------------------------------------------- #
+
+
+class WalledGaussian(GaussianLogDensity):
+    """Standard normal with a wall at x[0] = 0.5 where the log density is NaN or raises."""
+
+    def logdensity_and_gradient(self, theta):
+        if theta[0] > 1.0:
+            raise FloatingPointError("overflow beyond the wall")
+        if theta[0] > 0.5:
+            return math.nan, np.full_like(theta, np.nan)
+        return super().logdensity_and_gradient(theta)
+
+
+def test_non_finite_log_density_is_a_divergence_and_warns():
+    ld = WalledGaussian(np.zeros(2), [1.0, 1.0], name="walled")
+    with pytest.warns(SamplingWarning, match=r"divergent transitions after warmup \(per chain: \[") as record:
+        idata = sample(ld, draws=200, tune=200, chains=2, cores=1, seed=0, init={"x": np.array([-1.0, 0.0])},
+                       progressbar=False)
+    assert len(record) == 1
+    message = str(record[0].message)
+    assert "'walled'" in message and "target_accept" in message and "reparameteri" in message
+    diverging = idata.sample_stats.diverging.values
+    assert diverging.sum() > 0
+    per_chain = diverging.sum(axis=1).tolist()
+    assert f"per chain: {per_chain}" in message
+    assert np.all(idata.posterior.x.values[..., 0] <= 0.5)
+
+
+def test_max_treedepth_hits_warn():
+    ld = GaussianLogDensity(np.zeros(2), [1e-4, 1e4])
+    with pytest.warns(SamplingWarning, match="maximum tree depth of 2"):
+        idata = sample(ld, draws=30, tune=0, chains=1, seed=0, max_treedepth=2, progressbar=False)
+    assert idata.sample_stats.reached_max_treedepth.values.sum() > 0
+    assert idata.sample_stats.tree_depth.values.max() == 2
+
+
+class NowhereFinite(GaussianLogDensity):
+    def __init__(self):
+        super().__init__(np.zeros(2), [1.0, 1.0], name="broken_model")
+        self.calls = 0
+
+    def logdensity_and_gradient(self, theta):
+        self.calls += 1
+        return -math.inf, np.zeros(2)
+
+    def non_finite_sites(self, theta):
+        return ["sigma", "y"]
+
+
+def test_init_failure_names_model_and_sites():
+    ld = NowhereFinite()
+    with pytest.raises(SamplingError, match=r"'broken_model'.*100 attempts.*\['sigma', 'y'\]"):
+        sample(ld, draws=10, tune=10, chains=1, progressbar=False)
+    assert ld.calls == run.MAX_INIT_ATTEMPTS
+
+
+def test_init_failure_with_a_dsl_model_names_the_site():
+    @pa.model
+    def impossible(y):
+        rate = pa.sample("rate", dist.HalfNormal(1.0))
+        pa.observe("y", dist.Exponential(rate), y)
+
+    with pytest.raises(SamplingError, match=r"impossible.*'y'"):
+        sample(impossible(np.array([-1.0, 2.0])), backend="finite-difference", draws=10, tune=10, chains=1,
+               progressbar=False)
+
+
+def test_init_dict_and_per_chain_list():
+    ld = GaussianLogDensity(np.zeros(2), [1.0, 1.0])
+    # A start far out in the tail: with no warmup and tiny max tree depth, the
+    # first draws stay near it.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SamplingWarning)  # a divergence is possible out there
+        idata = sample(ld, draws=1, tune=0, chains=1, max_treedepth=1, seed=0, progressbar=False,
+                       init={"x": np.array([30.0, -30.0])})
+        assert np.all(np.abs(idata.posterior.x.values) > 20)
+        idata = sample(ld, draws=1, tune=0, chains=2, cores=1, max_treedepth=1, seed=0, progressbar=False,
+                       init=[{"x": np.array([30.0, 30.0])}, {"x": np.array([-30.0, -30.0])}])
+    x = idata.posterior.x.values
+    assert np.all(x[0] > 20) and np.all(x[1] < -20)
+    with pytest.raises(SamplingError, match="initial values given in init"):
+        sample(WalledGaussian(np.zeros(2), [1.0, 1.0]), draws=1, tune=0, chains=1, progressbar=False,
+               init={"x": np.array([0.7, 0.0])})
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(draws=0), dict(tune=-1), dict(chains=0), dict(cores=0), dict(sampler="mh"),
+        dict(target_accept=1.0), dict(max_treedepth=0), dict(metric="full"), dict(init="zeros"),
+        dict(init=[{"x": np.zeros(2)}]), dict(path_length=-1.0), dict(draws=1.5),
+    ],
+)
+def test_invalid_arguments(kwargs):
+    ld = GaussianLogDensity(np.zeros(2), [1.0, 1.0])
+    base = dict(draws=10, tune=10, chains=2, progressbar=False)
+    base.update(kwargs)
+    with pytest.raises(ConfigError):
+        sample(ld, **base)
+
+
+def test_backend_with_a_logdensity_is_rejected():
+    with pytest.raises(ConfigError, match="LogDensity"):
+        sample(GaussianLogDensity(np.zeros(1), [1.0]), backend="jax", progressbar=False)
+
+
+# --------------------------------------------------------------------------- #
+# InferenceData
+# --------------------------------------------------------------------------- #
+
+
+@pa.model
+def schools(y, sigma):
+    mu = pa.sample("mu", dist.Normal(0.0, 5.0))
+    tau = pa.sample("tau", dist.HalfCauchy(5.0))
+    theta_tilde = pa.sample("theta_tilde", dist.Normal(0.0, 1.0), shape=(len(y),))
+    pa.deterministic("theta", mu + tau * theta_tilde)
+    pa.observe("y", dist.Normal(mu + tau * theta_tilde, sigma), y)
+
+
+def test_inference_data_layout_and_arviz_functions():
+    az = arviz()
+    y = np.array([28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0])
+    sigma = np.array([15.0, 10.0, 16.0, 11.0, 9.0, 11.0, 10.0, 18.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SamplingWarning)
+        idata = sample(schools(y, sigma), draws=60, tune=60, chains=2, cores=1, seed=0, progressbar=False)
+    post = idata.posterior
+    assert set(post.data_vars) == {"mu", "tau", "theta_tilde", "theta"}
+    assert post.mu.shape == (2, 60)
+    assert post.theta.dims == ("chain", "draw", "theta_dim_0") and post.theta.shape == (2, 60, 8)
+    assert post.theta_tilde.dims[-1] == "theta_tilde_dim_0"
+    assert np.all(post.tau.values > 0)
+    np.testing.assert_allclose(post.theta.values, post.mu.values[..., None] + post.tau.values[..., None]
+                               * post.theta_tilde.values)
+    stats = idata.sample_stats
+    expected = {"lp", "acceptance_rate", "step_size", "tree_depth", "n_steps", "diverging", "energy",
+                "energy_error", "reached_max_treedepth"}
+    assert set(stats.data_vars) == expected
+    assert stats.diverging.dtype == bool and stats.reached_max_treedepth.dtype == bool
+    assert stats.tree_depth.dtype.kind == "i" and stats.n_steps.dtype.kind == "i"
+    assert np.all((stats.acceptance_rate.values >= 0) & (stats.acceptance_rate.values <= 1))
+    assert np.all(stats.n_steps.values <= 2 ** (stats.tree_depth.values + 1) - 1)
+    np.testing.assert_array_equal(idata.observed_data.y.values, y)
+    for key in ("backend", "backend_source", "ppl_ad_version", "tuning_time", "sampling_time", "sampler",
+                "target_accept", "max_treedepth", "metric", "draws", "tune", "chains", "seed"):
+        assert key in idata.attrs, key
+    ld = pa.logdensity(schools(y, sigma))
+    assert idata.attrs["backend"] == ld.backend.name
+    assert idata.attrs["backend_source"] == ld.backend_source
+    assert idata.attrs["ppl_ad_version"] == pa.__version__
+    assert idata.attrs["tuning_time"] > 0 and idata.attrs["sampling_time"] > 0
+
+    summary = az.summary(idata)
+    assert "theta[7]" in summary.index and "mu" in summary.index
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from matplotlib import MatplotlibDeprecationWarning
+
+    with warnings.catch_warnings():
+        # arviz 0.23's own plotting code triggers a matplotlib 3.11 deprecation
+        # (normalize_kwargs with a dict); that is not ours to fix.
+        warnings.filterwarnings("ignore", category=MatplotlibDeprecationWarning, module="arviz")
+        warnings.filterwarnings("ignore", category=MatplotlibDeprecationWarning, message=".*normalize_kwargs")
+        axes = az.plot_trace(idata, var_names=["mu", "tau", "theta"])
+        assert axes.shape == (3, 2)
+        plt.close("all")
+        az.plot_energy(idata)
+        plt.close("all")
+
+
+def test_scalar_logdensity_sites_and_deterministics():
+    ld = NormalNormalLogDensity(np.array([1.0, 2.0, 3.0]))
+    idata = sample(ld, draws=200, tune=200, chains=2, cores=1, seed=1, progressbar=False)
+    assert idata.posterior.mu.dims == ("chain", "draw")
+    np.testing.assert_allclose(idata.posterior.mu_shifted.values, idata.posterior.mu.values + 1.0)
+    assert abs(float(idata.posterior.mu.mean()) - ld.posterior_mean()) < 0.15
+
+
+def test_pickled_settings_round_trip():
+    from ppl_ad.infer.chain import ChainSettings
+
+    s = ChainSettings(draws=3, metric="dense")
+    assert pickle.loads(pickle.dumps(s)) == s
