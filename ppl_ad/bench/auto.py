@@ -8,11 +8,13 @@ the fastest median wins. The decision is cached as JSON under
 ``platformdirs.user_cache_dir("ppl_ad")/auto`` (or ``$PPL_AD_CACHE_DIR/auto``), keyed by a
 fingerprint of the model: the model function's source, the data names, shapes and dtypes
 (and scalar values, which may set shapes), the candidates' library versions and the ppl_ad
-version. A cached decision is read back without preparing anything.
+version (the source digest and versions are memoised per process). A cached decision is
+read back without preparing anything.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import json
@@ -71,21 +73,30 @@ def _describe(value):
     return {"shape": list(shape), "dtype": dtype}
 
 
-def fingerprint(model, backends=None) -> str:
-    """A hex digest identifying ``model``'s structure and the installed candidate libraries."""
-    from ppl_ad import __version__
-
-    fn = model.function.fn
+@functools.lru_cache(maxsize=256)
+def _source_digest(fn) -> str:
     try:
         source = inspect.getsource(fn)
     except (OSError, TypeError):
         source = f"{fn.__module__}.{fn.__qualname__}"
+    return hashlib.sha256(source.encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=64)
+def _library_version(backend) -> str | None:
+    return backend.library_version()
+
+
+def fingerprint(model, backends=None) -> str:
+    """A hex digest identifying ``model``'s structure and the installed candidate libraries."""
+    from ppl_ad import __version__
+
     backends = candidates() if backends is None else backends
     payload = {
         "name": model.name,
-        "source": source,
+        "source": _source_digest(model.function.fn),
         "data": {k: _describe(v) for k, v in sorted(model.data.items())},
-        "backends": {b.name: b.library_version() for b in backends},
+        "backends": {b.name: _library_version(b) for b in backends},
         "ppl_ad": __version__,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
