@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from ppl_ad.errors import BackendRemovedError, PplAdDeprecationWarning
 
-__all__ = ["Deprecation", "BACKEND_DEPRECATIONS", "check_backend", "current_version", "user_stacklevel"]
+__all__ = ["Deprecation", "BACKEND_DEPRECATIONS", "check_backend", "current_version", "user_stacklevel", "reset"]
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class Deprecation:
         else:
             head = (
                 f"{self.what} is deprecated since ppl_ad {self.since} and will be removed in "
-                f"{self.removed_in}."
+                f"ppl_ad {self.removed_in}."
             )
         return f"{head} Why: {self.reason} Instead: {self.replacement} Read more: {self.docs}"
 
@@ -60,6 +60,11 @@ BACKEND_DEPRECATIONS = {
 }
 
 _WARNED: set = set()
+
+
+def reset() -> None:
+    """Forget which deprecation warnings were shown, so they show again (for tests)."""
+    _WARNED.clear()
 
 
 def current_version() -> str:

@@ -1,0 +1,87 @@
+"""The deprecated sympy source-transform backend: gradient, generated source, size limit."""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+import pytest
+
+import ppl_ad as pa
+from ppl_ad import dist
+from ppl_ad.backends import SymPy
+from ppl_ad.errors import BackendCompilationError
+from ppl_ad.testing.scenarios import get_scenario, logistic_regression
+
+pytest.importorskip("sympy")
+
+
+@pytest.fixture(autouse=True)
+def _quiet_deprecation():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", pa.PplAdDeprecationWarning)
+        yield
+
+
+@pa.model
+def beta_binomial(n, k):
+    p = pa.sample("p", dist.Beta(2.0, 3.0))
+    pa.observe("k", dist.Binomial(n, p), k)
+
+
+def _check_gradient(model, rng):
+    ld = pa.logdensity(model, backend="sympy")
+    reference = pa.logdensity(model, backend="finite-difference")
+    for _ in range(2):
+        theta = rng.normal(size=ld.dimension)
+        value, gradient = ld.logdensity_and_gradient(theta)
+        expected_value, expected_gradient = reference.logdensity_and_gradient(theta)
+        assert value == pytest.approx(expected_value, rel=1e-10)
+        assert ld.logdensity(theta) == pytest.approx(expected_value, rel=1e-10)
+        np.testing.assert_allclose(gradient, expected_gradient, rtol=1e-6, atol=1e-8)
+    return ld
+
+
+def test_gradient_normal_normal_and_source(rng):
+    ld = _check_gradient(get_scenario("normal_normal").model(), rng)
+    source = ld.source()
+    assert "def value_and_gradient(theta):" in source
+    assert "theta_0 = theta[0]" in source
+    compile(source, "<generated>", "exec")
+
+
+def test_gradient_beta_binomial(rng):
+    _check_gradient(beta_binomial(np.array([10, 12, 9]), np.array([3, 5, 4])), rng)
+
+
+def test_gradient_eight_schools(rng):
+    ld = _check_gradient(get_scenario("eight_schools").model(), rng)
+    assert ld.dimension == 10
+    assert ld.backend.mode == "source-transform"
+
+
+def test_large_data_fails_fast_with_advice(rng):
+    X = rng.normal(size=(2000, 3))
+    y = (rng.uniform(size=2000) < 0.5).astype(np.int64)
+    start = time.perf_counter()
+    with pytest.raises(BackendCompilationError, match=r'backend="jax"') as info:
+        pa.logdensity(logistic_regression(X, y), backend="sympy")
+    assert time.perf_counter() - start < 5.0
+    assert "max_operations=20000" in str(info.value)
+
+
+def test_operation_budget_stops_building(rng):
+    X = rng.normal(size=(30, 2))
+    y = (rng.uniform(size=30) < 0.5).astype(np.int64)
+    with pytest.raises(BackendCompilationError, match="max_operations=100"):
+        pa.logdensity(logistic_regression(X, y), backend=SymPy(max_operations=100))
+
+
+def test_unsupported_function_is_named():
+    @pa.model
+    def correlated(L):
+        pa.sample("x", dist.MvNormalCholesky(np.zeros(2), L))
+
+    with pytest.raises(BackendCompilationError, match="does not support ppl_ad.math"):
+        pa.logdensity(correlated(np.eye(2)), backend="sympy")
