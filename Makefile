@@ -20,7 +20,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
-	$(BIN)/mkdocs build --strict --quiet --site-dir build/site
+	$(MAKE) docs
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
@@ -35,8 +35,10 @@ bench-peers: $(STAMP)
 	$(PIP_INSTALL) -e '.[all,dev,bench]'
 	$(BIN)/ppl-ad bench --peers --out benchmarks/results
 
+# MkDocs may not hold its config inside docs_dir, so the pages are staged under build/.
 docs: $(STAMP)
-	$(BIN)/mkdocs build --strict --site-dir build/site
+	rm -rf build/docs-src && mkdir -p build/docs-src && cp docs/*.md build/docs-src/
+	$(BIN)/mkdocs build --strict --quiet -f docs/mkdocs.yml
 
 clean:
 	rm -rf $(VENV) build site .pytest_cache

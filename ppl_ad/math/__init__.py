@@ -78,7 +78,13 @@ _BY_TYPE: dict[type, Namespace] = {}
 
 
 def _unary(name: str):
+    numpy_function = getattr(NUMPY, name)
+
     def function(x):
+        # Python-number constants are computed once in NumPy and stay Python floats, so
+        # they cost no operation on a tape (torch, autograd) and no node in a JAX trace.
+        if type(x) is float or type(x) is int:
+            return float(numpy_function(x))
         return namespace_of(x).__getattribute__(name)(x)
 
     function.__name__ = name
@@ -107,7 +113,13 @@ log_sigmoid = _unary("log_sigmoid")
 softplus = _unary("softplus")
 logit = _unary("logit")
 log1mexp = _unary("log1mexp")
-isfinite = _unary("isfinite")
+
+
+def isfinite(x):
+    """Elementwise ``isfinite``, dispatched on the array library of ``x``."""
+    return namespace_of(x).isfinite(x)
+
+
 floor = _unary("floor")
 log_ndtr = _unary("log_ndtr")
 cholesky = _unary("cholesky")
