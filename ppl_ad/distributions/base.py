@@ -15,7 +15,7 @@ from ppl_ad import constraints as C
 from ppl_ad import math as M
 from ppl_ad.errors import ModelDefinitionError
 
-__all__ = ["Distribution", "validation"]
+__all__ = ["Distribution", "validation", "data_term"]
 
 _VALIDATE = [True]
 
@@ -34,6 +34,29 @@ class validation:
 
 
 _CONVERT = (np.ndarray, list, tuple)
+_DATA_TERMS: dict = {}
+
+
+def data_term(key: str, function, value):
+    """``function(value)`` for a term that depends on data only, cached per data array.
+
+    Tape backends (torch, autograd) re-run the model on every call; terms such as
+    ``gammaln(y + 1)`` of observed counts would be recomputed each time. Concrete arrays
+    that carry no gradient (NumPy arrays, torch tensors without ``requires_grad``) are
+    cached by identity (the array is kept alive with its result, so the identity cannot be
+    reused); anything else (traced JAX values, autograd boxes, parameters) is computed.
+    """
+    cls = type(value)
+    if cls is np.ndarray or (cls.__module__.startswith("torch") and not value.requires_grad):
+        entry = _DATA_TERMS.get((key, id(value)))
+        if entry is not None and entry[0] is value:
+            return entry[1]
+        result = function(value)
+        if len(_DATA_TERMS) > 256:
+            _DATA_TERMS.clear()
+        _DATA_TERMS[(key, id(value))] = (value, result)
+        return result
+    return function(value)
 
 
 def _is_constant(value) -> bool:

@@ -12,7 +12,7 @@ import numpy as np
 
 from ppl_ad import constraints as C
 from ppl_ad import math as M
-from ppl_ad.distributions.base import Distribution
+from ppl_ad.distributions.base import Distribution, data_term
 
 __all__ = [
     "Bernoulli", "BernoulliLogit", "Binomial", "BinomialLogit", "Poisson", "PoissonLog",
@@ -20,7 +20,13 @@ __all__ = [
 ]
 
 
+def _log_factorial(k):
+    return M.gammaln(k + 1.0)
+
+
 def _log_choose(n, k):
+    if type(n) is int or type(n) is float:
+        return M.gammaln(n + 1.0) - data_term("log_factorial", _log_factorial, k) - M.gammaln(n - k + 1.0)
     return M.gammaln(n + 1.0) - M.gammaln(k + 1.0) - M.gammaln(n - k + 1.0)
 
 
@@ -110,7 +116,7 @@ class Poisson(_Discrete):
         super().__init__(lam=lam)
 
     def log_prob(self, value):
-        return M.xlogy(value, self.lam) - self.lam - M.gammaln(value + 1.0)
+        return M.xlogy(value, self.lam) - self.lam - data_term("log_factorial", _log_factorial, value)
 
     def sample(self, rng, shape=()):
         return rng.poisson(self._np("lam"), size=self._size(shape))
@@ -126,7 +132,7 @@ class PoissonLog(_Discrete):
         super().__init__(log_lam=log_lam)
 
     def log_prob(self, value):
-        return value * self.log_lam - M.exp(self.log_lam) - M.gammaln(value + 1.0)
+        return value * self.log_lam - M.exp(self.log_lam) - data_term("log_factorial", _log_factorial, value)
 
     def sample(self, rng, shape=()):
         return rng.poisson(np.exp(self._np("log_lam")), size=self._size(shape))
@@ -145,7 +151,7 @@ class NegativeBinomial2(_Discrete):
         mu, phi = self.mu, self.phi
         log_total = M.log(mu + phi)
         return (
-            M.gammaln(value + phi) - M.gammaln(value + 1.0) - M.gammaln(phi)
+            M.gammaln(value + phi) - data_term("log_factorial", _log_factorial, value) - M.gammaln(phi)
             + phi * (M.log(phi) - log_total) + M.xlogy(value, mu) - value * log_total
         )
 

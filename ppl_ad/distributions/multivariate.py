@@ -13,7 +13,7 @@ import numpy as np
 
 from ppl_ad import constraints as C
 from ppl_ad import math as M
-from ppl_ad.distributions.base import Distribution
+from ppl_ad.distributions.base import Distribution, data_term
 from ppl_ad.errors import ModelDefinitionError
 
 __all__ = ["Dirichlet", "MvNormal", "MvNormalCholesky", "LKJCholesky"]
@@ -87,8 +87,12 @@ def _mvn_log_prob(value, mu, scale_tril):
     else:
         z = M.solve_triangular(scale_tril, M.transpose(diff), lower=True)
         quad = M.sum(z * z, 0)
-    half_log_det = M.sum(M.log(M.diagonal(scale_tril)))
+    half_log_det = data_term("half_log_det", _half_log_det, scale_tril)
     return -0.5 * quad - half_log_det - d * _HALF_LOG_2PI
+
+
+def _half_log_det(scale_tril):
+    return M.sum(M.log(M.diagonal(scale_tril)))
 
 
 class MvNormalCholesky(Distribution):
