@@ -138,8 +138,21 @@ def to_markdown(result: dict) -> str:
                 row.append(_fmt(cell and cell.get("gradient_us")))
             lines.append(f"| {d} | " + " | ".join(row) + " |")
         lines += ["", "![crossover](crossover.png)", ""]
-    if result.get("peers_note"):
-        lines += ["## Peers", "", result["peers_note"], ""]
+    if result.get("peers"):
+        lines += ["## Peers: value-and-gradient µs side by side", "",
+                  "PyMC: `Model.logp_dlogp_function` (PyTensor C backend); NumPyro: "
+                  "`jax.jit(jax.value_and_grad(potential_fn))`; ppl_ad: the fastest correct backend above.", "",
+                  "| model | ppl_ad best | ppl_ad µs | PyMC µs | NumPyro µs | note |", "|---|---|---|---|---|---|"]
+        for model in dict.fromkeys(p["model"] for p in result["peers"]):
+            ok = [c for c in result["cells"] if c["model"] == model and c.get("correct") == "ok" and c.get("gradient_us")]
+            best = min(ok, key=lambda c: c["gradient_us"]) if ok else None
+            peer = {p["name"]: p for p in result["peers"] if p["model"] == model}
+            notes = "; ".join(f"{k}: {v['note']}" for k, v in peer.items() if v.get("note"))
+            lines.append(
+                f"| {model} | {best['name'] if best else '-'} | {_fmt(best and best['gradient_us'])} | "
+                f"{_fmt(peer.get('pymc', {}).get('gradient_us'))} | {_fmt(peer.get('numpyro', {}).get('gradient_us'))} | {notes} |"
+            )
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -192,7 +205,12 @@ def main(args) -> int:
         rows = run_cell(model, backend, repeats=args.repeats, timeout=args.timeout, dims=dims)
         (result["crossover"] if dims else result["cells"]).extend(rows)
     if args.peers:
-        result["peers_note"] = "Peer timings (PyMC, NumPyro) are not implemented yet."
+        from ppl_ad.bench.peers import available_peers, run_peers
+
+        result["peers"] = run_peers([m for m in models if m in STANDARD])
+        missing = {"pymc", "numpyro"} - set(available_peers())
+        if missing:
+            print(f"peers not installed (skipped): {', '.join(sorted(missing))}")
     (out / "backends.json").write_text(json.dumps(result, indent=1))
     (out / "backends.md").write_text(to_markdown(result))
     if result["crossover"]:

@@ -47,3 +47,22 @@ def test_report_written_from_cells(tmp_path, monkeypatch):
     md = (tmp_path / "backends.md").read_text()
     assert "## m (d = 4)" in md and "| jax | reverse | supported |" in md and "| 1000 | 1000.0 | 1000.0 |" in md
     assert (tmp_path / "crossover.png").stat().st_size > 1000
+
+
+def test_peers_side_by_side_in_report(tmp_path, monkeypatch):
+    from ppl_ad.bench import peers
+
+    monkeypatch.setattr(cli, "run_cell", lambda model, backend, **kw: [] if kw.get("dims") else [
+        {"model": model, "name": backend, "mode": "reverse", "status": "supported", "correct": "ok",
+         "gradient_us": 7.0 if backend == "jax" else 9.0, "dimension": 10, "note": ""}])
+    monkeypatch.setattr(peers, "available_peers", lambda: ["pymc"])
+    monkeypatch.setattr(peers, "run_peers", lambda models: [
+        {"model": m, "name": "pymc", "gradient_us": 3.5, "note": ""} for m in models] + [
+        {"model": m, "name": "numpyro", "gradient_us": None, "note": "numpyro is not installed"} for m in models])
+    args = argparse.Namespace(out=str(tmp_path), models="eight_schools,other", backends="jax,autograd", repeats=1,
+                              timeout=5.0, peers=True, no_progress=True)
+    assert cli.main(args) == 0
+    md = (tmp_path / "backends.md").read_text()
+    assert "| eight_schools | jax | 7.0 | 3.5 | - | numpyro: numpyro is not installed |" in md
+    assert "| other |" not in md.split("## Peers")[1]
+    assert json.loads((tmp_path / "backends.json").read_text())["peers"][0]["name"] == "pymc"

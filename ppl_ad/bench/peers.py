@@ -1,0 +1,124 @@
+"""Peer timings for ``ppl-ad bench --peers``: PyMC and NumPyro on the four standard models.
+
+Each peer gets the same model and data as :mod:`ppl_ad.testing.scenarios` and we time its
+own compiled value-and-gradient of the log density on its unconstrained space: PyMC's
+``Model.logp_dlogp_function`` (PyTensor, C backend) and NumPyro's potential energy under
+``jax.jit(jax.value_and_grad(...))``. Peers are optional (``pip install 'ppl_ad[bench]'``);
+one that is not installed or fails gives a row with a note.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+
+from ppl_ad.bench.benchmark import time_call
+from ppl_ad.testing.scenarios import EIGHT_SCHOOLS_SIGMA, EIGHT_SCHOOLS_Y, STANDARD, standard_data
+
+__all__ = ["run_peers", "available_peers"]
+
+
+def available_peers() -> list[str]:
+    """Peers whose library is importable."""
+    return [name for name, lib in (("pymc", "pymc"), ("numpyro", "numpyro")) if importlib.util.find_spec(lib)]
+
+
+def _pymc(name):
+    import pymc as pm
+    from pymc.blocking import DictToArrayBijection
+
+    data = standard_data()
+    with pm.Model() as m:
+        if name == "eight_schools":
+            mu = pm.Normal("mu", 0.0, 5.0)
+            tau = pm.HalfCauchy("tau", 5.0)
+            tt = pm.Normal("theta_tilde", 0.0, 1.0, shape=8)
+            pm.Normal("y", mu + tau * tt, EIGHT_SCHOOLS_SIGMA, observed=EIGHT_SCHOOLS_Y)
+        elif name == "logistic_regression":
+            X, y = data["logistic"]["X"], data["logistic"]["y"]
+            alpha = pm.Normal("alpha", 0.0, 2.0)
+            beta = pm.Normal("beta", 0.0, 1.0, shape=X.shape[1])
+            pm.Bernoulli("y", logit_p=alpha + pm.math.dot(X, beta), observed=y)
+        elif name == "gaussian_100d":
+            L = data["gaussian"]["L"]
+            pm.MvNormal("x", np.zeros(L.shape[0]), chol=L)
+        else:
+            d = data["poisson"]
+            mu = pm.Normal("mu", 0.0, 1.0)
+            sigma = pm.HalfNormal("sigma", 1.0)
+            z = pm.Normal("z", 0.0, 1.0, shape=d["num_groups"])
+            b = pm.Normal("b", 0.0, 1.0)
+            pm.Poisson("y", pm.math.exp(mu + sigma * z[d["g"]] + b * d["x"]), observed=d["y"])
+    fn = m.logp_dlogp_function(ravel_inputs=True)
+    fn.set_extra_values({})
+    point = m.initial_point()
+    x = DictToArrayBijection.map({v.name: point[v.name] for v in m.value_vars}).data
+    value_fn = m.compile_logp()
+    return (lambda t: value_fn(point)), fn, x
+
+
+def _numpyro(name):
+    import jax
+    import jax.numpy as jnp
+    import numpyro
+    import numpyro.distributions as nd
+    from numpyro.infer.util import initialize_model
+
+    jax.config.update("jax_enable_x64", True)
+    data = standard_data()
+
+    def model():
+        if name == "eight_schools":
+            mu = numpyro.sample("mu", nd.Normal(0.0, 5.0))
+            tau = numpyro.sample("tau", nd.HalfCauchy(5.0))
+            tt = numpyro.sample("theta_tilde", nd.Normal(0.0, 1.0).expand([8]))
+            numpyro.sample("y", nd.Normal(mu + tau * tt, EIGHT_SCHOOLS_SIGMA), obs=EIGHT_SCHOOLS_Y)
+        elif name == "logistic_regression":
+            X, y = data["logistic"]["X"], data["logistic"]["y"]
+            alpha = numpyro.sample("alpha", nd.Normal(0.0, 2.0))
+            beta = numpyro.sample("beta", nd.Normal(0.0, 1.0).expand([X.shape[1]]))
+            numpyro.sample("y", nd.Bernoulli(logits=alpha + jnp.dot(X, beta)), obs=y)
+        elif name == "gaussian_100d":
+            L = data["gaussian"]["L"]
+            numpyro.sample("x", nd.MultivariateNormal(jnp.zeros(L.shape[0]), scale_tril=L))
+        else:
+            d = data["poisson"]
+            mu = numpyro.sample("mu", nd.Normal(0.0, 1.0))
+            sigma = numpyro.sample("sigma", nd.HalfNormal(1.0))
+            z = numpyro.sample("z", nd.Normal(0.0, 1.0).expand([d["num_groups"]]))
+            b = numpyro.sample("b", nd.Normal(0.0, 1.0))
+            numpyro.sample("y", nd.Poisson(jnp.exp(mu + sigma * z[d["g"]] + b * d["x"])), obs=d["y"])
+
+    init, potential, _, _ = initialize_model(jax.random.PRNGKey(0), model)
+    value = jax.jit(potential)
+    value_and_grad = jax.jit(jax.value_and_grad(potential))
+    params = init.z
+    return (lambda p: value(p).block_until_ready()), (lambda p: jax.block_until_ready(value_and_grad(p))), params
+
+
+def run_peers(models=STANDARD, budget: float = 0.3) -> list[dict]:
+    """Rows ``{"model", "name", "logdensity_us", "gradient_us", "note"}`` for each installed peer."""
+    import time
+
+    rows = []
+    for peer in ("pymc", "numpyro"):
+        for model in models:
+            row = {"model": model, "name": peer, "prepare_s": None, "logdensity_us": None, "gradient_us": None, "note": ""}
+            rows.append(row)
+            if peer not in available_peers():
+                row["note"] = f"{peer} is not installed"
+                continue
+            if model not in STANDARD:
+                row["note"] = "peers run only the four standard models"
+                continue
+            try:
+                start = time.perf_counter()
+                value, value_and_grad, x = (_pymc if peer == "pymc" else _numpyro)(model)
+                value_and_grad(x)
+                row["prepare_s"] = time.perf_counter() - start
+                row["logdensity_us"] = time_call(value, x, None, budget)[0] * 1e6
+                row["gradient_us"] = time_call(value_and_grad, x, None, budget)[0] * 1e6
+            except Exception as exc:
+                row["note"] = f"{type(exc).__name__}: {str(exc)[:200]}"
+    return rows
