@@ -44,7 +44,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from ppl_ad.infer.hmc import HMCState
-from ppl_ad.infer.integrators import velocity_verlet
+from ppl_ad.infer.integrators import EVALUATION_ERRORS
 from ppl_ad.infer.metrics import EuclideanMetric
 from ppl_ad.infer.termination import merged_is_turning
 
@@ -129,10 +129,11 @@ def build_kernel(
         (only when the new subtree's weight is smaller than the old one's).
     """
     velocity = metric.velocity
-    leapfrog = velocity_verlet(logdensity_and_gradient, velocity)
+    f = logdensity_and_gradient
     max_treedepth = int(max_treedepth)
     max_energy_error = float(max_energy_error)
     exp = math.exp
+    log1p = math.log1p
 
     def build_subtree(q, p, logp, g, depth, step_size, H0, uniform):
         """Build a subtree of ``2**depth`` leaves from (q, p, logp, g).
@@ -143,31 +144,64 @@ def build_kernel(
         ``(depth, log_sum_weight, proposal, rho, p_begin, p_end, p_sharp_begin,
         p_sharp_end)`` with ``proposal = (q, logp, g, h)``; ``tree`` is None unless
         status is 0.
+
+        This is the hot loop of the sampler: the leapfrog step of
+        :func:`ppl_ad.infer.integrators.velocity_verlet` is inlined here (same
+        operations in the same order, so results are bit-identical), and merges
+        of two single leaves skip the extra checks, which coincide with the main
+        one for them.
         """
         stack = []
         n_leapfrog = 0
         sum_metro_prob = 0.0
-        for _ in range(1 << depth):
-            q, p, logp, g = leapfrog(q, p, g, step_size)
+        half = 0.5 * step_size
+        for i in range(1 << depth):
+            # Leapfrog step (velocity Verlet).
+            p = p + half * g
+            q = q + step_size * velocity(p)
             n_leapfrog += 1
+            try:
+                logp, g = f(q)
+            except EVALUATION_ERRORS:
+                return 2, (q, p, logp, g), None, n_leapfrog, sum_metro_prob
+            logp = float(logp)
+            p = p + half * g
             v = velocity(p)
             h = 0.5 * float(p.dot(v)) - logp
             energy_error = h - H0
             if not (energy_error <= max_energy_error):  # divergent, or NaN
                 return 2, (q, p, logp, g), None, n_leapfrog, sum_metro_prob
             sum_metro_prob += 1.0 if energy_error < 0.0 else exp(-energy_error)
-            tree = (0, -energy_error, (q, logp, g, h), p, p, p, v, v)
+            lw_r = -energy_error
+            if not i & 1:
+                stack.append((0, lw_r, (q, logp, g, h), p, p, p, v, v))
+                continue
+            # Merge with the previous leaf: uniform progressive sampling, then the
+            # no-U-turn check on the pair.
+            _, lw_l, prop_l, p_l, _, _, v_l, _ = stack.pop()
+            if lw_l > lw_r:
+                lw = lw_l + log1p(exp(lw_r - lw_l))
+            else:
+                lw = lw_r + log1p(exp(lw_l - lw_r))
+            if lw_r > lw or uniform() < exp(lw_r - lw):
+                prop = (q, logp, g, h)
+            else:
+                prop = prop_l
+            rho = p_l + p
+            if not (v.dot(rho) > 0 and v_l.dot(rho) > 0):
+                return 1, (q, p, logp, g), None, n_leapfrog, sum_metro_prob
+            tree = (1, lw, prop, rho, p_l, p, v_l, v)
+            # Merge completed subtrees of equal depth (a binary counter).
             while stack and stack[-1][0] == tree[0]:
                 d, lw_l, prop_l, rho_l, pb_l, pe_l, vb_l, ve_l = stack.pop()
                 _, lw_r, prop_r, rho_r, pb_r, pe_r, vb_r, ve_r = tree
                 lw = logaddexp(lw_l, lw_r)
-                # Progressive (uniform) multinomial sampling inside a subtree.
                 if lw_r > lw or uniform() < exp(lw_r - lw):
                     prop = prop_r
                 else:
                     prop = prop_l
                 rho = rho_l + rho_r
-                if merged_is_turning(rho, rho_l, rho_r, pe_l, pb_r, vb_l, ve_l, vb_r, ve_r, d == 0):
+                if merged_is_turning(rho, rho_l, rho_r, pe_l, pb_r, vb_l, ve_l, vb_r, ve_r):
                     return 1, (q, p, logp, g), None, n_leapfrog, sum_metro_prob
                 tree = (d + 1, lw, prop, rho, pb_l, pe_r, vb_l, ve_r)
             stack.append(tree)

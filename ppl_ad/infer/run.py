@@ -274,6 +274,12 @@ def _run_parallel(spec, seeds, settings, init, cores, bars) -> list[ChainResult]
         if queue is not None:
             _drain(queue, bars)
         return [future.result() for future in futures]
+    except BaseException:
+        # A chain failed or the user interrupted: stop the other chains now rather
+        # than waiting for them to finish.
+        for process in list((getattr(executor, "_processes", None) or {}).values()):
+            process.terminate()
+        raise
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
         if queue is not None:

@@ -250,6 +250,13 @@ def test_init_failure_names_model_and_sites():
     assert ld.calls == run.MAX_INIT_ATTEMPTS
 
 
+def test_init_failure_in_a_worker_process_reaches_the_caller():
+    ld = GaussianLogDensity(np.array([np.inf, 0.0]), [1.0, 1.0], name="infinite_mean")
+    assert run._worker_spec(ld) is not None
+    with pytest.raises(SamplingError, match=r"'infinite_mean'.*\['x'\]"):
+        sample(ld, draws=10, tune=10, chains=2, cores=2, progressbar=False)
+
+
 def test_init_failure_with_a_dsl_model_names_the_site():
     @pa.model
     def impossible(y):
