@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ppl_ad.backends.base import Prepared
-from ppl_ad.errors import BackendCompilationError
+from ppl_ad.errors import BackendCompilationError, ModelEvaluationError
 
 __all__ = ["prepare", "generate_source"]
 
@@ -102,7 +102,17 @@ def prepare(compiled, backend) -> Prepared:
     theta[:] = symbols
     logdensity_fn = compiled.make_logdensity_fn("sympy")
     with budget(limit):
-        expr = logdensity_fn(theta)
+        try:
+            expr = logdensity_fn(theta)
+        except ModelEvaluationError as error:
+            if "truth value of Relational" not in str(error):
+                raise
+            raise BackendCompilationError(
+                f"{error}. The deprecated 'sympy' backend cannot follow Python control flow "
+                f"(if/while, comparisons) on parameter values; write the branch with "
+                f"pa.math.where and use backend=\"jax\", or use a tape backend "
+                f"(backend=\"torch\" or backend=\"autograd\"), which re-records each call"
+            ) from error
     expr = sympy.sympify(expr)
     count = sympy.count_ops(expr)
     if count > limit:

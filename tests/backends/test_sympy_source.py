@@ -85,3 +85,15 @@ def test_unsupported_function_is_named():
 
     with pytest.raises(BackendCompilationError, match="does not support ppl_ad.math"):
         pa.logdensity(correlated(np.eye(2)), backend="sympy")
+
+
+def test_control_flow_on_parameters_is_explained():
+    @pa.model
+    def branchy(y):
+        tau = pa.sample("tau", dist.HalfNormal(1.0))
+        if tau > 1.0:
+            pa.factor("extra", -tau)
+        pa.observe("y", dist.Normal(0.0, tau), y)
+
+    with pytest.raises(BackendCompilationError, match="cannot follow Python control flow"):
+        pa.logdensity(branchy(np.array([0.1])), backend="sympy")
