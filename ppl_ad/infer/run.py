@@ -34,6 +34,7 @@ import math
 import multiprocessing
 import os
 import pickle
+import sys
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -546,5 +547,18 @@ def _to_inference_data(ld, results, settings, chains, processes, seed_seq, init,
             attrs=attrs,
         )
     if message is not None:
-        warnings.warn(message, SamplingWarning, stacklevel=3)
+        warnings.warn(message, SamplingWarning, stacklevel=_user_stacklevel())
     return idata
+
+
+def _user_stacklevel() -> int:
+    """``stacklevel`` that points a warning at the first caller outside ppl_ad."""
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None:
+        name = frame.f_globals.get("__name__", "")
+        if name != "ppl_ad" and not name.startswith("ppl_ad."):
+            return level
+        frame = frame.f_back
+        level += 1
+    return 1
