@@ -154,7 +154,7 @@ class SymPy(Backend):
     extra: ClassVar[str] = "sympy"
     implementation: ClassVar[str] = "ppl_ad.backends.sympy_source"
     status: ClassVar[str] = DEPRECATED
-    max_operations: int = 20_000
+    max_operations: int = 2_000
 
 
 class Prepared:
