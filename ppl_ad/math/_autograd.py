@@ -19,6 +19,13 @@ def build():
     def asarray(x):
         return x if isinstance(x, (float, int)) else anp.asarray(x) if not hasattr(x, "_value") else x
 
+    def broadcast_to(x, shape):
+        # autograd's broadcast_to gradient cannot add leading axes: add them with a reshape.
+        extra = len(shape) - anp.ndim(x)
+        if extra > 0:
+            x = anp.reshape(x, (1,) * extra + tuple(anp.shape(x)))
+        return anp.broadcast_to(x, shape)
+
     def log_sigmoid(x):
         return -anp.logaddexp(0.0, -x)
 
@@ -43,7 +50,7 @@ def build():
             minimum=anp.minimum, clip=anp.clip,
             stack=lambda xs, axis: anp.stack(xs, axis=axis),
             concatenate=lambda xs, axis: anp.concatenate([anp.atleast_1d(x) for x in xs], axis=axis),
-            reshape=anp.reshape, broadcast_to=anp.broadcast_to,
+            reshape=anp.reshape, broadcast_to=broadcast_to,
             transpose=lambda x: anp.swapaxes(x, -1, -2),
             diagonal=lambda x: anp.diagonal(x, axis1=-2, axis2=-1),
             tril=lambda x, k: anp.tril(x, k),

@@ -1,0 +1,143 @@
+"""ppl_ad.math: every function gives the same numbers on NumPy, JAX, PyTorch and autograd."""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+
+import numpy as np
+import pytest
+
+from ppl_ad import math as M
+
+XR = np.array([-1.5, 0.2, 2.0])
+XP = np.array([0.3, 1.2, 2.5])
+XU = np.array([0.2, 0.5, 0.9])
+XN = np.array([-0.1, -1.0, -3.0])
+MAT = np.array([[1.0, -0.5, 2.0], [0.3, 0.8, -1.2], [2.2, 0.1, 0.4]])
+SPD = MAT @ MAT.T + np.eye(3)
+LOW = np.linalg.cholesky(SPD)
+
+# name -> list of argument tuples (arrays are converted to each library)
+ARGS = {
+    "asarray": [(XR,)], "exp": [(XR,)], "log": [(XP,)], "log1p": [(XP,)], "expm1": [(XR,)],
+    "sqrt": [(XP,)], "square": [(XR,)], "abs": [(XR,)], "sin": [(XR,)], "cos": [(XR,)],
+    "tanh": [(XR,)], "erf": [(XR,)], "erfc": [(XR,)], "gammaln": [(XP,)], "digamma": [(XP,)],
+    "xlogy": [(XR, XP), (np.array([0.0, 1.0, 2.0]), XP)], "xlog1py": [(XR, XU), (np.array([0.0, 1.0, 2.0]), -XU)],
+    "sigmoid": [(XR,)], "log_sigmoid": [(XR,)], "softplus": [(XR,)], "logit": [(XU,)],
+    "inv_logit": [(XR,)], "log1mexp": [(XN,)], "log_ndtr": [(XR,)], "isfinite": [(XR,)],
+    "floor": [(XR,)],
+    "sum": [(MAT,), (MAT, 0), (MAT, -1)], "mean": [(MAT,), (MAT, 1)], "prod": [(MAT,), (MAT, 0)],
+    "cumsum": [(MAT,), (MAT, 0)], "logsumexp": [(MAT,), (MAT, -1)],
+    "dot": [(MAT, XR), (MAT, MAT)], "matmul": [(MAT, XR), (MAT, MAT)], "outer": [(XR, XP)],
+    "where": [(XR > 0, XR, XP)], "maximum": [(XR, XP)], "minimum": [(XR, XP)],
+    "clip": [(XR, -1.0, 1.0)], "stack": [([XR, XP],), ([XR, XP], 1)],
+    "concatenate": [([XR, XP],), ([MAT, MAT], 1)], "reshape": [(MAT, (9,))],
+    "broadcast_to": [(XR, (2, 3))], "transpose": [(MAT,)], "diagonal": [(MAT,)],
+    "tril": [(MAT,), (MAT, -1)], "cholesky": [(SPD,)], "solve_triangular": [(LOW, XR), (LOW, MAT)],
+    "zeros": [((2, 3),)], "ones": [((3,),)], "eye": [(3,)],
+}
+NOT_ARRAY_FUNCTIONS = {"using", "active", "namespace_of"}
+CREATION = {"zeros", "ones", "eye"}
+LIBRARIES = ["numpy", "jax", "torch", "autograd"]
+
+
+def test_every_function_is_covered():
+    functions = {n for n in M.__all__ if inspect.isfunction(getattr(M, n))} - NOT_ARRAY_FUNCTIONS
+    assert functions == set(ARGS)
+
+
+def _converter(library):
+    if library == "numpy":
+        return lambda a: a
+    if library == "jax":
+        M.namespace_named("jax")  # enables float64
+        import jax.numpy as jnp
+
+        return jnp.asarray
+    if library == "torch":
+        import torch
+
+        return lambda a: torch.as_tensor(a, dtype=torch.bool if a.dtype == bool else torch.float64)
+    raise AssertionError(library)
+
+
+def _convert(args, convert):
+    out = []
+    for a in args:
+        if isinstance(a, np.ndarray):
+            out.append(convert(a))
+        elif isinstance(a, list):
+            out.append([convert(x) for x in a])
+        else:
+            out.append(a)
+    return out
+
+
+def _to_numpy(value):
+    if hasattr(value, "detach"):
+        value = value.detach().numpy()
+    return np.asarray(value, dtype=float)
+
+
+def _call_autograd(fn, args):
+    """Call ``fn`` with its first array argument as an autograd ArrayBox (a traced value)."""
+    import autograd
+
+    position = next(i for i, a in enumerate(args) if isinstance(a, (np.ndarray, list)))
+    seen = {}
+
+    def traced(x):
+        new = list(args)
+        if isinstance(args[position], list):
+            new[position] = [x] + list(args[position][1:])
+        else:
+            new[position] = x
+        seen["namespace"] = M.namespace_of(x).name
+        return fn(*new)
+
+    start = args[position][0] if isinstance(args[position], list) else args[position]
+    if start.dtype == bool:  # not differentiable: trace the next array instead
+        position = next(i for i, a in enumerate(args) if i > position and isinstance(a, np.ndarray))
+        start = args[position]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "output seems independent of input" for floor/isfinite
+        _, value = autograd.make_vjp(traced)(start.astype(float))
+    assert seen["namespace"] == "autograd"
+    return value
+
+
+@pytest.mark.parametrize("library", LIBRARIES[1:])
+@pytest.mark.parametrize("name", sorted(ARGS))
+def test_same_numbers_on_every_library(name, library):
+    fn = getattr(M, name)
+    for args in ARGS[name]:
+        with M.using("numpy"):
+            expected = _to_numpy(fn(*args))
+        if name in CREATION:
+            with M.using(library):
+                value = fn(*args)
+            if library != "autograd":
+                assert M.namespace_of(value).name == library
+        elif library == "autograd":
+            with M.using("autograd"):
+                value = _call_autograd(fn, list(args))
+        else:
+            converted = _convert(args, _converter(library))
+            value = fn(*converted)
+            assert M.namespace_of(value).name == library
+        actual = _to_numpy(value)
+        assert actual.shape == expected.shape, (name, args)
+        np.testing.assert_allclose(actual, expected, rtol=1e-12, atol=1e-14)
+
+
+def test_python_numbers_follow_active_namespace():
+    assert M.namespace_of(1.0).name == "numpy"
+    with M.using("torch"):
+        assert M.namespace_of(1.0, np.ones(2)).name == "torch"
+    assert M.active().name == "numpy"
+
+
+def test_unknown_namespace_is_named():
+    with pytest.raises(ValueError, match="no namespace 'cupy'"):
+        M.namespace_named("cupy")
