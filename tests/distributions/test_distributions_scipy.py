@@ -174,7 +174,7 @@ def _lkj_log_target(transform, lkj, u):
     return lkj.logpdf(L) + transform.log_abs_det_jacobian(u, L)
 
 
-@pytest.mark.parametrize(("eta", "tol"), [(0.8, 0.01), (1.0, 2e-3), (2.5, 1e-4)])
+@pytest.mark.parametrize(("eta", "tol"), [(0.8, 0.01), (1.0, 3e-3), (2.5, 2e-4)])
 def test_lkj_cholesky_d3_normalised(eta, tol):
     """The density with the transform's log-Jacobian integrates to 1 over R^3.
 
@@ -187,9 +187,9 @@ def test_lkj_cholesky_d3_normalised(eta, tol):
 
     lkj = dist.LKJCholesky(3, eta)
     transform = biject_to(lkj.support)
-    nodes, weights = np.polynomial.legendre.leggauss(14)
+    nodes, weights = np.polynomial.legendre.leggauss(10)
     total = 0.0
-    for index in itertools.product(range(14), repeat=3):
+    for index in itertools.product(range(10), repeat=3):
         z = nodes[list(index)]
         u = np.arctanh(z)
         log_target = _lkj_log_target(transform, lkj, u)
