@@ -36,6 +36,7 @@ bench-peers: $(STAMP)
 	$(BIN)/ppl-ad bench --peers --out benchmarks/results
 
 # MkDocs may not hold its config inside docs_dir, so the pages are staged under build/.
+docs: export NO_MKDOCS_2_WARNING = 1
 docs: $(STAMP)
 	rm -rf build/docs-src && mkdir -p build/docs-src && cp docs/*.md build/docs-src/
 	$(BIN)/mkdocs build --strict --quiet -f docs/mkdocs.yml
