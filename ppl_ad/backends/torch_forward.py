@@ -6,6 +6,8 @@ batching rule fall back to a slow loop, which is why this backend stays experime
 
 from __future__ import annotations
 
+import warnings
+
 from ppl_ad.backends._torch_common import float64_default, set_threads, tensor_data
 from ppl_ad.backends.base import Prepared
 
@@ -31,7 +33,9 @@ def prepare(compiled, backend) -> Prepared:
             return float(logdensity_fn(torch.from_numpy(theta)))
 
     def value_and_gradient(theta):
-        with float64_default():
+        with float64_default(), warnings.catch_warnings():
+            # torch.func's vmap fallback calls the deprecated torch.jit.script internally.
+            warnings.filterwarnings("ignore", message=".*torch.jit.script.*is deprecated", category=DeprecationWarning)
             gradient, out = jacobian(torch.from_numpy(theta))
         return float(out), gradient.detach().numpy()
 
