@@ -29,7 +29,7 @@ def main(quick: bool = False) -> int:
 
     draws = 300 if quick else 1000
     idata = sample(model, backend="jax", draws=draws, tune=draws, chains=2, seed=1, progressbar=True)
-    print(az.summary(idata, var_names=["mu", "tau", "theta"]))
+    print(az.summary(idata, var_names=["mu", "tau", "theta"]).to_string())
     print(f"\nbackend: {idata.attrs.get('backend')} ({idata.attrs.get('backend_source')})")
     return 0 if check.all_passed else 1
 
