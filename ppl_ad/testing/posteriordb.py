@@ -313,7 +313,7 @@ def load_reference(name: str) -> dict:
 
 def posteriordb_scenarios() -> list:
     """One scenario per posteriordb posterior (tags ``posteriordb``, plus ``small`` when d ≤ 10, N ≤ 500)."""
-    from ppl_ad.testing.scenarios import Scenario
+    from ppl_ad.testing.scenario import Scenario
 
     out = []
     for name in POSTERIORS:

@@ -9,13 +9,13 @@ by :mod:`ppl_ad.testing.posteriordb`.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
 
 import numpy as np
 
 import ppl_ad as pa
 from ppl_ad import dist
 from ppl_ad import math as M
+from ppl_ad.testing.scenario import Scenario
 
 __all__ = [
     "Scenario", "scenarios", "get_scenario", "standard_data", "eight_schools",
@@ -96,34 +96,6 @@ def standard_data(n=5000, d=50, dim=100, groups=200, rows=20) -> dict:
         "gaussian": {"cov": cov, "L": np.linalg.cholesky(cov)},
         "poisson": {"g": g, "x": x, "y": y_poisson, "num_groups": groups},
     }
-
-
-@dataclass(frozen=True)
-class Scenario:
-    """A named model with its data, used by tests and benchmarks.
-
-    Attributes
-    ----------
-    name : str
-    build : callable
-        ``build() -> Model`` (data are created lazily).
-    tags : tuple
-        ``"standard"`` (the four benchmark models), ``"small"``, ``"posteriordb"``, ...
-    reference : dict
-        Known facts for tests, e.g. closed-form posterior moments.
-    """
-
-    name: str
-    build: object
-    tags: tuple = ()
-    reference: dict = field(default_factory=dict)
-
-    def model(self):
-        """The model with its data bound."""
-        return self.build()
-
-    def __repr__(self) -> str:
-        return f"Scenario({self.name!r})"
 
 
 def _normal_normal_reference(y, prior_sd, noise_sd):
