@@ -19,7 +19,7 @@ from ppl_ad.testing.scenario import Scenario
 
 __all__ = [
     "Scenario", "scenarios", "get_scenario", "standard_data", "eight_schools",
-    "eight_schools_centered", "logistic_regression", "gaussian_100d", "hierarchical_poisson",
+    "logistic_regression", "gaussian_100d", "hierarchical_poisson",
     "normal_normal", "STANDARD",
 ]
 
@@ -34,15 +34,6 @@ def eight_schools(y, sigma):
     tau = pa.sample("tau", dist.HalfCauchy(5.0))
     theta_tilde = pa.sample("theta_tilde", dist.Normal(0.0, 1.0), shape=(len(y),))
     theta = pa.deterministic("theta", mu + tau * theta_tilde)
-    pa.observe("y", dist.Normal(theta, sigma), y)
-
-
-@pa.model
-def eight_schools_centered(y, sigma):
-    """Centred eight schools: a funnel between tau and theta (expect divergences)."""
-    mu = pa.sample("mu", dist.Normal(0.0, 5.0))
-    tau = pa.sample("tau", dist.HalfCauchy(5.0))
-    theta = pa.sample("theta", dist.Normal(mu, tau), shape=(len(y),))
     pa.observe("y", dist.Normal(theta, sigma), y)
 
 
@@ -121,11 +112,6 @@ def _base_scenarios() -> list[Scenario]:
             "hierarchical_poisson",
             lambda: hierarchical_poisson(**standard_data()["poisson"]),
             ("standard",),
-        ),
-        Scenario(
-            "eight_schools_centered",
-            lambda: eight_schools_centered(EIGHT_SCHOOLS_Y, EIGHT_SCHOOLS_SIGMA),
-            ("small", "funnel"),
         ),
         Scenario(
             "normal_normal",
