@@ -92,28 +92,29 @@ def log10earn_height(log10_earn, height):
     pa.observe("log10_earn", dist.Normal(beta[0] + beta[1] * height, sigma), log10_earn)
 
 
+def _flat_linear_regression(site, y, X):
+    """``y ~ Normal(X @ beta, sigma)`` with Stan's implicit flat priors on beta and sigma > 0."""
+    beta = pa.sample("beta", dist.Flat(), shape=(X.shape[1],))
+    sigma = pa.sample("sigma", dist.Flat(lower=0.0))
+    pa.observe(site, dist.Normal(M.matmul(X, beta), sigma), y)
+
+
 @pa.model
 def logearn_interaction_z(log_earn, X):
     """log earnings on z-height, male and their interaction (``X`` has the intercept column)."""
-    beta = pa.sample("beta", dist.Flat(), shape=(X.shape[1],))
-    sigma = pa.sample("sigma", dist.Flat(lower=0.0))
-    pa.observe("log_earn", dist.Normal(M.matmul(X, beta), sigma), log_earn)
+    _flat_linear_regression("log_earn", log_earn, X)
 
 
 @pa.model
 def logmesquite(log_weight, X):
     """log leaf biomass on logged shrub measurements and group; flat priors."""
-    beta = pa.sample("beta", dist.Flat(), shape=(X.shape[1],))
-    sigma = pa.sample("sigma", dist.Flat(lower=0.0))
-    pa.observe("log_weight", dist.Normal(M.matmul(X, beta), sigma), log_weight)
+    _flat_linear_regression("log_weight", log_weight, X)
 
 
 @pa.model
 def nes(partyid7, X):
     """Party identification on ideology, race, age indicators, education, gender, income."""
-    beta = pa.sample("beta", dist.Flat(), shape=(X.shape[1],))
-    sigma = pa.sample("sigma", dist.Flat(lower=0.0))
-    pa.observe("partyid7", dist.Normal(M.matmul(X, beta), sigma), partyid7)
+    _flat_linear_regression("partyid7", partyid7, X)
 
 
 @pa.model
