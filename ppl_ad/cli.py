@@ -28,6 +28,8 @@ def _demo(args) -> int:
 def _bench(args) -> int:
     from ppl_ad.bench.cli import main as bench_main
 
+    if args.timeout is None:
+        args.timeout = 1800.0 if args.sampling else 300.0
     return bench_main(args)
 
 
@@ -54,8 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", default=None, help="comma-separated scenario names (default: standard + posteriordb)")
     p.add_argument("--backends", default=None, help="comma-separated backend names (default: all installed)")
     p.add_argument("--repeats", type=int, default=None, help="timed calls per cell")
-    p.add_argument("--timeout", type=float, default=300.0, help="seconds per cell")
+    p.add_argument("--timeout", type=float, default=None,
+                   help="seconds per cell (default 300, or 1800 with --sampling)")
     p.add_argument("--peers", action="store_true", help="also run PyMC and NumPyro (needs ppl_ad[bench])")
+    p.add_argument("--sampling", action="store_true",
+                   help="NUTS efficiency (min ESS-bulk per second of wall time) instead of gradient timings")
+    p.add_argument("--draws", type=int, default=1000, help="--sampling: draws per chain")
+    p.add_argument("--tune", type=int, default=1000, help="--sampling: warmup iterations per chain")
+    p.add_argument("--chains", type=int, default=4, help="--sampling: chains")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_bench)
 

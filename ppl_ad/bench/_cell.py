@@ -4,7 +4,9 @@
 scenario with one backend and prints the row as one JSON line prefixed ``CELL `` (so that
 a crash, a hang or a library printing to stdout cannot corrupt the matrix).
 ``--model regression --dims 2,5,10`` benchmarks the scalable regression family instead,
-one row per dimension.
+one row per dimension. ``--task sampling`` runs NUTS instead
+(:func:`ppl_ad.bench.sampling.sampling_cell`); there ``--backend`` may also be ``pymc`` or
+``numpyro``.
 """
 
 from __future__ import annotations
@@ -50,7 +52,20 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--budget", type=float, default=0.3)
     parser.add_argument("--dims", default=None, help="dimensions of the regression family")
+    parser.add_argument("--task", choices=("gradient", "sampling"), default="gradient")
+    parser.add_argument("--draws", type=int, default=1000)
+    parser.add_argument("--tune", type=int, default=1000)
+    parser.add_argument("--chains", type=int, default=4)
+    parser.add_argument("--cores", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
+
+    if args.task == "sampling":
+        from ppl_ad.bench.sampling import sampling_cell
+
+        _emit(sampling_cell(args.model, args.backend, draws=args.draws, tune=args.tune, chains=args.chains,
+                            cores=args.cores, seed=args.seed))
+        return 0
 
     from ppl_ad.bench.benchmark import benchmark
     from ppl_ad.testing.scenarios import get_scenario

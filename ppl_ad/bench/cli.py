@@ -8,6 +8,10 @@ where forward mode (cost grows with the dimension) stops beating reverse mode an
 (Griewank & Walther, *Evaluating Derivatives*, 2nd ed., SIAM 2008). Writes
 ``backends.json``, ``backends.md`` (with machine information and the command) and
 ``crossover.png`` in the output folder.
+
+``ppl-ad bench --sampling`` runs the sampling matrix instead (:mod:`ppl_ad.bench.sampling`):
+NUTS with every supported backend, and with ``--peers`` PyMC and NumPyro, on the four
+standard models; it writes ``sampling.json``, ``sampling.md`` and ``sampling.png``.
 """
 
 from __future__ import annotations
@@ -28,6 +32,20 @@ CROSSOVER_DIMS = (2, 5, 10, 20, 50, 100, 200, 500, 1000)
 CROSSOVER_BACKENDS = ("jax", "jax-forward", "torch", "autograd")
 
 
+def _run_subprocess(cmd: list[str], base: dict, status_key: str, timeout: float) -> list[dict]:
+    """Rows printed by the cell process ``cmd``; a timeout or crash becomes a row of its own."""
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return [{**base, status_key: "timeout", "note": f"no result within {timeout:g} s"}]
+    rows = [json.loads(line[len(PREFIX):]) for line in done.stdout.splitlines() if line.startswith(PREFIX)]
+    if done.returncode != 0 or not rows:
+        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+        message = lines[-1] if lines else f"exit status {done.returncode}"
+        rows.append({**base, status_key: "error", "note": f"cell process failed ({done.returncode}): {message[:300]}"})
+    return rows
+
+
 def run_cell(model: str, backend: str, *, repeats=None, timeout: float = 300.0, dims=None,
              budget: float = 0.3) -> list[dict]:
     """Run one cell in a subprocess; returns its rows (an error/timeout row on failure)."""
@@ -40,16 +58,19 @@ def run_cell(model: str, backend: str, *, repeats=None, timeout: float = 300.0, 
     base = {"model": model, "name": backend, "mode": None, "status": None, "prepare_s": None,
             "logdensity_us": None, "gradient_us": None, "ratio": None, "max_rel_error": None,
             "repeats": None, "dimension": None}
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return [{**base, "correct": "timeout", "note": f"no result within {timeout:g} s"}]
-    rows = [json.loads(line[len(PREFIX):]) for line in done.stdout.splitlines() if line.startswith(PREFIX)]
-    if done.returncode != 0 or not rows:
-        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
-        message = lines[-1] if lines else f"exit status {done.returncode}"
-        rows.append({**base, "correct": "error", "note": f"cell process failed ({done.returncode}): {message[:300]}"})
-    return rows
+    return _run_subprocess(cmd, base, "correct", timeout)
+
+
+def run_sampling_cell(model: str, sampler: str, *, draws: int, tune: int, chains: int,
+                      timeout: float = 1800.0, seed: int = 1) -> dict:
+    """Run one NUTS cell (:func:`ppl_ad.bench.sampling.sampling_cell`) in a subprocess."""
+    from ppl_ad.bench.sampling import _row
+
+    cmd = [sys.executable, "-m", "ppl_ad.bench._cell", "--task", "sampling", "--model", model,
+           "--backend", sampler, "--draws", str(draws), "--tune", str(tune), "--chains", str(chains),
+           "--seed", str(seed)]
+    base = {**_row(model, sampler), "draws": draws, "tune": tune, "chains": chains}
+    return _run_subprocess(cmd, base, "status", timeout)[-1]
 
 
 def machine_info(command: str = "") -> dict:
@@ -180,9 +201,49 @@ def plot_crossover(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def main_sampling(args) -> int:
+    """``ppl-ad bench --sampling``: NUTS per backend (and peers) on the standard models."""
+    from tqdm import tqdm
+
+    from ppl_ad.backends import registry
+    from ppl_ad.bench import sampling
+    from ppl_ad.testing.scenarios import STANDARD
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else list(STANDARD)
+    samplers = ([b.strip() for b in args.backends.split(",")] if args.backends
+                else [b.name for b in registry.tested() if b.is_available()])
+    if args.peers:
+        from ppl_ad.bench.peers import available_peers
+
+        missing = [p for p in ("pymc", "numpyro") if p not in available_peers()]
+        if missing:
+            print(f"peers not installed (skipped): {', '.join(missing)}; pip install 'ppl_ad[bench]'")
+        samplers += [p for p in ("pymc", "numpyro") if p not in missing]
+    settings = {"draws": args.draws, "tune": args.tune, "chains": args.chains, "timeout": args.timeout}
+    command = "ppl-ad " + " ".join(sys.argv[1:]) if sys.argv and "ppl" in sys.argv[0] else "ppl-ad bench --sampling"
+    result = {"machine": machine_info(command), "settings": settings, "cells": []}
+    jobs = [(m, s) for m in models for s in samplers]  # model by model: a stopped run still compares
+    bar = tqdm(jobs, disable=args.no_progress, unit="cell", desc="ppl-ad bench --sampling")
+    for model, sampler in bar:
+        bar.set_postfix_str(f"{model} × {sampler}")
+        result["cells"].append(run_sampling_cell(model, sampler, draws=args.draws, tune=args.tune,
+                                                 chains=args.chains, timeout=args.timeout))
+        # written after every cell: a long run that is stopped keeps what it measured
+        (out / "sampling.json").write_text(json.dumps(result, indent=1))
+        (out / "sampling.md").write_text(sampling.to_markdown(result))
+    sampling.plot(result, out / "sampling.png")
+    print(f"wrote {out / 'sampling.json'}, {out / 'sampling.md'}, {out / 'sampling.png'}")
+    return 0
+
+
 def main(args) -> int:
     """Entry point of ``ppl-ad bench`` (``args`` from :mod:`ppl_ad.cli`)."""
     from tqdm import tqdm
+
+    if getattr(args, "sampling", False):
+        return main_sampling(args)
 
     from ppl_ad.bench.benchmark import default_backends
     from ppl_ad.testing.scenarios import STANDARD, scenarios

@@ -1,10 +1,12 @@
-"""Peer timings for ``ppl-ad bench --peers``: PyMC and NumPyro on the four standard models.
+"""Peers for ``ppl-ad bench --peers``: PyMC and NumPyro on the four standard models.
 
-Each peer gets the same model and data as :mod:`ppl_ad.testing.scenarios` and we time its
-own compiled value-and-gradient of the log density on its unconstrained space: PyMC's
+Each peer gets the same model, data and site names as :mod:`ppl_ad.testing.scenarios`
+(:func:`pymc_model`, :func:`numpyro_model`). :func:`run_peers` times its own compiled
+value-and-gradient of the log density on its unconstrained space: PyMC's
 ``Model.logp_dlogp_function`` (PyTensor, C backend) and NumPyro's potential energy under
-``jax.jit(jax.value_and_grad(...))``. Peers are optional (``pip install 'ppl_ad[bench]'``);
-one that is not installed or fails gives a row with a note.
+``jax.jit(jax.value_and_grad(...))``; :mod:`ppl_ad.bench.sampling` runs their default NUTS.
+Peers are optional (``pip install 'ppl_ad[bench]'``); one that is not installed or fails
+gives a row with a note.
 """
 
 from __future__ import annotations
@@ -16,17 +18,20 @@ import numpy as np
 from ppl_ad.bench.benchmark import time_call
 from ppl_ad.testing.scenarios import EIGHT_SCHOOLS_SIGMA, EIGHT_SCHOOLS_Y, STANDARD, standard_data
 
-__all__ = ["run_peers", "available_peers"]
+__all__ = ["run_peers", "available_peers", "pymc_model", "numpyro_model", "PEERS"]
+
+#: peer name -> importable library
+PEERS = {"pymc": "pymc", "numpyro": "numpyro"}
 
 
 def available_peers() -> list[str]:
     """Peers whose library is importable."""
-    return [name for name, lib in (("pymc", "pymc"), ("numpyro", "numpyro")) if importlib.util.find_spec(lib)]
+    return [name for name, lib in PEERS.items() if importlib.util.find_spec(lib)]
 
 
-def _pymc(name):
+def pymc_model(name: str):
+    """The standard model ``name`` as a ``pymc.Model`` (same data and site names as ppl_ad's)."""
     import pymc as pm
-    from pymc.blocking import DictToArrayBijection
 
     data = standard_data()
     with pm.Model() as m:
@@ -50,6 +55,13 @@ def _pymc(name):
             z = pm.Normal("z", 0.0, 1.0, shape=d["num_groups"])
             b = pm.Normal("b", 0.0, 1.0)
             pm.Poisson("y", pm.math.exp(mu + sigma * z[d["g"]] + b * d["x"]), observed=d["y"])
+    return m
+
+
+def _pymc(name):
+    from pymc.blocking import DictToArrayBijection
+
+    m = pymc_model(name)
     fn = m.logp_dlogp_function(ravel_inputs=True)
     fn.set_extra_values({})
     point = m.initial_point()
@@ -58,12 +70,12 @@ def _pymc(name):
     return (lambda t: value_fn(point)), fn, x
 
 
-def _numpyro(name):
+def numpyro_model(name: str):
+    """The standard model ``name`` as a NumPyro model function (float64 enabled)."""
     import jax
     import jax.numpy as jnp
     import numpyro
     import numpyro.distributions as nd
-    from numpyro.infer.util import initialize_model
 
     jax.config.update("jax_enable_x64", True)
     data = standard_data()
@@ -90,6 +102,14 @@ def _numpyro(name):
             b = numpyro.sample("b", nd.Normal(0.0, 1.0))
             numpyro.sample("y", nd.Poisson(jnp.exp(mu + sigma * z[d["g"]] + b * d["x"])), obs=d["y"])
 
+    return model
+
+
+def _numpyro(name):
+    import jax
+    from numpyro.infer.util import initialize_model
+
+    model = numpyro_model(name)
     init, potential, _, _ = initialize_model(jax.random.PRNGKey(0), model)
     value = jax.jit(potential)
     value_and_grad = jax.jit(jax.value_and_grad(potential))

@@ -99,6 +99,12 @@ class ChainResult(NamedTuple):
         Seconds spent in warmup and in drawing.
     warmup_divergences : int
         Divergences during warmup (not in ``stats``).
+    gradient_evaluations : int
+        Calls of ``logdensity_and_gradient`` over the whole chain (initial point, step-size
+        heuristics, warmup and draws): one per leapfrog step plus a few.
+    gradient_time : float
+        Seconds spent inside those calls; ``tuning_time + sampling_time - gradient_time``
+        is the sampler's own time.
     """
 
     draws: np.ndarray
@@ -108,6 +114,27 @@ class ChainResult(NamedTuple):
     tuning_time: float
     sampling_time: float
     warmup_divergences: int
+    gradient_evaluations: int = 0
+    gradient_time: float = 0.0
+
+
+def _timed(fn):
+    """``fn`` wrapped to count its calls and the seconds spent in them (about 0.2 µs a call).
+
+    Returns ``(wrapped, counters)``; ``counters`` is a two-element list ``[calls, seconds]``.
+    """
+    counters = [0, 0.0]
+    clock = time.perf_counter
+
+    def wrapped(theta):
+        start = clock()
+        try:
+            return fn(theta)
+        finally:
+            counters[0] += 1
+            counters[1] += clock() - start
+
+    return wrapped, counters
 
 
 def stat_dtypes(sampler: str) -> dict[str, type]:
@@ -185,6 +212,7 @@ def run_chain(
     """
     if settings.sampler not in ("nuts", "hmc"):
         raise ValueError(f"unknown sampler {settings.sampler!r}")
+    logdensity_and_gradient, gradient_counters = _timed(logdensity_and_gradient)
     state = _initial_state(logdensity_and_gradient, initial_position)
     dim = state.position.shape[0]
     dense = settings.metric == "dense"
@@ -280,4 +308,6 @@ def run_chain(
         tuning_time,
         sampling_time,
         int(warmup_divergences),
+        int(gradient_counters[0]),
+        float(gradient_counters[1]),
     )

@@ -450,7 +450,10 @@ def sample(
         ``reached_max_treedepth``), ``observed_data``, and ``attrs`` (model,
         backend, backend_source, ppl_ad version, seed, sampler settings,
         ``tuning_time`` and ``sampling_time``: seconds summed over chains,
-        ``wall_time``: seconds for the whole call).
+        ``gradient_evaluations`` and ``gradient_time``: calls of the backend's
+        value-and-gradient and the seconds inside them, summed over chains (the rest of
+        ``tuning_time + sampling_time`` is the sampler's own time), ``wall_time``:
+        seconds for the whole call).
 
     Raises
     ------
@@ -529,6 +532,8 @@ def _to_inference_data(ld, results, settings, chains, processes, seed_seq, init,
         "tuning_time": float(sum(r.tuning_time for r in results)),
         "sampling_time": float(sum(r.sampling_time for r in results)),
         "warmup_divergences": int(sum(r.warmup_divergences for r in results)),
+        "gradient_evaluations": int(sum(r.gradient_evaluations for r in results)),
+        "gradient_time": float(sum(r.gradient_time for r in results)),
     }
     if settings.sampler == "hmc":
         attrs["path_length"] = settings.path_length

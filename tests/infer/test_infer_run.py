@@ -106,6 +106,28 @@ def test_same_seed_gives_identical_draws():
     assert a.attrs["seed"] == "42"
 
 
+class CountingGaussian(GaussianLogDensity):
+    """A Gaussian log density that counts its value-and-gradient calls."""
+
+    calls = 0
+
+    def logdensity_and_gradient(self, theta):
+        type(self).calls += 1
+        return super().logdensity_and_gradient(theta)
+
+
+def test_gradient_evaluations_and_time_are_recorded():
+    ld = CountingGaussian(np.zeros(4), [1.0, 2.0, 3.0, 4.0])
+    CountingGaussian.calls = 0
+    idata = sample(ld, draws=80, tune=120, chains=2, cores=1, seed=3, progressbar=False)
+    attrs = idata.attrs
+    # every call inside the chains, i.e. all but the finiteness check of each chain's initial point
+    assert attrs["gradient_evaluations"] == CountingGaussian.calls - 2
+    # one call per leapfrog step of the kept draws, plus warmup and the step-size heuristics
+    assert attrs["gradient_evaluations"] > int(idata.sample_stats.n_steps.sum())
+    assert 0 < attrs["gradient_time"] < attrs["tuning_time"] + attrs["sampling_time"]
+
+
 def test_seed_none_is_recorded_and_reproducible():
     ld = GaussianLogDensity(np.zeros(2), [1.0, 1.0])
     kwargs = dict(draws=20, tune=100, chains=1, progressbar=False)
