@@ -26,7 +26,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import sys
 import time
 import warnings
@@ -43,6 +42,12 @@ SETTINGS = {
 }
 #: posteriors judged on divergence reporting, not on moments
 DIVERGENCE_CHECK = {"eight_schools-eight_schools_centered"}
+
+
+def machine_info() -> dict:
+    from ppl_ad.bench.cli import machine_info as info
+
+    return info()
 
 
 def _posterior_names() -> list[str]:
@@ -89,10 +94,13 @@ def write_report(out_dir: Path, results: list) -> None:
         "# posteriordb validation of the ppl_ad NUTS sampler (JAX backend)",
         "",
         f"Command: `make validate` (`python benchmarks/validate_posteriordb.py --out benchmarks/results`; "
-        f"parts rerun with `--only NAMES --merge`). Machine: {platform.processor() or platform.machine()}, "
+        f"parts rerun with `--only NAMES --merge`). Machine of the latest run: {machine_info()['cpu']}, "
         f"{os.cpu_count()} cores shared with other work; the `run on` column dates each row. Covered: "
-        f"{len(results)} of {len(POSTERIOR_NAMES)} posteriors; "
-        f"{sum(r['summary']['verdict'] in ('pass', 'divergences reported') for r in results)} as required.",
+        f"{len(results)} of {len(POSTERIOR_NAMES)} posteriors: "
+        f"{sum(r['summary']['verdict'] == 'pass' for r in results)} pass, "
+        f"{sum(r['summary']['verdict'] == 'divergences reported' for r in results)} reports its divergences "
+        f"(the centred eight schools), {sum(r['summary']['verdict'] not in ('pass', 'divergences reported') for r in results)} "
+        "fail.",
         "",
         "Pass: every reference quantity has |z| < 4, z = (mean - ref mean) / sqrt(ref mcse^2 + "
         "(sd / sqrt(ess_bulk))^2), and |sd / ref sd - 1| < 0.10. The centred eight schools is "

@@ -16,7 +16,7 @@ from ppl_ad.errors import (
     ModelError, ModelEvaluationError, PplAdDeprecationWarning, PplAdError, SamplingError,
     SamplingWarning, UnknownBackendError,
 )
-from ppl_ad.logdensity import LogDensity, logdensity
+from ppl_ad.logdensity import LogDensity, logdensity, register_backend_resolver
 from ppl_ad.model import Model, ModelFunction, deterministic, factor, model, observe
 from ppl_ad.model.primitives import sample_site
 
@@ -29,6 +29,10 @@ __all__ = [
     "UnknownBackendError", "BackendUnavailableError", "BackendRemovedError", "SamplingError",
     "SamplingWarning", "PplAdDeprecationWarning",
 ]
+
+
+# backend="auto" measures the candidates: the benchmark layer decides (imported on first use)
+register_backend_resolver("auto", "ppl_ad.bench.auto:choose_backend")
 
 
 def sample(name_or_model, *args, **kwargs):

@@ -4,9 +4,16 @@
 environment, default; see :mod:`ppl_ad.config`), prepares it once, and returns a
 :class:`LogDensity` whose ``logdensity_and_gradient(theta)`` takes and returns float64
 NumPy arrays. Which backend was used and why is kept in ``backend`` / ``backend_source``.
+
+Names such as ``"auto"`` stand for a backend that is *chosen* rather than named; choosing
+one means measuring the candidates, which is the benchmark layer's job. That layer sits
+above this one, so it is reached through :func:`register_backend_resolver` (``ppl_ad``'s
+``__init__`` registers ``"auto"``) and this module never imports it.
 """
 
 from __future__ import annotations
+
+import importlib
 
 import numpy as np
 
@@ -14,7 +21,32 @@ from ppl_ad.backends import registry
 from ppl_ad.config import resolve_backend
 from ppl_ad.model.compiled import CompiledModel, compile_model
 
-__all__ = ["LogDensity", "logdensity"]
+__all__ = ["LogDensity", "logdensity", "register_backend_resolver"]
+
+#: backend name -> resolver ``compiled -> (backend name, reason)``, or ``"module:function"``
+#: naming one (imported on first use, so registering costs no import)
+_RESOLVERS: dict = {}
+
+
+def register_backend_resolver(name: str, resolver) -> None:
+    """Let ``backend=name`` be decided by ``resolver`` when a log density is built.
+
+    Parameters
+    ----------
+    name : str
+        The pseudo-backend name, e.g. ``"auto"`` (case-insensitive).
+    resolver : callable or str
+        ``resolver(compiled) -> (backend_name, reason)``, or ``"module:function"`` naming it.
+    """
+    _RESOLVERS[name.strip().lower()] = resolver
+
+
+def _resolver(name: str):
+    resolver = _RESOLVERS[name]
+    if isinstance(resolver, str):
+        module, _, attribute = resolver.partition(":")
+        resolver = _RESOLVERS[name] = getattr(importlib.import_module(module), attribute)
+    return resolver
 
 
 class LogDensity:
@@ -142,11 +174,10 @@ def logdensity(model, backend=None, *, compiled: CompiledModel | None = None) ->
         )
     spec, source = resolve_backend(model, backend)
     compiled = compiled or compile_model(model)
-    if isinstance(spec, str) and spec.strip().lower() == "auto":
-        from ppl_ad.bench.auto import choose_backend
-
-        chosen, reason = choose_backend(compiled)
-        return logdensity(model, chosen, compiled=compiled)._with_source(f"auto ({reason}); requested by {source}")
+    key = spec.strip().lower() if isinstance(spec, str) else None
+    if key in _RESOLVERS:
+        chosen, reason = _resolver(key)(compiled)
+        return logdensity(model, chosen, compiled=compiled)._with_source(f"{key} ({reason}); requested by {source}")
     value = registry.get(spec)
     prepared = registry.prepare(compiled, value)
     return LogDensity(compiled, value, prepared, source)

@@ -30,6 +30,7 @@ Stan Development Team. *Stan Reference Manual*, "HMC algorithm parameters".
 from __future__ import annotations
 
 import concurrent.futures
+import concurrent.futures.process
 import math
 import multiprocessing
 import os
@@ -201,7 +202,29 @@ def _worker_spec(ld) -> bytes | None:
     return data
 
 
+def _exit_with_parent() -> None:
+    """Start a daemon thread that ends this worker as soon as its parent process is gone.
+
+    A worker of a ``ProcessPoolExecutor`` would otherwise run its chain to the end after the
+    parent was killed (SIGTERM, SIGKILL, a closed notebook kernel), using the cores for nothing.
+    The thread blocks on the parent's sentinel, so it costs nothing while sampling.
+    """
+    import threading
+    from multiprocessing.connection import wait
+
+    parent = multiprocessing.parent_process()
+    if parent is None:  # pragma: no cover - only a spawned worker calls this
+        return
+
+    def watch():
+        wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="ppl_ad-parent-watch", daemon=True).start()
+
+
 def _worker_init(spec: bytes, queue) -> None:
+    _exit_with_parent()
     _WORKER.clear()
     _WORKER["spec"] = spec
     _WORKER["queue"] = queue
@@ -275,11 +298,19 @@ def _run_parallel(spec, seeds, settings, init, cores, bars) -> list[ChainResult]
         if queue is not None:
             _drain(queue, bars)
         return [future.result() for future in futures]
-    except BaseException:
+    except BaseException as exc:
         # A chain failed or the user interrupted: stop the other chains now rather
         # than waiting for them to finish.
         for process in list((getattr(executor, "_processes", None) or {}).values()):
             process.terminate()
+        if isinstance(exc, concurrent.futures.process.BrokenProcessPool):
+            raise SamplingError(
+                "a worker process running chains ended before returning its result. Chains run in "
+                "processes started with the 'spawn' method, which re-import your main script: in a "
+                "script, call pa.sample(...) under 'if __name__ == \"__main__\":'. It can also mean "
+                "the worker ran out of memory or was killed. To sample in this process instead, "
+                "pass cores=1."
+            ) from exc
         raise
     finally:
         executor.shutdown(wait=True, cancel_futures=True)

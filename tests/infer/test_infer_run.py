@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import pickle
 import warnings
 
@@ -410,3 +411,88 @@ def test_pickled_settings_round_trip():
 
     s = ChainSettings(draws=3, metric="dense")
     assert pickle.loads(pickle.dumps(s)) == s
+
+
+# --------------------------------------------------------------------------- #
+# Worker processes and their parent
+# --------------------------------------------------------------------------- #
+
+_LONG_RUN = """
+import numpy as np
+import ppl_ad as pa
+from ppl_ad.infer.gaussian import GaussianLogDensity
+
+def main():
+    pa.sample(GaussianLogDensity(np.zeros(2), [1.0, 1.0]), draws=10**7, tune=10, chains=2, cores=2,
+              progressbar=False)
+"""
+
+
+def _spawn_workers_of(pid: int) -> list[int]:
+    path = f"/proc/{pid}/task/{pid}/children"
+    try:
+        with open(path) as handle:
+            children = [int(c) for c in handle.read().split()]
+    except OSError:
+        return []
+    out = []
+    for child in children:
+        try:
+            with open(f"/proc/{child}/cmdline", "rb") as handle:
+                if b"spawn_main" in handle.read():
+                    out.append(child)
+        except OSError:
+            pass
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="needs Linux /proc")
+def test_workers_stop_when_the_parent_is_killed(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "long_run.py"
+    script.write_text(_LONG_RUN + "\nif __name__ == '__main__':\n    main()\n")
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        workers = []
+        while len(workers) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            workers = _spawn_workers_of(parent.pid)
+        assert len(workers) == 2, "the chains' worker processes did not start"
+        time.sleep(1.0)  # let them start sampling
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait()
+        deadline = time.monotonic() + 20
+        while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(_alive(w) for w in workers), "worker processes outlived their parent"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+        for worker in workers:
+            if _alive(worker):
+                os.kill(worker, signal.SIGKILL)
+
+
+def test_a_script_without_a_main_guard_gets_a_clear_error(tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "no_guard.py"
+    script.write_text(_LONG_RUN.replace("10**7", "10") + "\nmain()\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "SamplingError" in done.stderr
+    assert "if __name__ == \"__main__\":" in done.stderr and "cores=1" in done.stderr
