@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP_INSTALL := $(BIN)/python -m pip install --disable-pip-version-check -q -c constraints.txt
 
-.PHONY: install demo test test-slow validate bench bench-peers docs notebooks clean
+.PHONY: install demo test test-slow validate bench bench-peers bench-sampling docs notebooks clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ bench: $(STAMP)
 bench-peers: $(STAMP)
 	$(PIP_INSTALL) -e '.[all,dev,bench]'
 	$(BIN)/ppl-ad bench --peers --out benchmarks/results
+
+# NUTS efficiency per backend with PyMC and NumPyro beside it (long: about an hour on 2 cores)
+bench-sampling: $(STAMP)
+	$(PIP_INSTALL) -e '.[all,dev,bench]'
+	$(BIN)/ppl-ad bench --sampling --peers --out benchmarks/results
 
 # MkDocs may not hold its config inside docs_dir, so the pages are staged under build/.
 docs: export NO_MKDOCS_2_WARNING = 1

@@ -25,7 +25,7 @@ __all__ = [
     "softplus", "logit", "log1mexp", "sum", "mean", "prod", "cumsum", "dot", "matmul",
     "logsumexp", "where", "maximum", "minimum", "clip", "stack", "concatenate", "reshape",
     "broadcast_to", "transpose", "diagonal", "cholesky", "solve_triangular", "zeros", "ones",
-    "isfinite", "floor", "log_ndtr", "eye", "tril", "inv_logit", "outer",
+    "isfinite", "floor", "log_ndtr", "eye", "tril", "inv_logit", "outer", "scan",
 ]
 
 pi = _pymath.pi
@@ -253,3 +253,47 @@ def ones(shape):
 def eye(n):
     """The ``n`` x ``n`` identity in the active namespace."""
     return active().eye(n)
+
+
+def scan(f, init, xs):
+    """Run ``carry, y = f(carry, x)`` over the leading axis of ``xs``, as ``jax.lax.scan``.
+
+    For recursions in a model (time series: AR, GARCH, state-space filters). Under the JAX
+    backends the loop is traced once and compiled as a loop, so compilation time does not grow
+    with the length of the series (a Python ``for`` loop is unrolled into one operation per
+    step); the other libraries run the loop in Python.
+
+    Parameters
+    ----------
+    f : callable
+        ``f(carry, x) -> (carry, y)``; pure array math (no ``pa.sample``/``pa.observe`` inside).
+        The carry keeps its shape and dtype from step to step.
+    init
+        The initial carry (a number or an array).
+    xs : array
+        The sequence; ``xs[t]`` is passed at step ``t``.
+
+    Returns
+    -------
+    (carry, ys)
+        The final carry and the ``y`` of every step stacked along a new leading axis
+        (``None`` when ``f`` returns ``None`` for ``y``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ppl_ad import math as M
+    >>> M.scan(lambda c, x: (c + x, c * x), 0.0, np.array([1.0, 2.0, 3.0]))
+    (np.float64(6.0), array([0., 2., 9.]))
+    """
+    namespace = namespace_of(init, xs)
+    native = getattr(namespace, "scan", None)
+    if native is not None:
+        return native(f, init, xs)
+    carry, ys = init, []
+    for t in range(len(xs)):
+        carry, y = f(carry, xs[t])
+        ys.append(y)
+    if not ys or ys[0] is None:
+        return carry, None
+    return carry, namespace.stack(ys, 0)

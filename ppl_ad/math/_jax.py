@@ -50,5 +50,6 @@ def build():
             cholesky=jnp.linalg.cholesky,
             solve_triangular=lambda a, b, lower: jsl.solve_triangular(a, b, lower=lower),
             zeros=jnp.zeros, ones=jnp.ones, eye=jnp.eye,
+            scan=jax.lax.scan,
         ),
     )

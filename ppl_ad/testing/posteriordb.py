@@ -141,10 +141,14 @@ def garch11(y, sigma1):
     alpha0 = pa.sample("alpha0", dist.Flat(lower=0.0))
     alpha1 = pa.sample("alpha1", dist.Flat(0.0, 1.0))
     beta1 = pa.sample("beta1", dist.Flat(0.0, 1.0 - alpha1))
-    s = [sigma1 + 0.0 * mu]  # s[1] is data; "+ 0 * mu" gives it the array type of the others
-    for t in range(1, len(y)):
-        s.append(M.sqrt(alpha0 + alpha1 * M.square(y[t - 1] - mu) + beta1 * M.square(s[t - 1])))
-    pa.observe("y", dist.Normal(mu, M.stack(s)), y)
+    sigma_1 = sigma1 + 0.0 * mu  # sigma[1] is data; "+ 0 * mu" gives it the array type of mu
+
+    def step(sigma_prev, y_prev):
+        sigma_t = M.sqrt(alpha0 + alpha1 * M.square(y_prev - mu) + beta1 * M.square(sigma_prev))
+        return sigma_t, sigma_t
+
+    _, sigma_rest = M.scan(step, sigma_1, y[:-1])  # a compiled loop under JAX, not 199 unrolled steps
+    pa.observe("y", dist.Normal(mu, M.concatenate([sigma_1, sigma_rest])), y)
 
 
 @pa.model

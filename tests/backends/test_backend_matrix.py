@@ -18,15 +18,6 @@ SCENARIOS = scenarios()
 
 
 def _model(scenario):
-    if scenario.name == "garch-garch11":
-        # The GARCH recursion is a Python loop that JAX unrolls: under jacfwd the full
-        # 200-step series takes minutes to compile. The first 40 steps exercise the same
-        # code; tests/testing/test_posteriordb.py checks the full series' log density.
-        from ppl_ad.testing.posteriordb import POSTERIORS
-
-        function, data = POSTERIORS[scenario.name]
-        values = data()
-        return function(values["y"][:40], values["sigma1"])
     return scenario.model()
 
 

@@ -38,13 +38,14 @@ ARGS = {
     "zeros": [((2, 3),)], "ones": [((3,),)], "eye": [(3,)],
 }
 NOT_ARRAY_FUNCTIONS = {"using", "active", "namespace_of"}
+HIGHER_ORDER = {"scan"}  # take a function: tested on their own below
 CREATION = {"zeros", "ones", "eye"}
 LIBRARIES = ["numpy", "jax", "torch", "autograd"]
 
 
 def test_every_function_is_covered():
     functions = {n for n in M.__all__ if inspect.isfunction(getattr(M, n))} - NOT_ARRAY_FUNCTIONS
-    assert functions == set(ARGS)
+    assert functions == set(ARGS) | HIGHER_ORDER
 
 
 def _converter(library):
@@ -141,3 +142,64 @@ def test_python_numbers_follow_active_namespace():
 def test_unknown_namespace_is_named():
     with pytest.raises(ValueError, match="no namespace 'cupy'"):
         M.namespace_named("cupy")
+
+
+def _ar_step(carry, x):
+    carry = 0.5 * carry + x
+    return carry, M.square(carry)
+
+
+def _ar_reference(init, xs):
+    carry, ys = init, []
+    for x in xs:
+        carry = 0.5 * carry + x
+        ys.append(carry**2)
+    return carry, np.array(ys)
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_scan_runs_a_recursion_on_every_library(library):
+    init, xs = 0.7, XR
+    expected_carry, expected_ys = _ar_reference(init, xs)
+    if library == "autograd":
+        import autograd
+
+        def total(start):
+            carry, ys = M.scan(_ar_step, start, xs)
+            return carry + M.sum(ys)
+
+        with M.using("autograd"):
+            value, grad = autograd.value_and_grad(total)(init)
+        np.testing.assert_allclose(value, expected_carry + expected_ys.sum(), rtol=1e-12)
+        # d/d init: the carry is 0.5**t * init + ..., each y is its square
+        powers = 0.5 ** np.arange(1, len(xs) + 1)
+        carries = np.array([_ar_reference(init, xs[: t + 1])[0] for t in range(len(xs))])
+        np.testing.assert_allclose(grad, powers[-1] + np.sum(2 * carries * powers), rtol=1e-12)
+        return
+    convert = _converter(library)
+    with M.using(library):
+        carry, ys = M.scan(_ar_step, convert(np.array(init)), convert(xs))
+    assert M.namespace_of(ys).name == library
+    np.testing.assert_allclose(_to_numpy(carry), expected_carry, rtol=1e-12)
+    np.testing.assert_allclose(_to_numpy(ys), expected_ys, rtol=1e-12)
+
+
+def test_scan_under_jax_is_a_compiled_loop_not_an_unrolled_one():
+    jax = pytest.importorskip("jax")
+    M.namespace_named("jax")
+    xs = np.linspace(-1.0, 1.0, 500)
+
+    def total(start):
+        carry, ys = M.scan(_ar_step, start, xs)
+        return carry + M.sum(ys)
+
+    jaxpr = str(jax.make_jaxpr(total)(0.7))
+    assert "scan" in jaxpr and jaxpr.count("mul") < 20  # one loop body, not 500 copies
+    np.testing.assert_allclose(float(jax.jit(total)(0.7)), sum(_ar_reference(0.7, xs)[1]) + _ar_reference(0.7, xs)[0])
+
+
+def test_scan_with_no_outputs_and_an_empty_sequence():
+    carry, ys = M.scan(lambda c, x: (c + x, None), 1.0, XR)
+    assert ys is None and carry == pytest.approx(1.0 + XR.sum())
+    carry, ys = M.scan(_ar_step, 2.0, np.zeros(0))
+    assert carry == 2.0 and ys is None

@@ -217,9 +217,6 @@ def test_jax_gradient_matches_finite_differences(name):
     pytest.importorskip("jax")
     model_fn, data_fn = pdb.POSTERIORS[name]
     data = data_fn()
-    if name == "garch-garch11":
-        # the recursion is unrolled in JAX; a shorter series keeps compilation fast
-        data["y"] = data["y"][:20]
     model = model_fn(**data)
     ld = pa.logdensity(model, backend="jax")
     ref = get_scenario(name).reference
