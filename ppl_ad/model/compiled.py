@@ -119,17 +119,20 @@ class CompiledModel:
             value = float(self._numpy_fn(theta))
         return value if not np.isnan(value) else -np.inf
 
-    def trace(self, theta) -> EvaluateHandler:
-        """Evaluate at ``theta`` with NumPy and return the handler holding values and terms."""
+    def trace(self, theta, log_density: bool = True) -> EvaluateHandler:
+        """Evaluate at ``theta`` with NumPy and return the handler holding values and terms.
+
+        ``log_density=False`` records the values only (no log-density terms are computed).
+        """
         theta = self.check_theta(theta)
-        handler = EvaluateHandler(theta, self.sites, self.name, record=True)
+        handler = EvaluateHandler(theta, self.sites, self.name, record=True, log_density=log_density)
         with np.errstate(all="ignore"), M.using("numpy"):
             run_model(self.model, handler)
         return handler
 
     def constrain(self, theta, deterministics: bool = False) -> dict:
         """Model-space values of the parameters (and deterministics) at ``theta``."""
-        values = self.trace(theta).values
+        values = self.trace(theta, log_density=False).values
         keep = {s.name for s in self.sites.values() if s.kind == "sample" or (deterministics and s.kind == "deterministic")}
         return {k: np.asarray(v, dtype=float) for k, v in values.items() if k in keep}
 

@@ -197,14 +197,17 @@ def _check_distribution(model_name, name, distribution):
 class EvaluateHandler(_Handler):
     """Accumulate the log density at the unconstrained vector ``theta``.
 
-    With ``record=True`` it also keeps the constrained values and deterministics.
+    With ``record=True`` it also keeps the constrained values and deterministics; with
+    ``log_density=False`` it only maps ``theta`` to those values and skips every log-density
+    term (what converting draws to model space needs: no likelihood over the data).
     """
 
-    def __init__(self, theta, sites: dict, model_name: str, record: bool = False):
+    def __init__(self, theta, sites: dict, model_name: str, record: bool = False, log_density: bool = True):
         self.theta = theta
         self.sites = sites
         self.model_name = model_name
         self.record = record
+        self.log_density = log_density
         self.values = {} if record else None
         self.terms = {} if record else None
         self.total = 0.0
@@ -232,6 +235,10 @@ class EvaluateHandler(_Handler):
             u = theta[site.start:site.stop].reshape(site.unconstrained_shape)
         transform = site.transform or biject_to(distribution.support)
         x = transform.forward(u)
+        if not self.log_density:
+            if self.record:
+                self.values[name] = x
+            return x
         term = 0.0
         if not site.flat:
             term = M.sum(distribution.log_prob(x))
@@ -245,6 +252,8 @@ class EvaluateHandler(_Handler):
 
     def observe(self, name, distribution, value):
         site = self._site(name, "observe")
+        if not self.log_density:
+            return value
         if site.in_support:
             term = M.sum(distribution.log_prob(M.asarray(value) if type(value) is np.ndarray else value))
         else:
@@ -262,6 +271,8 @@ class EvaluateHandler(_Handler):
 
     def factor(self, name, log_weight):
         self._site(name, "factor")
+        if not self.log_density:
+            return log_weight
         term = M.sum(log_weight)
         self.total = self.total + term
         if self.record:

@@ -253,3 +253,19 @@ def observed_outside_support(y):
 def test_observed_value_outside_support_gives_minus_inf():
     ld = pa.logdensity(observed_outside_support(np.array([1, -2])), backend=FD)
     assert ld.logdensity(np.zeros(1)) == -np.inf
+
+
+@pytest.mark.parametrize("name", ["eight_schools", "hierarchical_poisson", "garch-garch11", "diamonds-diamonds"])
+def test_constrain_skips_the_log_density_but_gives_the_same_values(name):
+    from ppl_ad.model.compiled import compile_model
+
+    compiled = compile_model(get_scenario(name).model())
+    theta = compiled.initial_point(np.random.default_rng(5))
+    full = compiled.trace(theta)  # values and every log-density term
+    fast = compiled.trace(theta, log_density=False)
+    assert fast.total == 0.0 and not fast.terms and full.terms
+    assert set(fast.values) == set(full.values)
+    for site, value in full.values.items():
+        np.testing.assert_array_equal(np.asarray(fast.values[site]), np.asarray(value), err_msg=site)
+    constrained = compiled.constrain(theta, deterministics=True)
+    assert set(constrained) == set(full.values)
