@@ -266,7 +266,7 @@ def plot(result: dict, path) -> None:
     models = list(dict.fromkeys(c["model"] for c in result["cells"]))
     samplers = list(dict.fromkeys(c["sampler"] for c in result["cells"]))
     width = 0.8 / max(len(samplers), 1)
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig, ax = plt.subplots(figsize=(8, 4.6))
     for k, sampler in enumerate(samplers):
         xs, ys = [], []
         for i, model in enumerate(models):
@@ -281,7 +281,8 @@ def plot(result: dict, path) -> None:
     ax.set_ylabel("min ESS-bulk per second of wall time")
     ax.set_title("NUTS efficiency (higher is better; missing bar = error or time limit)")
     ax.grid(True, axis="y", which="both", alpha=0.3)
-    ax.legend(fontsize=8, ncol=2)
+    ax.legend(fontsize=8, ncol=min(len(samplers), 6), loc="upper center", bbox_to_anchor=(0.5, -0.08),
+              frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

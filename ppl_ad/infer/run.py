@@ -276,6 +276,61 @@ def _drain(queue, bars) -> None:
         bars.update(*message)
 
 
+#: variables that cap the intra-op threads of BLAS, OpenMP (PyTorch) and MKL in a process
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+_XLA_ONE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+
+
+def worker_environment(processes: int, cpus: int | None = None) -> dict[str, str]:
+    """Environment for ``processes`` chain workers that share ``cpus`` CPUs without oversubscribing.
+
+    Each worker gets ``cpus // processes`` intra-op threads (at least one), as joblib does for its
+    workers: with one process per core, a library's thread pool in every worker (XLA's Eigen pool,
+    PyTorch's OpenMP threads, BLAS) fights the other workers for the same cores; measured on 2 cores
+    with 2 chains, ``jax-forward`` on the 100-d Gaussian took 1.8-2.7 ms per gradient that way and
+    0.23-0.39 ms with one thread per worker. Variables the user has set are left alone.
+
+    Parameters
+    ----------
+    processes : int
+        Worker processes running at the same time.
+    cpus : int, optional
+        Default ``os.cpu_count()``.
+
+    Returns
+    -------
+    dict of str to str
+        Variables to add to the workers' environment.
+    """
+    threads = max(1, (cpus or os.cpu_count() or 1) // max(1, processes))
+    env = {name: str(threads) for name in _THREAD_VARIABLES if name not in os.environ}
+    flags = os.environ.get("XLA_FLAGS", "")
+    if threads == 1 and "xla_cpu_multi_thread_eigen" not in flags:
+        env["XLA_FLAGS"] = f"{flags} {_XLA_ONE_THREAD}".strip()
+    return env
+
+
+class _environment:
+    """Context manager: ``os.environ`` with ``changes`` applied (what spawned processes inherit)."""
+
+    def __init__(self, changes: dict[str, str]):
+        self.changes = changes
+        self.saved: dict[str, str | None] = {}
+
+    def __enter__(self):
+        self.saved = {name: os.environ.get(name) for name in self.changes}
+        os.environ.update(self.changes)
+        return self
+
+    def __exit__(self, *exc):
+        for name, value in self.saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        return False
+
+
 def _run_parallel(spec, seeds, settings, init, cores, bars) -> list[ChainResult]:
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue() if bars is not None else None
@@ -283,9 +338,11 @@ def _run_parallel(spec, seeds, settings, init, cores, bars) -> list[ChainResult]
         max_workers=cores, mp_context=ctx, initializer=_worker_init, initargs=(spec, queue)
     )
     try:
-        futures = [
-            executor.submit(_worker_run_chain, chain, seed_seq, settings, init) for chain, seed_seq in enumerate(seeds)
-        ]
+        with _environment(worker_environment(cores)):  # the workers start during these submits
+            futures = [
+                executor.submit(_worker_run_chain, chain, seed_seq, settings, init)
+                for chain, seed_seq in enumerate(seeds)
+            ]
         pending = set(futures)
         while pending:
             done, pending = concurrent.futures.wait(

@@ -496,3 +496,37 @@ def test_a_script_without_a_main_guard_gets_a_clear_error(tmp_path):
     assert done.returncode != 0
     assert "SamplingError" in done.stderr
     assert "if __name__ == \"__main__\":" in done.stderr and "cores=1" in done.stderr
+
+
+class ReportsItsEnvironment(GaussianLogDensity):
+    """Fails at its first evaluation with the thread settings of the process it runs in."""
+
+    def logdensity_and_gradient(self, theta):
+        names = ("OMP_NUM_THREADS", "XLA_FLAGS")
+        raise RuntimeError("environment " + repr({n: os.environ.get(n) for n in names}))
+
+
+def test_worker_environment_shares_the_cpus(monkeypatch):
+    for name in run._THREAD_VARIABLES + ("XLA_FLAGS",):
+        monkeypatch.delenv(name, raising=False)
+    env = run.worker_environment(2, cpus=2)
+    assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == env["OPENBLAS_NUM_THREADS"] == "1"
+    assert "--xla_cpu_multi_thread_eigen=false" in env["XLA_FLAGS"]
+    env = run.worker_environment(4, cpus=16)
+    assert env["OMP_NUM_THREADS"] == "4" and "XLA_FLAGS" not in env
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=true")
+    assert "OMP_NUM_THREADS" not in run.worker_environment(2, cpus=2)  # the user's choice stands
+    assert "XLA_FLAGS" not in run.worker_environment(2, cpus=2)
+
+
+def test_workers_start_with_one_thread_per_core(monkeypatch):
+    for name in run._THREAD_VARIABLES + ("XLA_FLAGS",):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    ld = ReportsItsEnvironment(np.zeros(2), [1.0, 1.0])
+    assert run._worker_spec(ld) is not None
+    with pytest.raises(RuntimeError, match="environment") as info:
+        sample(ld, draws=5, tune=5, chains=2, cores=2, progressbar=False)
+    assert "'OMP_NUM_THREADS': '1'" in str(info.value) and "xla_cpu_multi_thread_eigen=false" in str(info.value)
+    assert "OMP_NUM_THREADS" not in os.environ  # the parent's environment is restored
