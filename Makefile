@@ -35,7 +35,7 @@ bench-peers: $(STAMP)
 	$(PIP_INSTALL) -e '.[all,dev,bench]'
 	$(BIN)/ppl-ad bench --peers --out benchmarks/results
 
-# NUTS efficiency per backend with PyMC and NumPyro beside it (long: about an hour on 2 cores)
+# NUTS efficiency per backend with PyMC and NumPyro beside it (about 15 minutes on 2 cores)
 bench-sampling: $(STAMP)
 	$(PIP_INSTALL) -e '.[all,dev,bench]'
 	$(BIN)/ppl-ad bench --sampling --peers --out benchmarks/results
