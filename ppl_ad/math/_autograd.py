@@ -29,6 +29,14 @@ def build():
     def log_sigmoid(x):
         return -anp.logaddexp(0.0, -x)
 
+    # scipy's conventions 0 * log(0) = 0 and 0 * log1p(-1) = 0; the inner where keeps the
+    # gradient finite there (a bare x * log(y) is nan at x = y = 0)
+    def xlogy(x, y):
+        return x * anp.log(anp.where(x == 0, 1.0, y))
+
+    def xlog1py(x, y):
+        return x * anp.log1p(anp.where(x == 0, 0.0, y))
+
     return Namespace(
         "autograd",
         dict(
@@ -37,7 +45,7 @@ def build():
             square=anp.square, abs=anp.abs, sin=anp.sin, cos=anp.cos, tanh=anp.tanh,
             floor=anp.floor, isfinite=anp.isfinite,
             erf=ass.erf, erfc=ass.erfc, gammaln=ass.gammaln, digamma=ass.digamma,
-            xlogy=lambda x, y: x * anp.log(y), xlog1py=lambda x, y: x * anp.log1p(y),
+            xlogy=xlogy, xlog1py=xlog1py,
             sigmoid=ass.expit, logit=ass.logit, log_sigmoid=log_sigmoid,
             softplus=lambda x: anp.logaddexp(0.0, x),
             log_ndtr=anorm.logcdf, log1mexp=log1mexp,
