@@ -206,33 +206,18 @@ def test_scan_with_no_outputs_and_an_empty_sequence():
     assert carry == 2.0 and ys is None
 
 
-@pytest.mark.parametrize("library", ["autograd"])
 @pytest.mark.parametrize("name, y_at_zero", [("xlogy", 0.0), ("xlog1py", -1.0)])
-def test_xlogy_gradient_is_finite_where_x_is_zero(library, name, y_at_zero):
+def test_autograd_xlogy_gradient_is_finite_where_x_is_zero(name, y_at_zero):
     """0 * log(y) has gradient 0 in y at y = 0 (a Bernoulli with p exactly 0 and y = 0).
 
     Only autograd's xlogy is ppl_ad's own; JAX's and PyTorch's library versions return nan for
     this gradient (the value is right), which the sampler counts as a divergence. Replacing y
     where x == 0 would fix it at 6-14 % of the gradient time of a Poisson model.
     """
+    import autograd
+
     fn = getattr(M, name)
     x = np.array([0.0, 2.0])
-    y0 = np.array([y_at_zero, 0.5])
-    expected = [0.0, 2.0 / 0.5 if name == "xlogy" else 2.0 / 1.5]
-    if library == "autograd":
-        import autograd
-
-        with M.using("autograd"):
-            grad = autograd.grad(lambda y: M.sum(fn(x, y)))(y0)
-    elif library == "jax":
-        import jax
-
-        M.namespace_named("jax")
-        grad = np.asarray(jax.grad(lambda y: M.sum(fn(x, y)))(y0))
-    else:
-        import torch
-
-        y = torch.tensor(y0, requires_grad=True)
-        M.sum(fn(torch.tensor(x), y)).backward()
-        grad = y.grad.numpy()
-    np.testing.assert_allclose(grad, expected)
+    with M.using("autograd"):
+        grad = autograd.grad(lambda y: M.sum(fn(x, y)))(np.array([y_at_zero, 0.5]))
+    np.testing.assert_allclose(grad, [0.0, 2.0 / 0.5 if name == "xlogy" else 2.0 / 1.5])
