@@ -69,11 +69,43 @@ class LogDensity:
         self.backend = backend
         self.backend_source = backend_source
         self.dimension = compiled.dimension
-        self.prepare_seconds = prepared.prepare_seconds
+        self._shape = (compiled.dimension,)
+        if prepared is None:  # prepared at the first evaluation (see prepare)
+            self._prepared = None
+            self.prepare_seconds = None
+            self._value = self._prepare_then_value
+            self._value_and_gradient = self._prepare_then_value_and_gradient
+        else:
+            self._install(prepared)
+
+    def _install(self, prepared) -> None:
         self._prepared = prepared
+        self.prepare_seconds = prepared.prepare_seconds
         self._value = prepared.value
         self._value_and_gradient = prepared.value_and_gradient
-        self._shape = (compiled.dimension,)
+
+    @property
+    def is_prepared(self) -> bool:
+        """Whether the backend has been prepared (library imported, function traced/compiled)."""
+        return self._prepared is not None
+
+    def prepare(self) -> "LogDensity":
+        """Prepare the backend now if that was deferred (``pa.logdensity(..., prepare=False)``).
+
+        Returns
+        -------
+        LogDensity
+            ``self``.
+        """
+        if self._prepared is None:
+            self._install(registry.prepare(self.compiled, self.backend))
+        return self
+
+    def _prepare_then_value(self, theta):
+        return self.prepare()._value(theta)
+
+    def _prepare_then_value_and_gradient(self, theta):
+        return self.prepare()._value_and_gradient(theta)
 
     def _check(self, theta) -> np.ndarray:
         if type(theta) is np.ndarray and theta.dtype == np.float64 and theta.shape == self._shape:
@@ -150,7 +182,7 @@ class LogDensity:
         )
 
 
-def logdensity(model, backend=None, *, compiled: CompiledModel | None = None) -> LogDensity:
+def logdensity(model, backend=None, *, compiled: CompiledModel | None = None, prepare: bool = True) -> LogDensity:
     """Compile ``model`` and prepare an AD backend for it.
 
     Parameters
@@ -160,6 +192,11 @@ def logdensity(model, backend=None, *, compiled: CompiledModel | None = None) ->
     backend : str or Backend, optional
         ``"jax"``, ``"jax-forward"``, ``"torch"``, ``"autograd"``, ``"finite-difference"``,
         ``"auto"`` or a backend value; None applies the configured precedence.
+    prepare : bool, optional
+        False defers importing the backend's library and tracing/compiling the log density to
+        the first evaluation (or :meth:`LogDensity.prepare`); the backend is still resolved and
+        checked to be installed now. ``pa.sample`` uses this when the chains run in worker
+        processes, which prepare their own copy, so the parent does not compile one for nothing.
 
     Returns
     -------
@@ -177,8 +214,12 @@ def logdensity(model, backend=None, *, compiled: CompiledModel | None = None) ->
     key = spec.strip().lower() if isinstance(spec, str) else None
     if key in _RESOLVERS:
         chosen, reason = _resolver(key)(compiled)
-        return logdensity(model, chosen, compiled=compiled)._with_source(f"{key} ({reason}); requested by {source}")
+        return logdensity(model, chosen, compiled=compiled, prepare=prepare)._with_source(
+            f"{key} ({reason}); requested by {source}")
     value = registry.get(spec)
+    if not prepare:
+        registry.check_preparable(value)
+        return LogDensity(compiled, value, None, source)
     prepared = registry.prepare(compiled, value)
     return LogDensity(compiled, value, prepared, source)
 

@@ -20,7 +20,7 @@ from ppl_ad.backends.base import (
 )
 from ppl_ad.errors import BackendUnavailableError, UnknownBackendError
 
-__all__ = ["REGISTRY", "get", "names", "all_backends", "tested", "list", "prepare", "BackendTable"]
+__all__ = ["REGISTRY", "get", "names", "all_backends", "tested", "list", "prepare", "check_preparable", "BackendTable"]
 
 _list = list
 
@@ -112,8 +112,8 @@ def list() -> BackendTable:  # noqa: A001 - public name pa.backends.list()
     return rows
 
 
-def prepare(compiled, backend: Backend) -> Prepared:
-    """Prepare ``compiled`` for ``backend`` (import its library, trace/compile once)."""
+def check_preparable(backend: Backend) -> None:
+    """Raise now what :func:`prepare` would raise before any work: removed or not installed."""
     if backend.status == REMOVED:
         check_backend(backend.name)
     if not backend.is_available():
@@ -121,6 +121,11 @@ def prepare(compiled, backend: Backend) -> Prepared:
             f"AD backend '{backend.name}' needs the '{backend.library}' library, which is not "
             f"installed; install it with: pip install 'ppl_ad[{backend.extra}]'"
         )
+
+
+def prepare(compiled, backend: Backend) -> Prepared:
+    """Prepare ``compiled`` for ``backend`` (import its library, trace/compile once)."""
+    check_preparable(backend)
     module = importlib.import_module(backend.implementation)
     start = time.perf_counter()
     prepared = module.prepare(compiled, backend)

@@ -63,7 +63,7 @@ def _is_logdensity(obj) -> bool:
     return hasattr(obj, "logdensity_and_gradient") and hasattr(obj, "dimension")
 
 
-def resolve_logdensity(model, backend=None):
+def resolve_logdensity(model, backend=None, prepare: bool = True):
     """The ``LogDensity`` of ``model`` (returned as is if it already is one).
 
     Parameters
@@ -71,6 +71,9 @@ def resolve_logdensity(model, backend=None):
     model : ppl_ad.model.Model or LogDensity
     backend : str, optional
         AD backend name; must be None when ``model`` is a ``LogDensity``.
+    prepare : bool, optional
+        False defers the backend's preparation to the first evaluation
+        (see :func:`ppl_ad.logdensity.logdensity`).
 
     Returns
     -------
@@ -85,7 +88,7 @@ def resolve_logdensity(model, backend=None):
         return model
     from ppl_ad.logdensity import logdensity
 
-    return logdensity(model, backend=backend)
+    return logdensity(model, backend=backend, prepare=prepare)
 
 
 def _model_name(ld) -> str:
@@ -557,7 +560,8 @@ def sample(
     """
     wall_start = time.perf_counter()
     _validate(draws, tune, chains, cores, sampler, target_accept, max_treedepth, metric, init, path_length)
-    ld = resolve_logdensity(model, backend)
+    # Chains in worker processes prepare their own backend: the parent's would go unused.
+    ld = resolve_logdensity(model, backend, prepare=False)
     chains, draws, tune = int(chains), int(draws), int(tune)
     settings = ChainSettings(
         draws=draws,
@@ -576,6 +580,8 @@ def sample(
     cores = max(1, min(int(cores), chains))
     spec = _worker_spec(ld) if cores > 1 else None
     parallel = spec is not None
+    if not parallel and hasattr(ld, "prepare"):
+        ld.prepare()  # in-process chains: a preparation error is raised here, before sampling
 
     bars = ProgressBars(chains, tune, draws) if progress_enabled(progressbar) else None
     try:
