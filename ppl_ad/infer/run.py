@@ -36,6 +36,7 @@ import multiprocessing
 import os
 import pickle
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -212,7 +213,6 @@ def _exit_with_parent() -> None:
     parent was killed (SIGTERM, SIGKILL, a closed notebook kernel), using the cores for nothing.
     The thread blocks on the parent's sentinel, so it costs nothing while sampling.
     """
-    import threading
     from multiprocessing.connection import wait
 
     parent = multiprocessing.parent_process()
@@ -391,6 +391,14 @@ def _import_arviz():
         import arviz
 
     return arviz
+
+
+def _preload_arviz() -> None:
+    """Import ArviZ in a background thread; a failure is left for the real import to report."""
+    try:
+        _import_arviz()
+    except Exception:  # noqa: BLE001 - _to_inference_data imports it again and raises there
+        pass
 
 
 def _dims_for(values: Mapping[str, np.ndarray], leading: int) -> dict[str, list[str]]:
@@ -586,6 +594,8 @@ def sample(
     bars = ProgressBars(chains, tune, draws) if progress_enabled(progressbar) else None
     try:
         if parallel:
+            # This process waits while the workers sample: import ArviZ (about 1.5 s) meanwhile.
+            threading.Thread(target=_preload_arviz, name="ppl_ad-import-arviz", daemon=True).start()
             results = _run_parallel(spec, chain_seeds, settings, init, cores, bars)
         else:
             results = _run_sequential(ld, chain_seeds, settings, init, bars)
