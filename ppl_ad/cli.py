@@ -1,4 +1,4 @@
-"""The ``ppl-ad`` command line: ``backends``, ``demo``, ``bench``, ``migrate``.
+"""The ``ppl-ad`` command line: ``backends``, ``demo``, ``bench``, ``migrate``, ``cache``.
 
 Each subcommand lives in its own module and is imported only when it runs.
 """
@@ -39,6 +39,18 @@ def _migrate(args) -> int:
     return migrate_main(args)
 
 
+def _cache(args) -> int:
+    from ppl_ad.bench.auto import cache_dir, clear_cache
+
+    folder = cache_dir()
+    if args.clear:
+        print(f"deleted {clear_cache()} cached backend='auto' decisions from {folder}")
+        return 0
+    decisions = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    print(f"{len(decisions)} cached backend='auto' decisions in {folder} (ppl-ad cache --clear deletes them)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ppl-ad", description="ppl_ad: per-model AD backends for Bayesian inference")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -71,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="*", default=["."], help="files or folders to scan")
     p.add_argument("--fix", action="store_true", help="rewrite the simple cases in place and print a diff")
     p.set_defaults(func=_migrate)
+    p = sub.add_parser("cache", help="where backend='auto' keeps its decisions; --clear deletes them")
+    p.add_argument("--clear", action="store_true", help="delete every cached decision")
+    p.set_defaults(func=_cache)
     return parser
 
 

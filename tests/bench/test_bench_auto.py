@@ -52,3 +52,17 @@ def test_fingerprint_changes_with_data_shapes_not_values():
 def test_cache_dir_env_override(tmp_path, monkeypatch):
     monkeypatch.setenv("PPL_AD_CACHE_DIR", str(tmp_path))
     assert auto.cache_dir() == tmp_path / "auto"
+
+
+def test_cli_cache_shows_and_clears_the_decisions(tmp_path, monkeypatch, capsys):
+    from ppl_ad.cli import main
+
+    monkeypatch.setenv("PPL_AD_CACHE_DIR", str(tmp_path))
+    folder = tmp_path / "auto"
+    folder.mkdir()
+    for name in ("a.json", "b.json"):
+        (folder / name).write_text("{}")
+    assert main(["cache"]) == 0
+    assert f"2 cached backend='auto' decisions in {folder}" in capsys.readouterr().out
+    assert main(["cache", "--clear"]) == 0
+    assert "deleted 2 cached" in capsys.readouterr().out and not list(folder.glob("*.json"))
