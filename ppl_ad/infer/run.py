@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import concurrent.futures.process
+import contextlib
 import math
 import multiprocessing
 import os
@@ -313,25 +314,19 @@ def worker_environment(processes: int, cpus: int | None = None) -> dict[str, str
     return env
 
 
-class _environment:
-    """Context manager: ``os.environ`` with ``changes`` applied (what spawned processes inherit)."""
-
-    def __init__(self, changes: dict[str, str]):
-        self.changes = changes
-        self.saved: dict[str, str | None] = {}
-
-    def __enter__(self):
-        self.saved = {name: os.environ.get(name) for name in self.changes}
-        os.environ.update(self.changes)
-        return self
-
-    def __exit__(self, *exc):
-        for name, value in self.saved.items():
+@contextlib.contextmanager
+def _environment(changes: dict[str, str]):
+    """``os.environ`` with ``changes`` applied for the block (what spawned processes inherit)."""
+    saved = {name: os.environ.get(name) for name in changes}
+    os.environ.update(changes)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-        return False
 
 
 def _run_parallel(spec, seeds, settings, init, cores, bars) -> list[ChainResult]:
