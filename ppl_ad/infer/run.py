@@ -186,20 +186,59 @@ def _is_ppl_ad_logdensity(ld) -> bool:
     return isinstance(ld, LogDensity)
 
 
+def _rebuild_from_function(fn, name, preferred_backend, data, backend):
+    """Rebuild a log density from a model function sent by value (see :func:`_by_value_spec`)."""
+    from ppl_ad.model.model import Model, ModelFunction
+
+    return _rebuild_logdensity(Model(ModelFunction(fn, name, preferred_backend), data), backend)
+
+
+def _interactive_main() -> bool:
+    """Whether ``__main__`` is an interactive session (notebook, REPL, ``python -c``), not a script.
+
+    A spawned worker re-runs the parent's main *script*, but there is none to re-run here.
+    """
+    main = sys.modules.get("__main__")
+    return main is not None and not getattr(main, "__file__", None)
+
+
+def _by_value_spec(ld) -> bytes | None:
+    """The recipe with the model function pickled by value (cloudpickle), or None.
+
+    For models defined in a notebook or REPL: a fresh process cannot import them by name, but
+    cloudpickle sends the function's code and the globals it uses, as PyMC and Dask do.
+    """
+    try:
+        import cloudpickle
+    except ImportError:
+        return None
+    function = ld.model.function
+    spec = (_rebuild_from_function, (function.fn, function.name, function.backend, ld.model.data, ld.backend))
+    try:
+        data = cloudpickle.dumps(spec, protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.loads(data)
+    except Exception:  # noqa: BLE001 - any failure means "run in-process"
+        return None
+    return data
+
+
 def _worker_spec(ld) -> bytes | None:
     """Pickled recipe for rebuilding ``ld`` in a fresh process, or None if impossible."""
-    if _is_ppl_ad_logdensity(ld):
-        spec = (_rebuild_logdensity, (ld.model, ld.backend))
-    else:
-        spec = (None, ld)
+    is_ppl_ad = _is_ppl_ad_logdensity(ld)
+    spec = (_rebuild_logdensity, (ld.model, ld.backend)) if is_ppl_ad else (None, ld)
     try:
         data = pickle.dumps(spec, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception:  # noqa: BLE001 - any pickling failure means "run in-process"
-        return None
-    if b"__main__" in data or b"<locals>" in data:
+        data = None
+    if data is not None and (b"__main__" in data or b"<locals>" in data):
         # Objects defined in __main__ (a notebook, a script) or inside a function
-        # cannot be imported by a spawned process in general.
-        return None
+        # cannot be imported by name in a spawned process.
+        data = None
+    if data is None:
+        # A model typed into a notebook or REPL still runs in parallel, sent by value. A script's
+        # models do not: the workers would re-run the script (without a __main__ guard, sampling
+        # again in every worker), so they run in this process.
+        return _by_value_spec(ld) if is_ppl_ad and _interactive_main() else None
     try:
         pickle.loads(data)  # objects pickled by name must be found again
     except Exception:  # noqa: BLE001

@@ -29,13 +29,15 @@ def build():
     def log_sigmoid(x):
         return -anp.logaddexp(0.0, -x)
 
-    # scipy's conventions 0 * log(0) = 0 and 0 * log1p(-1) = 0; the inner where keeps the
-    # gradient finite there (a bare x * log(y) is nan at x = y = 0)
+    # scipy's conventions 0 * log(0) = 0 and 0 * log1p(-1) = 0, with a finite gradient there (a bare
+    # x * log(y) is nan at x = y = 0): shift y by 1 where x == 0, which the factor x then cancels.
+    # An addition, not anp.where: autograd's where does not sum its gradient back to a broadcast
+    # operand's shape (a scalar probability against a vector of data).
     def xlogy(x, y):
-        return x * anp.log(anp.where(x == 0, 1.0, y))
+        return x * anp.log(y + (x == 0))
 
     def xlog1py(x, y):
-        return x * anp.log1p(anp.where(x == 0, 0.0, y))
+        return x * anp.log1p(y + (x == 0))
 
     return Namespace(
         "autograd",

@@ -20,7 +20,7 @@ from ppl_ad.testing.scenario import Scenario
 __all__ = [
     "Scenario", "scenarios", "get_scenario", "standard_data", "eight_schools",
     "logistic_regression", "gaussian_100d", "hierarchical_poisson",
-    "normal_normal", "STANDARD",
+    "normal_normal", "beta_bernoulli", "STANDARD",
 ]
 
 EIGHT_SCHOOLS_Y = np.array([28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0])
@@ -68,6 +68,13 @@ def normal_normal(y, prior_sd, noise_sd):
     pa.observe("y", dist.Normal(mu, noise_sd), y)
 
 
+@pa.model
+def beta_bernoulli(y, a, b):
+    """Conjugate Beta-Bernoulli model: a scalar probability against a vector of 0/1 data."""
+    p = pa.sample("p", dist.Beta(a, b))
+    pa.observe("y", dist.Bernoulli(p), y)
+
+
 @functools.lru_cache(maxsize=None)
 def standard_data(n=5000, d=50, dim=100, groups=200, rows=20) -> dict:
     """Data of the four standard models from one RandomState(0) stream (see module docstring)."""
@@ -95,6 +102,13 @@ def _normal_normal_reference(y, prior_sd, noise_sd):
 
 
 _NN_Y = np.array([1.2, 0.4, 2.1, 1.7, 0.9])
+_BB_Y = np.array([1, 0, 1, 1, 0, 1, 1, 1, 0, 1])
+
+
+def _beta_bernoulli_reference(y, a, b):
+    a_post, b_post = a + np.sum(y), b + len(y) - np.sum(y)
+    total = a_post + b_post
+    return {"p_mean": a_post / total, "p_sd": float(np.sqrt(a_post * b_post / (total**2 * (total + 1))))}
 
 STANDARD = ("eight_schools", "logistic_regression", "gaussian_100d", "hierarchical_poisson")
 
@@ -118,6 +132,12 @@ def _base_scenarios() -> list[Scenario]:
             lambda: normal_normal(_NN_Y, 10.0, 1.0),
             ("small", "conjugate"),
             _normal_normal_reference(_NN_Y, 10.0, 1.0),
+        ),
+        Scenario(
+            "beta_bernoulli",
+            lambda: beta_bernoulli(_BB_Y, 2.0, 2.0),
+            ("small", "conjugate"),
+            _beta_bernoulli_reference(_BB_Y, 2.0, 2.0),
         ),
     ]
 

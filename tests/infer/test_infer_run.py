@@ -16,7 +16,7 @@ from ppl_ad.errors import ConfigError, SamplingError, SamplingWarning
 from ppl_ad.infer import run
 from ppl_ad.infer.gaussian import GaussianLogDensity, NormalNormalLogDensity
 from ppl_ad.infer.run import sample
-from ppl_ad.testing.scenarios import normal_normal
+from ppl_ad.testing.scenarios import get_scenario, normal_normal
 
 
 def arviz():
@@ -530,3 +530,56 @@ def test_workers_start_with_one_thread_per_core(monkeypatch):
         sample(ld, draws=5, tune=5, chains=2, cores=2, progressbar=False)
     assert "'OMP_NUM_THREADS': '1'" in str(info.value) and "xla_cpu_multi_thread_eigen=false" in str(info.value)
     assert "OMP_NUM_THREADS" not in os.environ  # the parent's environment is restored
+
+
+_NOTEBOOK_MODEL = """
+import numpy as np
+import ppl_ad as pa
+from ppl_ad import dist
+
+@pa.model
+def coin(y):
+    p = pa.sample("p", dist.Beta(1.0, 1.0))
+    pa.observe("y", dist.Bernoulli(p), y)
+
+m = coin(np.array([1, 0, 1, 1, 0, 1, 1, 1]))
+kw = dict(backend="autograd", chains=2, draws=100, tune=100, seed=3, progressbar=False)
+a = pa.sample(m, cores=2, **kw)
+b = pa.sample(m, cores=1, **kw)
+print("processes", a.attrs["processes"], b.attrs["processes"],
+      "identical", np.array_equal(a.posterior.p.values, b.posterior.p.values))
+"""
+
+
+def test_a_model_typed_into_an_interactive_session_samples_in_parallel():
+    """``python -c`` has no main script, like a notebook or a REPL: the model goes by value."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _NOTEBOOK_MODEL], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "processes 2 1 identical True" in done.stdout
+
+
+def test_a_model_defined_in_a_script_samples_in_process_even_without_a_main_guard(tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "script_model.py"
+    script.write_text(_NOTEBOOK_MODEL)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "processes 1 1 identical True" in done.stdout
+
+
+def test_beta_bernoulli_matches_its_closed_form_posterior():
+    """A bounded scalar parameter against vector data, on a tape backend (autograd)."""
+    az = arviz()
+    scenario = get_scenario("beta_bernoulli")
+    idata = sample(scenario.model(), backend="autograd", draws=1000, tune=500, chains=2, cores=1, seed=11,
+                   progressbar=False)
+    draws = idata.posterior.p.values
+    mcse = float(az.mcse(idata, var_names=["p"], method="mean")["p"])
+    assert abs(draws.mean() - scenario.reference["p_mean"]) < 4 * mcse
+    np.testing.assert_allclose(draws.std(), scenario.reference["p_sd"], rtol=0.1)
+    assert np.all((draws > 0) & (draws < 1))

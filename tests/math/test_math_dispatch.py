@@ -221,3 +221,18 @@ def test_autograd_xlogy_gradient_is_finite_where_x_is_zero(name, y_at_zero):
     with M.using("autograd"):
         grad = autograd.grad(lambda y: M.sum(fn(x, y)))(np.array([y_at_zero, 0.5]))
     np.testing.assert_allclose(grad, [0.0, 2.0 / 0.5 if name == "xlogy" else 2.0 / 1.5])
+
+
+@pytest.mark.parametrize("name", ["xlogy", "xlog1py"])
+def test_autograd_xlogy_broadcasts_a_scalar_parameter_against_data(name):
+    """A scalar probability against a vector of observations: the gradient is a scalar again."""
+    import autograd
+
+    fn = getattr(M, name)
+    data = np.array([1.0, 0.0, 1.0, 1.0])
+    with M.using("autograd"):
+        grad = autograd.grad(lambda t: M.sum(fn(data, M.sigmoid(t[0]) * (1 if name == "xlogy" else -1))))(np.array([0.3]))
+    p = 1.0 / (1.0 + np.exp(-0.3))
+    dp = p * (1 - p)
+    expected = data.sum() / p * dp if name == "xlogy" else -data.sum() / (1 - p) * dp
+    np.testing.assert_allclose(grad, [expected], rtol=1e-12)
