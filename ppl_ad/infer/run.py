@@ -98,12 +98,22 @@ def _model_name(ld) -> str:
     return str(getattr(model, "name", None) or type(ld).__name__)
 
 
-def _is_finite_point(ld, theta) -> bool:
+def _is_finite_point(ld, theta) -> tuple[bool, BaseException | None]:
+    """Whether log density and gradient are finite at ``theta``, and the error raised if any."""
     try:
         logp, grad = ld.logdensity_and_gradient(theta)
-    except EVALUATION_ERRORS:
-        return False
-    return bool(math.isfinite(float(logp)) and np.all(np.isfinite(grad)))
+    except EVALUATION_ERRORS as error:
+        return False, error
+    return bool(math.isfinite(float(logp)) and np.all(np.isfinite(grad))), None
+
+
+def _failure_detail(ld, theta, error) -> str:
+    sites = _non_finite_sites(ld, theta)
+    detail = f"sites {sites}" if sites else "no site's value or log-density term (so: the gradient)"
+    if error is not None:
+        backend = getattr(getattr(ld, "backend", None), "name", "the backend")
+        detail += f"; backend '{backend}' raised {type(error).__name__}: {str(error)[:300]}"
+    return detail
 
 
 def _non_finite_sites(ld, theta) -> list[str]:
@@ -140,27 +150,27 @@ def initial_position(ld, rng: np.random.Generator, init, chain: int = 0) -> np.n
     name = _model_name(ld)
     with np.errstate(all="ignore"):
         if isinstance(init, str):
-            theta = None
+            theta, error = None, None
             for _ in range(MAX_INIT_ATTEMPTS):
                 theta = np.asarray(ld.initial_point(rng), dtype=np.float64)
-                if _is_finite_point(ld, theta):
+                finite, error = _is_finite_point(ld, theta)
+                if finite:
                     return theta
-            sites = _non_finite_sites(ld, theta)
             raise SamplingError(
                 f"chain {chain}: could not find an initial point of model {name!r} with a finite "
                 f"log density and gradient after {MAX_INIT_ATTEMPTS} attempts (uniform(-2, 2) on the "
-                f"unconstrained space). Non-finite at the last attempt: sites {sites}. Check the "
-                "priors, supports and data of these sites, or pass init={site: value, ...}."
+                f"unconstrained space). Non-finite at the last attempt: {_failure_detail(ld, theta, error)}. "
+                "Check the priors, supports and data of these sites, or pass init={site: value, ...}."
             )
         values = init
         if not isinstance(init, Mapping):
             values = init[chain]
         theta = np.asarray(ld.unconstrain(values), dtype=np.float64)
-        if not _is_finite_point(ld, theta):
-            sites = _non_finite_sites(ld, theta)
+        finite, error = _is_finite_point(ld, theta)
+        if not finite:
             raise SamplingError(
                 f"chain {chain}: the log density of model {name!r} or its gradient is not finite at "
-                f"the initial values given in init: sites {sites}."
+                f"the initial values given in init: {_failure_detail(ld, theta, error)}."
             )
         return theta
 

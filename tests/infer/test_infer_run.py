@@ -583,3 +583,16 @@ def test_beta_bernoulli_matches_its_closed_form_posterior():
     assert abs(draws.mean() - scenario.reference["p_mean"]) < 4 * mcse
     np.testing.assert_allclose(draws.std(), scenario.reference["p_sd"], rtol=0.1)
     assert np.all((draws > 0) & (draws < 1))
+
+
+class RaisesInItsGradient(GaussianLogDensity):
+    """Finite values everywhere, but the gradient computation fails (as a backend bug would)."""
+
+    def logdensity_and_gradient(self, theta):
+        raise ValueError("array is not broadcastable to correct shape")
+
+
+def test_init_failure_reports_what_the_backend_raised():
+    ld = RaisesInItsGradient(np.zeros(2), [1.0, 1.0], name="grad_bug")
+    with pytest.raises(SamplingError, match=r"'grad_bug'.*raised ValueError: array is not broadcastable"):
+        sample(ld, draws=5, tune=5, chains=1, progressbar=False)
