@@ -122,3 +122,24 @@ def test_tested_excludes_deprecated_and_removed():
     assert "sympy" not in names
     assert all(b.status == "supported" for b in pa.backends.tested())
 
+
+
+def test_parallel_chains_warn_once_at_the_users_line(tmp_path):
+    """Worker processes rebuild the deprecated backend silently: the user sees the parent's warning only."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "user_script.py"
+    script.write_text(
+        "import ppl_ad as pa\n"
+        "from ppl_ad.testing import get_scenario\n"
+        "if __name__ == '__main__':\n"
+        "    idata = pa.sample(get_scenario('normal_normal').model(), backend='sympy', chains=2, cores=2,\n"
+        "                      draws=20, tune=50, progressbar=False)\n"
+        "    print('processes', idata.attrs['processes'])\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "processes 2" in done.stdout
+    assert done.stderr.count("PplAdDeprecationWarning") == 1
+    assert "user_script.py:4: PplAdDeprecationWarning" in done.stderr

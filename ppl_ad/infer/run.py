@@ -286,8 +286,14 @@ def _worker_init(spec: bytes, queue) -> None:
 def _worker_logdensity():
     ld = _WORKER.get("ld")
     if ld is None:
+        from ppl_ad.errors import PplAdDeprecationWarning
+
         factory, arg = pickle.loads(_WORKER["spec"])
-        ld = arg if factory is None else factory(*arg)
+        with warnings.catch_warnings():
+            # The parent warned about a deprecated backend at the user's line; one copy per worker
+            # on stderr would only repeat it.
+            warnings.simplefilter("ignore", PplAdDeprecationWarning)
+            ld = arg if factory is None else factory(*arg)
         _WORKER["ld"] = ld
     return ld
 
