@@ -30,7 +30,7 @@ def test_a_failing_cell_is_a_row_naming_the_cause():
     assert "no-such-backend" in row["note"] and row["min_ess_per_s"] is None
 
 
-def test_a_crashed_cell_process_is_recorded(monkeypatch):
+def test_a_crashed_cell_process_is_recorded():
     row = cli.run_sampling_cell("no_such_model", "jax", draws=10, tune=10, chains=1, timeout=120)
     assert row["status"] == "error" and "no_such_model" in row["note"]
 
