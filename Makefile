@@ -10,7 +10,7 @@ PIP_INSTALL := $(BIN)/python -m pip install --disable-pip-version-check -q -c co
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP_INSTALL) --upgrade pip
-	$(PIP_INSTALL) -e '.[all,dev]'
+	$(PIP_INSTALL) -e '.[all,dev,bench]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -32,12 +32,10 @@ bench: $(STAMP)
 	$(BIN)/ppl-ad bench --out benchmarks/results
 
 bench-peers: $(STAMP)
-	$(PIP_INSTALL) -e '.[all,dev,bench]'
 	$(BIN)/ppl-ad bench --peers --out benchmarks/results
 
 # NUTS efficiency per backend with PyMC and NumPyro beside it (about 15 minutes on 2 cores)
 bench-sampling: $(STAMP)
-	$(PIP_INSTALL) -e '.[all,dev,bench]'
 	$(BIN)/ppl-ad bench --sampling --peers --out benchmarks/results
 
 # MkDocs may not hold its config inside docs_dir, so the pages are staged under build/.
