@@ -60,7 +60,7 @@ POSTERIOR_NAMES = _posterior_names()
 
 
 def validate_one(scenario, draws, tune, chains, seed):
-    from ppl_ad.infer.run import sample
+    from ppl_ad.infer.sample import sample
     from ppl_ad.testing.validation import compare_to_reference, summarise
 
     extra = dict(SETTINGS.get(scenario.name, {}))

@@ -7,8 +7,7 @@ space with :func:`logdensity`; differentiate it with a backend from :mod:`ppl_ad
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
+from ppl_ad._version import __version__
 from ppl_ad import backends, constraints, distributions, math, transforms
 from ppl_ad import distributions as dist
 from ppl_ad.errors import (
@@ -27,7 +26,7 @@ __all__ = [
     "sample_posterior_predictive", "benchmark", "PplAdError", "ModelError",
     "ModelDefinitionError", "ModelEvaluationError", "DataError", "ConfigError",
     "UnknownBackendError", "BackendUnavailableError", "BackendRemovedError", "SamplingError",
-    "SamplingWarning", "PplAdDeprecationWarning",
+    "SamplingWarning", "PplAdDeprecationWarning", "condition", "sbc", "SBCResult",
 ]
 
 
@@ -40,14 +39,38 @@ def sample(name_or_model, *args, **kwargs):
 
     * Inside a model, ``pa.sample(name, distribution, shape=None)`` declares a parameter
       (see :func:`ppl_ad.model.sample_site`).
-    * On a model, ``pa.sample(model, backend=None, draws=1000, tune=1000, chains=4, ...)``
-      runs NUTS and returns an ``arviz.InferenceData`` (see :func:`ppl_ad.infer.run.sample`).
+    * On a model, ``pa.sample(model, backend=None, draws=1000, tune=1000, chains=4, cores=None,
+      seed=None, sampler="nuts", target_accept=0.8, max_treedepth=10, metric="diag",
+      init="jitter", progressbar=True, *, engine=None, chain_method=None, path_length=2.0)``
+      runs NUTS and returns an ``arviz.InferenceData`` (see :func:`ppl_ad.infer.sample.sample`,
+      whose signature ``help`` and IDEs show for this function).
     """
     if isinstance(name_or_model, str):
         return sample_site(name_or_model, *args, **kwargs)
-    from ppl_ad.infer.run import sample as run_sampler
+    from ppl_ad.infer.sample import check_keywords
+    from ppl_ad.infer.sample import sample as run_sampler
 
+    check_keywords(run_sampler, kwargs)
     return run_sampler(name_or_model, *args, **kwargs)
+
+
+def _sample_signature():
+    # help(pa.sample) and IDEs that ask inspect.signature show the sampler's arguments (draws,
+    # tune, chains, ...); built without importing the sampler, from a mirror of its parameters.
+    import inspect
+
+    P = inspect.Parameter
+    positional = [("backend", None), ("draws", 1000), ("tune", 1000), ("chains", 4), ("cores", None),
+                  ("seed", None), ("sampler", "nuts"), ("target_accept", 0.8), ("max_treedepth", 10),
+                  ("metric", "diag"), ("init", "jitter"), ("progressbar", True)]
+    keyword = [("engine", None), ("chain_method", None), ("path_length", 2.0)]
+    parameters = [P("name_or_model", P.POSITIONAL_OR_KEYWORD)]
+    parameters += [P(n, P.POSITIONAL_OR_KEYWORD, default=d) for n, d in positional]
+    parameters += [P(n, P.KEYWORD_ONLY, default=d) for n, d in keyword]
+    return inspect.Signature(parameters)
+
+
+sample.__signature__ = _sample_signature()
 
 
 def __getattr__(name):
@@ -59,6 +82,9 @@ def __getattr__(name):
         "sample_posterior_predictive": ("ppl_ad.predictive", "sample_posterior_predictive"),
         "benchmark": ("ppl_ad.bench.benchmark", "benchmark"),
         "testing": ("ppl_ad.testing", None),
+        "condition": ("ppl_ad.model.condition", "condition"),
+        "sbc": ("ppl_ad.sbc", "sbc"),
+        "SBCResult": ("ppl_ad.sbc", "SBCResult"),
     }
     if name in lazy:
         import importlib

@@ -69,7 +69,7 @@ def reset() -> None:
 
 def current_version() -> str:
     """The running ppl_ad version (tests patch this to simulate a later release)."""
-    from ppl_ad import __version__
+    from ppl_ad._version import __version__
 
     return __version__
 

@@ -22,7 +22,7 @@ def main(quick: bool = False) -> int:
     print("Gradients at random points, each backend against finite differences:")
     print(check, "\n")
     try:
-        from ppl_ad.infer.run import sample
+        from ppl_ad.infer.sample import sample
     except ImportError:  # the sampler is not installed in this checkout
         return 0 if check.all_passed else 1
     import arviz as az

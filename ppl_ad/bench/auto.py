@@ -89,7 +89,7 @@ def _library_version(backend) -> str | None:
 
 def fingerprint(model, backends=None) -> str:
     """A hex digest identifying ``model``'s structure and the installed candidate libraries."""
-    from ppl_ad import __version__
+    from ppl_ad._version import __version__
 
     backends = candidates() if backends is None else backends
     payload = {

@@ -69,6 +69,8 @@ class ChainSettings(NamedTuple):
         Energy error above which a transition is divergent.
     initial_step_size : float
         Starting point of the step-size heuristic.
+    engine : {"python", "jax"}
+        The engine that runs the chain (see :mod:`ppl_ad.infer.engine`).
     """
 
     draws: int = 1000
@@ -80,6 +82,7 @@ class ChainSettings(NamedTuple):
     path_length: float = 2.0
     max_energy_error: float = 1000.0
     initial_step_size: float = 1.0
+    engine: str = "python"
 
 
 class ChainResult(NamedTuple):
@@ -104,7 +107,9 @@ class ChainResult(NamedTuple):
         heuristics, warmup and draws): one per leapfrog step plus a few.
     gradient_time : float
         Seconds spent inside those calls; ``tuning_time + sampling_time - gradient_time``
-        is the sampler's own time.
+        is the sampler's own time (NaN for the JAX engine: the gradient runs inside XLA).
+    compile_time : float
+        Seconds spent compiling the sampler (JAX engine; 0 for the Python engine).
     """
 
     draws: np.ndarray
@@ -116,6 +121,7 @@ class ChainResult(NamedTuple):
     warmup_divergences: int
     gradient_evaluations: int = 0
     gradient_time: float = 0.0
+    compile_time: float = 0.0
 
 
 def _timed(fn):

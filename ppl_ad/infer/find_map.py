@@ -64,10 +64,10 @@ def find_MAP(model, backend=None, method: str = "L-BFGS-B", start=None, seed=Non
     """
     from scipy.optimize import minimize
 
-    from ppl_ad.infer.run import _model_name, initial_position, resolve_logdensity
+    from ppl_ad.infer.init import initial_position, model_name, resolve_logdensity
 
     ld = resolve_logdensity(model, backend)
-    name = _model_name(ld)
+    name = model_name(ld)
     rng = np.random.default_rng(seed)
     if start is None:
         x0 = initial_position(ld, rng, "jitter")

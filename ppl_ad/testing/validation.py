@@ -32,7 +32,7 @@ def compare_to_reference(idata, scenario, z_threshold=Z_THRESHOLD, sd_tolerance=
     Parameters
     ----------
     idata : arviz.InferenceData
-        From :func:`ppl_ad.infer.run.sample`; its ``posterior`` holds the sites by name.
+        From :func:`ppl_ad.infer.sample.sample`; its ``posterior`` holds the sites by name.
     scenario : ppl_ad.testing.scenarios.Scenario
         ``scenario.reference`` is :func:`ppl_ad.testing.posteriordb.load_reference`.
 

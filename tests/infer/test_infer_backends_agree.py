@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ppl_ad.backends import registry
-from ppl_ad.infer.run import sample
+from ppl_ad.infer.sample import sample
 from ppl_ad.testing import get_scenario
 
 # A rare divergence in eight schools is reported by a SamplingWarning; it is not what this

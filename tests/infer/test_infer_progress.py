@@ -7,7 +7,7 @@ import io
 import numpy as np
 
 from ppl_ad.infer import progress as progress_module
-from ppl_ad.infer import run
+from ppl_ad.infer import sample as sample_module
 from ppl_ad.infer.gaussian import GaussianLogDensity
 from ppl_ad.infer.progress import ChainProgress, ProgressBars, progress_enabled
 
@@ -52,14 +52,14 @@ def test_progress_bars_show_phase_and_divergences(monkeypatch):
 def _force_bars(monkeypatch):
     stream = io.StringIO()
     monkeypatch.setattr("sys.stderr", stream)
-    monkeypatch.setattr(run, "progress_enabled", lambda requested: requested)
+    monkeypatch.setattr(sample_module, "progress_enabled", lambda requested: requested)
     return stream
 
 
 def test_sample_draws_bars_in_process(monkeypatch):
     stream = _force_bars(monkeypatch)
     ld = GaussianLogDensity(np.zeros(2), [1.0, 1.0])
-    run.sample(ld, draws=30, tune=40, chains=2, cores=1, seed=0)
+    sample_module.sample(ld, draws=30, tune=40, chains=2, cores=1, seed=0)
     text = stream.getvalue()
     assert "Chain 0 sampling" in text and "Chain 1 sampling" in text
     assert "70/70" in text
@@ -68,7 +68,7 @@ def test_sample_draws_bars_in_process(monkeypatch):
 def test_sample_draws_bars_from_worker_processes(monkeypatch):
     stream = _force_bars(monkeypatch)
     ld = GaussianLogDensity(np.zeros(2), [1.0, 1.0])
-    idata = run.sample(ld, draws=30, tune=40, chains=2, cores=2, seed=0)
+    idata = sample_module.sample(ld, draws=30, tune=40, chains=2, cores=2, seed=0)
     assert idata.attrs["processes"] == 2
     text = stream.getvalue()
     assert "Chain 0 sampling" in text and "Chain 1 sampling" in text
@@ -77,6 +77,6 @@ def test_sample_draws_bars_from_worker_processes(monkeypatch):
 
 def test_no_bars_when_progressbar_false(monkeypatch):
     stream = _force_bars(monkeypatch)
-    run.sample(GaussianLogDensity(np.zeros(2), [1.0, 1.0]), draws=10, tune=100, chains=1, seed=0, progressbar=False)
+    sample_module.sample(GaussianLogDensity(np.zeros(2), [1.0, 1.0]), draws=10, tune=100, chains=1, seed=0, progressbar=False)
     assert stream.getvalue() == ""
     assert progress_module.progress_enabled(False) is False

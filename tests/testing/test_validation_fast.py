@@ -32,7 +32,7 @@ def test_compare_to_reference_flags_a_wrong_sample():
 
 def test_nuts_matches_posteriordb_kidiq_momhs():
     pytest.importorskip("jax")
-    from ppl_ad.infer.run import sample
+    from ppl_ad.infer.sample import sample
 
     scenario = get_scenario("kidiq-kidscore_momhs")
     idata = sample(scenario.model(), backend="jax", draws=300, tune=300, chains=2, cores=1,

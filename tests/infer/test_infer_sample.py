@@ -1,4 +1,4 @@
-"""Tests of ppl_ad.infer.run: sample(), chains and processes, InferenceData."""
+"""Tests of ppl_ad.infer.sample (and its parallel, init and results modules): sample(), chains and processes, InferenceData."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ import pytest
 import ppl_ad as pa
 from ppl_ad import dist
 from ppl_ad.errors import ConfigError, SamplingError, SamplingWarning
-from ppl_ad.infer import run
+from ppl_ad.infer import init as init_module
+from ppl_ad.infer import parallel
 from ppl_ad.infer.gaussian import GaussianLogDensity, NormalNormalLogDensity
-from ppl_ad.infer.run import sample
+from ppl_ad.infer.sample import sample
 from ppl_ad.testing.scenarios import get_scenario, normal_normal
 
 
@@ -177,25 +178,25 @@ class _Holder:
 
 
 def test_unpicklable_or_main_models_run_in_process():
-    assert run._worker_spec(GaussianLogDensity(np.zeros(2), [1.0, 1.0])) is not None
-    assert run._worker_spec(_Holder(lambda x: x)) is None  # a lambda does not pickle
+    assert parallel.worker_spec(GaussianLogDensity(np.zeros(2), [1.0, 1.0])) is not None
+    assert parallel.worker_spec(_Holder(lambda x: x)) is None  # a lambda does not pickle
 
     def local(x):
         return x
 
-    assert run._worker_spec(_Holder(local)) is None
+    assert parallel.worker_spec(_Holder(local)) is None
 
     class Local:  # defined in a function: not importable in a fresh process
         pass
 
-    assert run._worker_spec(_Holder(Local)) is None
+    assert parallel.worker_spec(_Holder(Local)) is None
     import __main__
 
     __main__._ppl_ad_test_main_object = _Holder(1)
     try:
         _Holder.__module__ = "__main__"
         __main__._Holder = _Holder
-        assert run._worker_spec(_Holder(2)) is None
+        assert parallel.worker_spec(_Holder(2)) is None
     finally:
         _Holder.__module__ = __name__
         del __main__._ppl_ad_test_main_object
@@ -270,12 +271,12 @@ def test_init_failure_names_model_and_sites():
     ld = NowhereFinite()
     with pytest.raises(SamplingError, match=r"'broken_model'.*100 attempts.*\['sigma', 'y'\]"):
         sample(ld, draws=10, tune=10, chains=1, progressbar=False)
-    assert ld.calls == run.MAX_INIT_ATTEMPTS
+    assert ld.calls == init_module.MAX_INIT_ATTEMPTS
 
 
 def test_init_failure_in_a_worker_process_reaches_the_caller():
     ld = GaussianLogDensity(np.array([np.inf, 0.0]), [1.0, 1.0], name="infinite_mean")
-    assert run._worker_spec(ld) is not None
+    assert parallel.worker_spec(ld) is not None
     with pytest.raises(SamplingError, match=r"'infinite_mean'.*\['x'\]"):
         sample(ld, draws=10, tune=10, chains=2, cores=2, progressbar=False)
 
@@ -507,25 +508,25 @@ class ReportsItsEnvironment(GaussianLogDensity):
 
 
 def test_worker_environment_shares_the_cpus(monkeypatch):
-    for name in run._THREAD_VARIABLES + ("XLA_FLAGS",):
+    for name in parallel.THREAD_VARIABLES + ("XLA_FLAGS",):
         monkeypatch.delenv(name, raising=False)
-    env = run.worker_environment(2, cpus=2)
+    env = parallel.worker_environment(2, cpus=2)
     assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == env["OPENBLAS_NUM_THREADS"] == "1"
     assert "--xla_cpu_multi_thread_eigen=false" in env["XLA_FLAGS"]
-    env = run.worker_environment(4, cpus=16)
+    env = parallel.worker_environment(4, cpus=16)
     assert env["OMP_NUM_THREADS"] == "4" and "XLA_FLAGS" not in env
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=true")
-    assert "OMP_NUM_THREADS" not in run.worker_environment(2, cpus=2)  # the user's choice stands
-    assert "XLA_FLAGS" not in run.worker_environment(2, cpus=2)
+    assert "OMP_NUM_THREADS" not in parallel.worker_environment(2, cpus=2)  # the user's choice stands
+    assert "XLA_FLAGS" not in parallel.worker_environment(2, cpus=2)
 
 
 def test_workers_start_with_one_thread_per_core(monkeypatch):
-    for name in run._THREAD_VARIABLES + ("XLA_FLAGS",):
+    for name in parallel.THREAD_VARIABLES + ("XLA_FLAGS",):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     ld = ReportsItsEnvironment(np.zeros(2), [1.0, 1.0])
-    assert run._worker_spec(ld) is not None
+    assert parallel.worker_spec(ld) is not None
     with pytest.raises(RuntimeError, match="environment") as info:
         sample(ld, draws=5, tune=5, chains=2, cores=2, progressbar=False)
     assert "'OMP_NUM_THREADS': '1'" in str(info.value) and "xla_cpu_multi_thread_eigen=false" in str(info.value)

@@ -1,0 +1,132 @@
+"""Which engine runs the chains, and how: the seam between ``sample`` and the engines.
+
+Two engines run the same algorithm (NUTS with Stan's windowed warmup) side by side:
+
+``"python"`` (:mod:`ppl_ad.infer.chain`)
+    A NumPy loop that calls the backend's ``logdensity_and_gradient`` once per leapfrog step.
+    Works with every backend.
+``"jax"`` (:mod:`ppl_ad.infer.jax_engine`)
+    The whole trajectory and warmup inside one XLA program (BlackJAX's NUTS kernel), for
+    backends that can hand over a traceable log density (the ``traceable`` trait of a backend:
+    ``jax`` and ``jax-forward``).
+
+``engine=None`` picks ``"jax"`` when the backend is traceable and ``"python"`` otherwise. Both
+engines share the warmup schedule (:func:`ppl_ad.infer.adaptation.build_schedule`), the
+per-chain seeding (``SeedSequence(seed).spawn(chains)``), the initial points
+(:mod:`ppl_ad.infer.init`) and the results code (:mod:`ppl_ad.infer.results`).
+
+Chain methods: ``"sequential"`` (one chain after another in this process), ``"parallel"``
+(one worker process per chain, :mod:`ppl_ad.infer.parallel`) and, for the JAX engine,
+``"vectorized"`` (all chains in one program with ``jax.vmap``). The sampler modules never
+import a backend.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ppl_ad.errors import ConfigError
+from ppl_ad.infer.chain import ChainResult, run_chain
+from ppl_ad.infer.init import initial_position
+from ppl_ad.infer.progress import ChainProgress
+
+__all__ = ["ENGINES", "CHAIN_METHODS", "select_engine", "select_chain_method", "run_one_chain", "run_sequential"]
+
+ENGINES = ("python", "jax")
+CHAIN_METHODS = ("sequential", "parallel", "vectorized")
+
+
+def _is_traceable(ld) -> bool:
+    backend = getattr(ld, "backend", None)
+    return bool(getattr(backend, "traceable", False)) and hasattr(ld, "traceable")
+
+
+def select_engine(ld, engine=None, sampler: str = "nuts") -> str:
+    """The engine that will run the chains of ``ld``.
+
+    Parameters
+    ----------
+    ld : LogDensity
+    engine : {None, "python", "jax"}
+        None: ``"jax"`` when the backend is traceable and the sampler is NUTS, else ``"python"``.
+    sampler : str
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    ppl_ad.errors.ConfigError
+        An unknown engine, or ``"jax"`` with a backend that cannot be traced (the message
+        names the backend and the engines it supports).
+    """
+    if engine is None:
+        return "jax" if _is_traceable(ld) and sampler == "nuts" else "python"
+    if engine not in ENGINES:
+        raise ConfigError(f"sample: unknown engine={engine!r}; expected one of {list(ENGINES)} or None")
+    if engine == "jax":
+        backend = getattr(getattr(ld, "backend", None), "name", type(ld).__name__)
+        if not _is_traceable(ld):
+            raise ConfigError(
+                f"engine='jax' needs a backend whose log density JAX can trace (jax, jax-forward); "
+                f"backend '{backend}' supports only engine='python'"
+            )
+        if sampler != "nuts":
+            raise ConfigError(f"engine='jax' runs NUTS only; sampler={sampler!r} needs engine='python'")
+    return engine
+
+
+def select_chain_method(engine: str, chain_method, chains: int, cores: int | None) -> tuple[str, int]:
+    """The chain method and the number of worker processes.
+
+    Parameters
+    ----------
+    engine : str
+    chain_method : {None, "sequential", "parallel", "vectorized"}
+        None: ``"parallel"`` when more than one core and chain, else ``"sequential"``.
+    chains : int
+    cores : int or None
+        Worker processes; default ``min(chains, os.cpu_count())``.
+
+    Returns
+    -------
+    (str, int)
+    """
+    cores = max(1, min(int(cores or os.cpu_count() or 1), chains))
+    if chain_method is None:
+        chain_method = "parallel" if cores > 1 else "sequential"
+    if chain_method not in CHAIN_METHODS:
+        raise ConfigError(f"sample: unknown chain_method={chain_method!r}; expected one of {list(CHAIN_METHODS)}")
+    if chain_method == "vectorized" and engine != "jax":
+        raise ConfigError("chain_method='vectorized' needs engine='jax' (a traceable backend: jax, jax-forward)")
+    if chain_method != "parallel":
+        cores = 1
+    return chain_method, cores
+
+
+def run_one_chain(ld, chain: int, seed_seq, settings, init, progress) -> ChainResult:
+    """Run chain number ``chain`` of ``ld`` with the engine named in ``settings.engine``."""
+    rng = np.random.default_rng(seed_seq)
+    theta0 = initial_position(ld, rng, init, chain)
+    if settings.engine == "jax":
+        from ppl_ad.infer import jax_engine
+
+        return jax_engine.run_chains(ld, [seed_seq], [theta0], settings, [progress] if progress else None)[0]
+    return run_chain(ld.logdensity_and_gradient, theta0, rng, settings, progress)
+
+
+def run_sequential(ld, seeds, settings, init, bars, vectorized: bool = False) -> list[ChainResult]:
+    """Run the chains in this process, one after another (or all at once, ``vectorized``)."""
+    progress = [ChainProgress(c, bars.update, settings.tune, settings.draws) for c in range(len(seeds))] if bars else None
+    if vectorized:
+        from ppl_ad.infer import jax_engine
+
+        starts = [initial_position(ld, np.random.default_rng(s), init, c) for c, s in enumerate(seeds)]
+        return jax_engine.run_chains(ld, seeds, starts, settings, progress)
+    return [
+        run_one_chain(ld, chain, seed_seq, settings, init, progress[chain] if progress else None)
+        for chain, seed_seq in enumerate(seeds)
+    ]

@@ -1,0 +1,147 @@
+"""Where a chain starts: the log density to sample and a finite initial point.
+
+This module owns :func:`resolve_logdensity` (a ``Model`` or an already built ``LogDensity``)
+and :func:`initial_position` (uniform jitter on the unconstrained space, retried until the log
+density and gradient are finite, or the user's values). Both engines and
+:func:`ppl_ad.infer.find_map.find_MAP` start here.
+
+References
+----------
+Stan Development Team. *Stan Reference Manual*, "Initialization" (uniform(-2, 2) on the
+unconstrained scale).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+
+from ppl_ad.errors import ConfigError, SamplingError
+from ppl_ad.infer.integrators import EVALUATION_ERRORS
+
+__all__ = ["MAX_INIT_ATTEMPTS", "resolve_logdensity", "initial_position", "model_name"]
+
+#: Attempts at a finite initial point with ``init="jitter"``.
+MAX_INIT_ATTEMPTS = 100
+
+
+# --------------------------------------------------------------------------- #
+# Log density and initial points
+# --------------------------------------------------------------------------- #
+
+
+def _is_logdensity(obj) -> bool:
+    return hasattr(obj, "logdensity_and_gradient") and hasattr(obj, "dimension")
+
+
+def resolve_logdensity(model, backend=None, prepare: bool = True):
+    """The ``LogDensity`` of ``model`` (returned as is if it already is one).
+
+    Parameters
+    ----------
+    model : ppl_ad.model.Model or LogDensity
+    backend : str, optional
+        AD backend name; must be None when ``model`` is a ``LogDensity``.
+    prepare : bool, optional
+        False defers the backend's preparation to the first evaluation
+        (see :func:`ppl_ad.logdensity.logdensity`).
+
+    Returns
+    -------
+    LogDensity
+    """
+    if _is_logdensity(model):
+        if backend is not None:
+            raise ConfigError(
+                "backend=... cannot be combined with an already built LogDensity; "
+                "pass the model instead, or build the LogDensity with the backend you want"
+            )
+        return model
+    from ppl_ad.logdensity import logdensity
+
+    return logdensity(model, backend=backend, prepare=prepare)
+
+
+def model_name(ld) -> str:
+    model = getattr(ld, "model", None)
+    return str(getattr(model, "name", None) or type(ld).__name__)
+
+
+def _is_finite_point(ld, theta) -> tuple[bool, BaseException | None]:
+    """Whether log density and gradient are finite at ``theta``, and the error raised if any."""
+    try:
+        logp, grad = ld.logdensity_and_gradient(theta)
+    except EVALUATION_ERRORS as error:
+        return False, error
+    return bool(math.isfinite(float(logp)) and np.all(np.isfinite(grad))), None
+
+
+def _failure_detail(ld, theta, error) -> str:
+    sites = _non_finite_sites(ld, theta)
+    detail = f"sites {sites}" if sites else "no site's value or log-density term (so: the gradient)"
+    if error is not None:
+        backend = getattr(getattr(ld, "backend", None), "name", "the backend")
+        detail += f"; backend '{backend}' raised {type(error).__name__}: {str(error)[:300]}"
+    return detail
+
+
+def _non_finite_sites(ld, theta) -> list[str]:
+    try:
+        return list(ld.non_finite_sites(theta))
+    except EVALUATION_ERRORS:
+        return ["<could not be determined>"]
+
+
+def initial_position(ld, rng: np.random.Generator, init, chain: int = 0) -> np.ndarray:
+    """A finite starting point on the unconstrained space.
+
+    Parameters
+    ----------
+    ld : LogDensity
+    rng : numpy.random.Generator
+    init : "jitter" or dict or sequence of dicts
+        ``"jitter"``: ``ld.initial_point(rng)`` (uniform(-2, 2) on the
+        unconstrained space), retried up to :data:`MAX_INIT_ATTEMPTS` times until
+        the log density and gradient are finite. A dict of model-space values by
+        site name: that point. A sequence of dicts: one per chain.
+    chain : int, optional
+        Chain index (for the per-chain list and error messages).
+
+    Returns
+    -------
+    numpy.ndarray
+
+    Raises
+    ------
+    SamplingError
+        No finite point; the message names the model and the offending sites.
+    """
+    name = model_name(ld)
+    with np.errstate(all="ignore"):
+        if isinstance(init, str):
+            theta, error = None, None
+            for _ in range(MAX_INIT_ATTEMPTS):
+                theta = np.asarray(ld.initial_point(rng), dtype=np.float64)
+                finite, error = _is_finite_point(ld, theta)
+                if finite:
+                    return theta
+            raise SamplingError(
+                f"chain {chain}: could not find an initial point of model {name!r} with a finite "
+                f"log density and gradient after {MAX_INIT_ATTEMPTS} attempts (uniform(-2, 2) on the "
+                f"unconstrained space). Non-finite at the last attempt: {_failure_detail(ld, theta, error)}. "
+                "Check the priors, supports and data of these sites, or pass init={site: value, ...}."
+            )
+        values = init
+        if not isinstance(init, Mapping):
+            values = init[chain]
+        theta = np.asarray(ld.unconstrain(values), dtype=np.float64)
+        finite, error = _is_finite_point(ld, theta)
+        if not finite:
+            raise SamplingError(
+                f"chain {chain}: the log density of model {name!r} or its gradient is not finite at "
+                f"the initial values given in init: {_failure_detail(ld, theta, error)}."
+            )
+        return theta
+

@@ -1,0 +1,254 @@
+"""``pa.sample`` on a model: check the arguments, choose engine and chain method, run, convert.
+
+This module owns the user-facing :func:`sample` (re-exported as ``ppl_ad.sample``). It
+
+1. checks the arguments (:class:`~ppl_ad.errors.ConfigError` naming the argument, with a
+   did-you-mean for misspelled keywords such as ``num_warmup``);
+2. builds the model's ``LogDensity`` (:mod:`ppl_ad.infer.init`);
+3. chooses the engine (``"jax"``: the whole sampler in XLA, for traceable backends;
+   ``"python"``: the NumPy loop, for every backend; see :mod:`ppl_ad.infer.engine`) and the
+   chain method (sequential, parallel worker processes, or vectorized);
+4. seeds chain ``c`` with ``numpy.random.SeedSequence(seed).spawn(chains)[c]``, so the same
+   ``seed`` gives the same draws whether chains run in this process or in workers;
+5. converts the draws to ``arviz.InferenceData`` (:mod:`ppl_ad.infer.results`).
+
+References
+----------
+Stan Development Team. *Stan Reference Manual*, "HMC algorithm parameters".
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import math
+import threading
+import time
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from ppl_ad.errors import ConfigError
+from ppl_ad.infer.chain import ChainSettings
+from ppl_ad.infer.engine import run_sequential, select_chain_method, select_engine
+from ppl_ad.infer.init import resolve_logdensity
+from ppl_ad.infer.parallel import run_parallel, worker_spec
+from ppl_ad.infer.progress import ProgressBars, progress_enabled
+from ppl_ad.infer.results import preload_arviz, to_inference_data
+
+__all__ = ["sample", "check_keywords"]
+
+#: what users of other PPLs type, and the ppl_ad name
+_ALIASES = {
+    "num_warmup": "tune", "warmup": "tune", "n_warmup": "tune", "iter_warmup": "tune", "num_tune": "tune",
+    "num_samples": "draws", "samples": "draws", "n_samples": "draws", "iter_sampling": "draws",
+    "num_draws": "draws", "num_chains": "chains", "n_chains": "chains", "random_seed": "seed",
+    "rng_key": "seed", "adapt_delta": "target_accept", "max_depth": "max_treedepth",
+    "max_tree_depth": "max_treedepth", "initvals": "init", "inits": "init", "progress_bar": "progressbar",
+    "dense_mass": "metric", "step_size": "target_accept", "num_cores": "cores", "n_jobs": "cores",
+}
+
+
+def check_keywords(function, given: Mapping) -> None:
+    """Raise a ``TypeError``-compatible :class:`ConfigError` for keywords ``function`` does not take.
+
+    Parameters
+    ----------
+    function : callable
+        The function whose signature lists the accepted keywords.
+    given : mapping
+        The keywords passed.
+
+    Raises
+    ------
+    ppl_ad.errors.ConfigError
+        Naming each unknown keyword with the closest accepted one.
+    """
+    accepted = [
+        name for name, p in inspect.signature(function).parameters.items()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
+    unknown = [name for name in given if name not in accepted]
+    if not unknown:
+        return
+    hints = []
+    for name in unknown:
+        close = _ALIASES.get(name) or next(iter(difflib.get_close_matches(name, accepted, n=1, cutoff=0.6)), None)
+        hints.append(f"{name!r} (did you mean {close!r}?)" if close else repr(name))
+    raise _KeywordError(
+        f"{function.__name__}() got unexpected keyword argument{'s' if len(unknown) > 1 else ''} "
+        f"{', '.join(hints)}; it accepts: {', '.join(accepted)}"
+    )
+
+
+class _KeywordError(ConfigError, TypeError):
+    """A misspelled keyword: a ConfigError that is also the TypeError Python would raise."""
+
+
+def _validate(draws, tune, chains, cores, sampler, target_accept, max_treedepth, metric, init, path_length,
+              engine, chain_method):
+    def bad(name, value, expected):
+        raise ConfigError(f"sample: invalid {name}={value!r}; expected {expected}")
+
+    for name, value, low in (("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            bad(name, value, f"an integer >= {low}")
+    if cores is not None and (isinstance(cores, bool) or not isinstance(cores, (int, np.integer)) or cores < 1):
+        bad("cores", cores, "None or an integer >= 1")
+    if sampler not in ("nuts", "hmc"):
+        bad("sampler", sampler, "'nuts' or 'hmc'")
+    if not (isinstance(target_accept, (int, float)) and 0.0 < target_accept < 1.0):
+        bad("target_accept", target_accept, "a number strictly between 0 and 1")
+    if isinstance(max_treedepth, bool) or not isinstance(max_treedepth, (int, np.integer)) or not 1 <= max_treedepth <= 30:
+        bad("max_treedepth", max_treedepth, "an integer between 1 and 30")
+    if metric not in ("diag", "dense"):
+        bad("metric", metric, "'diag' or 'dense'")
+    if not (isinstance(path_length, (int, float)) and path_length > 0 and math.isfinite(path_length)):
+        bad("path_length", path_length, "a positive number")
+    if isinstance(init, str):
+        if init != "jitter":
+            bad("init", init, "'jitter', a dict of initial values, or a list of such dicts (one per chain)")
+    elif not isinstance(init, Mapping):
+        if not (isinstance(init, Sequence) and len(init) == chains and all(isinstance(v, Mapping) for v in init)):
+            bad("init", init, "'jitter', a dict of initial values, or a list of such dicts (one per chain)")
+    if engine is not None and engine not in ("python", "jax"):
+        bad("engine", engine, "None, 'python' or 'jax'")
+    if chain_method is not None and chain_method not in ("sequential", "parallel", "vectorized"):
+        bad("chain_method", chain_method, "None, 'sequential', 'parallel' or 'vectorized'")
+
+
+def sample(
+    model,
+    backend=None,
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    cores: int | None = None,
+    seed=None,
+    sampler: str = "nuts",
+    target_accept: float = 0.8,
+    max_treedepth: int = 10,
+    metric: str = "diag",
+    init="jitter",
+    progressbar: bool = True,
+    *,
+    engine: str | None = None,
+    chain_method: str | None = None,
+    path_length: float = 2.0,
+):
+    """Draw posterior samples of a model with NUTS (or static HMC).
+
+    Parameters
+    ----------
+    model : ppl_ad.model.Model or LogDensity
+        The model (with its data bound), or an already built ``LogDensity``.
+    backend : str, optional
+        AD backend name; None chooses one (recorded in ``attrs["backend_source"]``).
+    draws : int, optional
+        Draws kept per chain.
+    tune : int, optional
+        Warmup iterations per chain (discarded). Stan's windowed adaptation of the
+        step size and metric.
+    chains : int, optional
+    cores : int, optional
+        Worker processes for ``chain_method="parallel"``; default ``min(chains, os.cpu_count())``.
+    seed : int or numpy.random.SeedSequence, optional
+        Same seed, same draws (for a given backend and engine), in-process or parallel. The
+        seed actually used is recorded in ``attrs["seed"]``.
+    sampler : {"nuts", "hmc"}, optional
+        ``"hmc"`` is static HMC with ``round(path_length / step_size)`` leapfrog
+        steps jittered uniformly by +-10 % (see :mod:`ppl_ad.infer.hmc`; Python engine).
+    target_accept : float, optional
+        Target mean acceptance statistic of step-size adaptation.
+    max_treedepth : int, optional
+        NUTS maximum tree depth (HMC: at most ``2**max_treedepth`` steps).
+    metric : {"diag", "dense"}, optional
+        Diagonal or dense metric, adapted during warmup.
+    init : "jitter" or dict or list of dict, optional
+        ``"jitter"``: uniform(-2, 2) on the unconstrained space, retried until
+        finite. A dict of model-space values by site name (all chains), or one
+        dict per chain.
+    progressbar : bool, optional
+        One bar per chain on stderr (only when stderr is a terminal).
+    engine : {None, "jax", "python"}, optional
+        ``"jax"`` runs NUTS and warmup inside one XLA program (backends ``jax`` and
+        ``jax-forward``); ``"python"`` runs the NumPy loop that calls the backend once per
+        leapfrog step (every backend). None: ``"jax"`` when the backend allows it. Recorded in
+        ``attrs["engine"]``.
+    chain_method : {None, "sequential", "parallel", "vectorized"}, optional
+        ``"parallel"``: one worker process per core; ``"sequential"``: one chain after another
+        in this process; ``"vectorized"`` (engine ``"jax"``): all chains in one program with
+        ``jax.vmap`` (good on a GPU). None: parallel when more than one core and chain.
+    path_length : float, optional
+        Static HMC nominal integration time (keyword only; unused by NUTS).
+
+    Returns
+    -------
+    arviz.InferenceData
+        ``posterior`` (sampled and deterministic sites, constrained, in model
+        shapes), ``sample_stats`` (``lp``, ``acceptance_rate``, ``step_size``, ``n_steps``,
+        ``diverging``, ``energy``, ``energy_error``; NUTS adds ``tree_depth`` and
+        ``reached_max_treedepth``), ``observed_data``, and ``attrs`` (model,
+        backend, backend_source, engine, chain_method, ppl_ad version, seed, sampler settings,
+        ``tuning_time`` and ``sampling_time``: seconds summed over chains,
+        ``gradient_evaluations``: calls of the gradient summed over chains; ``gradient_time``:
+        seconds inside those calls (Python engine; NaN for the JAX engine, where the gradient
+        runs inside the compiled program); ``compile_time``: seconds spent compiling the
+        sampler (JAX engine; near zero when the on-disk compilation cache had it);
+        ``wall_time``: seconds for the whole call).
+
+    Raises
+    ------
+    ppl_ad.errors.ConfigError
+        An invalid argument or an engine the backend does not support.
+    ppl_ad.errors.SamplingError
+        No finite initial point (the message names the sites), or warmup failed.
+
+    Warns
+    -----
+    ppl_ad.errors.SamplingWarning
+        Divergences or maximum-tree-depth hits after warmup (counts per chain).
+    """
+    wall_start = time.perf_counter()
+    _validate(draws, tune, chains, cores, sampler, target_accept, max_treedepth, metric, init, path_length,
+              engine, chain_method)
+    # Chains in worker processes prepare their own backend: the parent's would go unused.
+    ld = resolve_logdensity(model, backend, prepare=False)
+    chains, draws, tune = int(chains), int(draws), int(tune)
+    engine = select_engine(ld, engine, sampler)
+    chain_method, cores = select_chain_method(engine, chain_method, chains, cores)
+    settings = ChainSettings(
+        draws=draws,
+        tune=tune,
+        sampler=sampler,
+        target_accept=float(target_accept),
+        max_treedepth=int(max_treedepth),
+        metric=metric,
+        path_length=float(path_length),
+        engine=engine,
+    )
+    seed_seq = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    chain_seeds = seed_seq.spawn(chains)
+
+    spec = worker_spec(ld) if chain_method == "parallel" else None
+    if spec is None and chain_method == "parallel":
+        chain_method, cores = "sequential", 1
+    if spec is None and hasattr(ld, "prepare"):
+        ld.prepare()  # in-process chains: a preparation error is raised here, before sampling
+
+    bars = ProgressBars(chains, tune, draws) if progress_enabled(progressbar) else None
+    try:
+        if spec is not None:
+            # This process waits while the workers sample: import ArviZ (about 1.5 s) meanwhile.
+            threading.Thread(target=preload_arviz, name="ppl_ad-import-arviz", daemon=True).start()
+            results = run_parallel(spec, chain_seeds, settings, init, cores, bars)
+        else:
+            results = run_sequential(ld, chain_seeds, settings, init, bars, vectorized=chain_method == "vectorized")
+    finally:
+        if bars is not None:
+            bars.close()
+
+    extra = {"engine": engine, "chain_method": chain_method}
+    if engine == "jax":
+        extra["compile_time"] = float(max(r.compile_time for r in results))
+    return to_inference_data(ld, results, settings, chains, cores, seed_seq, init, wall_start, extra)
