@@ -91,5 +91,8 @@ def __getattr__(name):
 
         module_name, attribute = lazy[name]
         module = importlib.import_module(module_name)
-        return module if attribute is None else getattr(module, attribute)
+        value = module if attribute is None else getattr(module, attribute)
+        if name == "sbc":  # the function, not its module ppl_ad.sbc that the import bound here
+            globals()[name] = value
+        return value
     raise AttributeError(f"module 'ppl_ad' has no attribute {name!r}")
