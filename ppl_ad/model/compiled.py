@@ -17,7 +17,7 @@ from ppl_ad.model.handlers import CompileHandler, EvaluateHandler, SampleSite, r
 from ppl_ad.model.primitives import HANDLERS
 from ppl_ad.distributions import base as _dist_base
 
-__all__ = ["CompiledModel", "compile_model"]
+__all__ = ["CompiledModel", "compile_model", "check_finite_data"]
 
 
 class CompiledModel:
@@ -223,8 +223,65 @@ def _reraise(model, handler, error):
     raise ModelEvaluationError(f"model '{model.name}' raised {type(error).__name__} {where}: {error}") from error
 
 
+def check_finite_data(model) -> None:
+    """Raise :class:`DataError` when data bound to ``model`` contain NaN or infinite values.
+
+    Every argument is checked (covariates, not only observed values): a NaN in ``x`` would
+    otherwise make the log density NaN everywhere. The rule: NaN is refused everywhere; an
+    infinite value is refused in an array of one or more dimensions, and allowed in a scalar
+    argument (an explicit ``upper=np.inf`` bound). Lists, tuples and dicts of arrays are checked
+    element by element; other objects are not inspected.
+    """
+    for name, value in model.data.items():
+        _check_finite(model.name, name, value, depth=0)
+
+
+def _check_finite(model_name, name, value, depth):
+    if value is None or isinstance(value, (bool, int, str)):
+        return
+    if isinstance(value, dict) and depth < 2:
+        for key, item in value.items():
+            _check_finite(model_name, f"{name}[{key!r}]", item, depth + 1)
+        return
+    if isinstance(value, (list, tuple)) and depth < 2:
+        if not all(isinstance(v, (int, float, np.number)) for v in value):
+            for index, item in enumerate(value):
+                _check_finite(model_name, f"{name}[{index}]", item, depth + 1)
+            return
+    elif isinstance(value, float) or isinstance(value, np.generic):
+        pass
+    elif hasattr(value, "to_numpy") and type(value).__module__.partition(".")[0] == "pandas":
+        value = value.to_numpy()
+    elif not isinstance(value, np.ndarray):
+        return
+    try:
+        array = np.asarray(value)
+    except Exception:  # noqa: BLE001 - not array-like: nothing to check
+        return
+    if array.dtype.kind not in "fc":
+        return
+    bad = np.isnan(array) if array.ndim == 0 else ~np.isfinite(array)
+    count = int(np.count_nonzero(bad))
+    if not count:
+        return
+    if array.ndim == 0:
+        raise DataError(
+            f"model '{model_name}', argument '{name}': the value is NaN; bind a number "
+            "(ppl_ad refuses NaN data: it makes the log density NaN)"
+        )
+    indices = [tuple(int(i) for i in index) if array.ndim > 1 else int(index[0]) for index in np.argwhere(bad)[:5]]
+    kinds = sorted({"NaN" if np.isnan(v) else "inf" for v in array[bad][:100]})
+    where = ", ".join(map(str, indices)) + (", ..." if count > 5 else "")
+    raise DataError(
+        f"model '{model_name}', argument '{name}': the data contain NaN or inf ({count} of "
+        f"{array.size} entries, {' and '.join(kinds)}, at indices [{where}]); drop or impute "
+        "them before binding the data (non-finite data make the log density NaN)"
+    )
+
+
 def compile_model(model) -> CompiledModel:
     """Run ``model`` once to fix its sites and parameter layout; validate data and constants."""
+    check_finite_data(model)
     handler = CompileHandler(model.name)
     with np.errstate(all="ignore"), M.using("numpy"):
         run_model(model, handler)

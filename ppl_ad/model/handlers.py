@@ -166,12 +166,14 @@ class CompileHandler(_Handler):
             )
         natural = tuple(distribution.batch_shape) + tuple(distribution.event_shape)
         try:
-            np.broadcast_shapes(natural, array.shape)
+            broadcast = np.broadcast_shapes(natural, array.shape)
         except ValueError:
             raise DataError(
                 f"model '{self.model_name}', site '{name}': observed value of shape {array.shape} "
                 f"does not broadcast with the distribution's shape {natural} ({distribution!r})"
             ) from None
+        if broadcast != array.shape:
+            _raise_broadcast_up(self.model_name, name, array.shape, natural, broadcast)
         in_support = bool(np.all(distribution.support.check(array)))
         self.sites[name] = ObserveSite(name, array.shape, repr(distribution), in_support, value)
         return value
@@ -185,6 +187,26 @@ class CompileHandler(_Handler):
         self._new_site(name)
         self.sites[name] = OtherSite(name, "factor", _shape_of(log_weight))
         return log_weight
+
+
+def _raise_broadcast_up(model_name, name, value_shape, natural, broadcast):
+    """Refuse an observed value that the distribution would broadcast to a larger shape.
+
+    ``y`` of shape (200, 1) against a mean of shape (200,) broadcasts to 200 x 200: every
+    observation would be counted 200 times, against every mean (PyMC refuses it too).
+    """
+    if len(value_shape) >= 1 and value_shape[-1] == 1 and int(np.prod(value_shape)) == int(np.prod(natural)):
+        hint = f"pass a value of shape {natural}, e.g. `{name}.ravel()`"
+    else:
+        hint = (
+            f"pass a value of shape {broadcast} (e.g. `.ravel()` a column vector), or give the "
+            f"distribution parameters of the value's shape {value_shape}"
+        )
+    raise DataError(
+        f"model '{model_name}', site '{name}': the observed value of shape {value_shape} and the "
+        f"distribution's shape {natural} broadcast to {broadcast}, not to the value's shape, so "
+        f"observations would be repeated and counted more than once; {hint}"
+    )
 
 
 def _check_distribution(model_name, name, distribution):

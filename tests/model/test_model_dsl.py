@@ -183,9 +183,21 @@ def test_observed_shape_mismatch_names_site_and_shapes():
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-def test_non_finite_observed_data_names_site(bad):
+def test_non_finite_observed_data_names_argument(bad):
     with pytest.raises(DataError) as info:
         pa.logdensity(observed(np.array([0.0, bad, 1.0])), backend=FD)
+    assert "argument 'y'" in str(info.value) and "NaN or inf" in str(info.value) and "[1]" in str(info.value)
+
+
+@pa.model
+def observed_log(y):
+    mu = pa.sample("mu", dist.Normal(0.0, 1.0), shape=(3,))
+    pa.observe("obs", dist.Normal(mu, 1.0), np.log(y))
+
+
+def test_non_finite_observed_value_computed_in_the_model_names_site():
+    with np.errstate(divide="ignore"), pytest.raises(DataError) as info:
+        pa.logdensity(observed_log(np.array([1.0, 0.0, 1.0])), backend=FD)
     assert "'obs'" in str(info.value) and "NaN or inf" in str(info.value)
 
 
