@@ -63,9 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="fewer draws")
     p.set_defaults(func=_demo)
 
-    p = sub.add_parser("bench", help="benchmark the installed backends on the standard models")
-    p.add_argument("--out", default="benchmarks/results", help="output folder")
+    p = sub.add_parser("bench", help="benchmark the installed backends on the standard models or your own")
+    p.add_argument("--out", default="ppl-ad-bench", help="output folder (default: ./ppl-ad-bench)")
     p.add_argument("--models", default=None, help="comma-separated scenario names (default: standard + posteriordb)")
+    p.add_argument("--model", action="append", default=None, metavar="FILE.py:NAME|MODULE:NAME",
+                   help="your own bound model (a @pa.model function called with its data); repeatable")
     p.add_argument("--backends", default=None, help="comma-separated backend names (default: all installed)")
     p.add_argument("--repeats", type=int, default=None, help="timed calls per cell")
     p.add_argument("--timeout", type=float, default=None,
@@ -90,8 +92,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Run ``ppl-ad``; a ppl_ad error (unknown backend or model, bad configuration) is printed
+    on stderr and gives exit status 2."""
+    from ppl_ad.errors import PplAdError
+
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except PplAdError as error:
+        print(f"ppl-ad {args.command}: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

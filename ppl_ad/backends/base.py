@@ -3,7 +3,8 @@
 A backend value holds only configuration (``JAX()``, ``FiniteDifference(step=1e-4)``) plus
 class-level traits: ``name``, ``mode`` (reverse / forward / tape / source-transform /
 reference), ``library``, the pip ``extra`` that installs it, and its support ``status``
-(supported / experimental / deprecated / removed). Code asks these traits, never the
+(supported / experimental / reference / deprecated / removed; ``reference`` marks a backend
+kept to check the others, never to sample with). Code asks these traits, never the
 concrete type. The implementation of each backend is one module of this package with the
 same contract (see :mod:`ppl_ad.backends.registry`), imported only when it is prepared.
 """
@@ -18,14 +19,16 @@ from typing import ClassVar
 
 __all__ = [
     "Backend", "JAX", "JAXForward", "Torch", "TorchForward", "Autograd", "FiniteDifference",
-    "SymPy", "SUPPORTED", "EXPERIMENTAL", "DEPRECATED", "REMOVED", "STATUSES", "Prepared",
+    "SymPy", "SUPPORTED", "EXPERIMENTAL", "REFERENCE", "DEPRECATED", "REMOVED", "STATUSES", "Prepared",
 ]
 
 SUPPORTED = "supported"
 EXPERIMENTAL = "experimental"
+#: a reference implementation for tests and ``check_gradients``: correct but slow, never for sampling
+REFERENCE = "reference"
 DEPRECATED = "deprecated"
 REMOVED = "removed"
-STATUSES = (SUPPORTED, EXPERIMENTAL, DEPRECATED, REMOVED)
+STATUSES = (SUPPORTED, EXPERIMENTAL, REFERENCE, DEPRECATED, REMOVED)
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,10 @@ class Backend:
     extra: ClassVar[str]  # pip extra: ppl_ad[extra]
     implementation: ClassVar[str]  # module with is_available / prepare
     status: ClassVar[str] = SUPPORTED
+    #: whether the implementation module hands over a log density JAX can trace
+    #: (``traceable(compiled, backend) -> (fn(theta, data), data)``), so that the compiled
+    #: sampling engine can run it
+    traceable: ClassVar[bool] = False
 
     def is_available(self) -> bool:
         """Whether the backend's library is importable (checked without importing it)."""
@@ -73,6 +80,7 @@ class JAX(Backend):
     distribution: ClassVar[str] = "jax"
     extra: ClassVar[str] = "jax"
     implementation: ClassVar[str] = "ppl_ad.backends.jax_reverse"
+    traceable: ClassVar[bool] = True
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,7 @@ class JAXForward(Backend):
     distribution: ClassVar[str] = "jax"
     extra: ClassVar[str] = "jax"
     implementation: ClassVar[str] = "ppl_ad.backends.jax_forward"
+    traceable: ClassVar[bool] = True
 
 
 @dataclass(frozen=True)
@@ -139,6 +148,7 @@ class FiniteDifference(Backend):
     distribution: ClassVar[str] = "numpy"
     extra: ClassVar[str] = ""
     implementation: ClassVar[str] = "ppl_ad.backends.finite_difference"
+    status: ClassVar[str] = REFERENCE
     step: float = 1e-3
 
 

@@ -15,12 +15,16 @@ import time
 
 from ppl_ad._deprecations import check_backend
 from ppl_ad.backends.base import (
-    REMOVED, SUPPORTED, JAX, Autograd, Backend, FiniteDifference, JAXForward, Prepared,
+    REFERENCE, REMOVED, SUPPORTED, JAX, Autograd, Backend, FiniteDifference, JAXForward, Prepared,
     SymPy, Torch, TorchForward,
 )
+from ppl_ad.bench.table import Table
 from ppl_ad.errors import BackendUnavailableError, UnknownBackendError
 
-__all__ = ["REGISTRY", "get", "names", "all_backends", "tested", "list", "prepare", "check_preparable", "BackendTable"]
+__all__ = [
+    "REGISTRY", "get", "names", "all_backends", "tested", "list", "prepare", "check_preparable", "BackendTable",
+    "sampling_warning",
+]
 
 _list = list
 
@@ -77,22 +81,10 @@ def tested() -> _list[Backend]:
     return [b for b in all_backends() if b.status == SUPPORTED and b.mode != "reference"]
 
 
-class BackendTable(_list):
+class BackendTable(Table):
     """Rows describing backends (a list of dicts) that prints as a table."""
 
     columns = ("name", "mode", "library", "version", "status")
-
-    def __str__(self) -> str:
-        widths = {c: max(len(c), *(len(str(r[c])) for r in self)) for c in self.columns}
-        lines = ["  ".join(c.ljust(widths[c]) for c in self.columns)]
-        lines.append("  ".join("-" * widths[c] for c in self.columns))
-        lines += ["  ".join(str(r[c]).ljust(widths[c]) for c in self.columns) for r in self]
-        return "\n".join(lines)
-
-    def to_markdown(self) -> str:
-        lines = ["| " + " | ".join(self.columns) + " |", "|" + "---|" * len(self.columns)]
-        lines += ["| " + " | ".join(str(r[c]) for c in self.columns) + " |" for r in self]
-        return "\n".join(lines)
 
 
 def list() -> BackendTable:  # noqa: A001 - public name pa.backends.list()
@@ -133,3 +125,33 @@ def prepare(compiled, backend: Backend) -> Prepared:
     return prepared
 
 
+def sampling_warning(backend) -> str | None:
+    """The warning to give when someone samples with ``backend``, or None when there is none.
+
+    A backend whose status is ``reference`` (``finite-difference``) is correct but costs
+    ``4 d + 1`` log-density evaluations per gradient and is meant for tests and
+    :func:`ppl_ad.check_gradients`, never for sampling. ``pa.sample`` emits the message as a
+    :class:`~ppl_ad.errors.SamplingWarning`.
+
+    Parameters
+    ----------
+    backend : str or Backend
+        A name or a value (an unknown name raises :class:`~ppl_ad.errors.UnknownBackendError`).
+
+    Returns
+    -------
+    str or None
+    """
+    value = get(backend, warn=False)
+    if value.status != REFERENCE:
+        return None
+    installed = [name for name in ("jax", "autograd", "torch") if get(name, warn=False).is_available()]
+    advice = (
+        f"Use backend='{installed[0]}' or backend='auto'." if installed
+        else "Install an AD backend (pip install 'ppl_ad[jax]') and use backend='jax'."
+    )
+    return (
+        f"sampling with backend '{value.name}', a reference implementation for tests and check_gradients: "
+        f"each gradient costs 4 d + 1 log-density evaluations (d = the dimension) and is exact only to "
+        f"about 1e-9. {advice}"
+    )

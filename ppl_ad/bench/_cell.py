@@ -4,7 +4,9 @@
 scenario with one backend and prints the row as one JSON line prefixed ``CELL `` (so that
 a crash, a hang or a library printing to stdout cannot corrupt the matrix).
 ``--model regression --dims 2,5,10`` benchmarks the scalable regression family instead,
-one row per dimension. ``--task sampling`` runs NUTS instead
+one row per dimension. ``--model LABEL --model-ref path/to/file.py:NAME`` (or ``module:NAME``)
+benchmarks the user's bound model (:func:`ppl_ad.bench.cli.load_model`) under that label.
+``--task sampling`` runs NUTS instead
 (:func:`ppl_ad.bench.sampling.sampling_cell`); there ``--backend`` may also be ``pymc`` or
 ``numpyro``.
 """
@@ -49,6 +51,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ppl_ad.bench._cell")
     parser.add_argument("--model", required=True)
     parser.add_argument("--backend", required=True)
+    parser.add_argument("--model-ref", default=None, help="the user's model: path/to/file.py:NAME or module:NAME")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--budget", type=float, default=0.3)
     parser.add_argument("--dims", default=None, help="dimensions of the regression family")
@@ -75,7 +78,13 @@ def main(argv=None) -> int:
             table = benchmark(regression_model(d), backends=[args.backend], repeats=args.repeats, budget=args.budget)
             _emit({**table[0], "model": "regression", "dimension": table.dimension, "d": d})
         return 0
-    table = benchmark(get_scenario(args.model).model(), backends=[args.backend], repeats=args.repeats, budget=args.budget)
+    if args.model_ref:
+        from ppl_ad.bench.cli import load_model
+
+        model = load_model(args.model_ref)
+    else:
+        model = get_scenario(args.model).model()
+    table = benchmark(model, backends=[args.backend], repeats=args.repeats, budget=args.budget)
     _emit({**table[0], "model": args.model, "dimension": table.dimension})
     return 0
 

@@ -5,28 +5,33 @@ call and of a value-and-gradient call, their ratio (the "cheap gradient principl
 reverse-mode gradient costs a small constant multiple of the value, while forward mode
 costs about ``dimension`` times the value; Griewank & Walther, *Evaluating Derivatives*,
 2nd ed., SIAM 2008, ch. 3-4), and whether the gradient agrees with 5-point central finite
-differences. A backend that fails becomes an ``"error"`` row; it never aborts the table.
+differences (:func:`ppl_ad.bench.measure.relative_error`, in the ``gradient_rel_error`` and
+``value_rel_error`` columns). A backend that fails becomes an ``"error"`` row; it never aborts
+the table. Calls are timed under the sampler's thread limits
+(:func:`ppl_ad.bench.measure.thread_limits`).
 """
 
 from __future__ import annotations
 
-import json
-import statistics
-import time
 import warnings
 
 import numpy as np
 
 from ppl_ad.backends import registry
 from ppl_ad.backends.base import DEPRECATED, REMOVED
+from ppl_ad.bench.measure import relative_error, thread_limits, time_call, worst_errors
+from ppl_ad.bench.table import Table, format_microseconds, format_scientific
 from ppl_ad.errors import PplAdDeprecationWarning
 
-__all__ = ["benchmark", "BenchmarkTable", "time_call", "check_against_reference", "default_backends"]
+__all__ = [
+    "benchmark", "BenchmarkTable", "time_call", "relative_error", "check_against_reference",
+    "default_backends", "COLUMNS",
+]
 
 #: Columns of :class:`BenchmarkTable` in display order.
 COLUMNS = (
     "name", "mode", "status", "prepare_s", "logdensity_us", "gradient_us", "ratio",
-    "correct", "max_rel_error", "repeats", "note",
+    "correct", "gradient_rel_error", "value_rel_error", "repeats", "note",
 )
 
 
@@ -38,60 +43,22 @@ def default_backends() -> list:
     ]
 
 
-def time_call(fn, theta, repeats: int | None = None, budget: float = 0.3) -> tuple[float, int]:
-    """Median seconds of ``fn(theta)`` after warm-up calls.
-
-    Parameters
-    ----------
-    repeats : int, optional
-        Timed calls; None chooses them so the timed calls take about ``budget`` seconds
-        (at least 1, at most 100 000).
+def check_against_reference(ld, reference, points, rtol: float = 1e-6) -> tuple[str, float, float]:
+    """Compare ``ld`` with ``reference`` at ``points``.
 
     Returns
     -------
-    (median_seconds, repeats)
+    (correct, gradient_rel_error, value_rel_error)
+        ``correct`` is ``"ok"`` when both errors (:func:`~ppl_ad.bench.measure.relative_error`,
+        the largest over the points) are at most ``rtol``, else ``"wrong"``.
     """
-    fn(theta)
-    fn(theta)
-    if repeats is None:
-        calls, start = 0, time.perf_counter()
-        while calls < 20 and time.perf_counter() - start < 0.02:
-            fn(theta)
-            calls += 1
-        once = (time.perf_counter() - start) / calls
-        repeats = int(min(100_000, max(1, budget / max(once, 1e-7))))
-    times = []
-    clock = time.perf_counter
-    for _ in range(repeats):
-        start = clock()
-        fn(theta)
-        times.append(clock() - start)
-    return statistics.median(times), repeats
+    got = [ld.logdensity_and_gradient(theta) for theta in points]
+    ref = [reference.logdensity_and_gradient(theta) for theta in points]
+    gradient_error, value_error = worst_errors(got, ref)
+    return ("ok" if max(gradient_error, value_error) <= rtol else "wrong"), gradient_error, value_error
 
 
-def relative_error(value, gradient, ref_value, ref_gradient) -> float:
-    """Norm-wise relative error of a gradient (and of the value) against a reference."""
-    gradient = np.asarray(gradient, dtype=float)
-    ref_gradient = np.asarray(ref_gradient, dtype=float)
-    if not (np.all(np.isfinite(gradient)) and np.isfinite(value)):
-        return float("inf")
-    scale = max(float(np.linalg.norm(ref_gradient)), 1e-300)
-    grad_err = float(np.linalg.norm(gradient - ref_gradient)) / scale
-    value_err = abs(float(value) - float(ref_value)) / max(abs(float(ref_value)), 1.0)
-    return max(grad_err, value_err)
-
-
-def check_against_reference(ld, reference, points, rtol: float = 1e-6) -> tuple[str, float]:
-    """``("ok" | "wrong", max relative error)`` of ``ld`` against ``reference`` at ``points``."""
-    worst = 0.0
-    for theta in points:
-        value, gradient = ld.logdensity_and_gradient(theta)
-        ref_value, ref_gradient = reference.logdensity_and_gradient(theta)
-        worst = max(worst, relative_error(value, gradient, ref_value, ref_gradient))
-    return ("ok" if worst <= rtol else "wrong"), worst
-
-
-class BenchmarkTable(list):
+class BenchmarkTable(Table):
     """Rows of :func:`benchmark` (a list of dicts) that print as a table.
 
     Attributes
@@ -103,54 +70,22 @@ class BenchmarkTable(list):
     """
 
     columns = COLUMNS
+    formats = {
+        "prepare_s": "{:.3f}", "logdensity_us": format_microseconds, "gradient_us": format_microseconds,
+        "ratio": "{:.2f}", "gradient_rel_error": format_scientific, "value_rel_error": format_scientific,
+    }
 
-    def __init__(self, rows=(), model: str = "", dimension=None):
-        super().__init__(rows)
+    def __init__(self, rows=(), model: str = "", dimension=None, *, columns=None):
+        super().__init__(rows, columns=columns)
         self.model = model
         self.dimension = dimension
 
-    @staticmethod
-    def _fmt(column, value) -> str:
-        if value is None:
-            return "-"
-        if column == "prepare_s":
-            return f"{value:.3f}"
-        if column in ("logdensity_us", "gradient_us"):
-            return f"{value:.1f}" if value < 1000 else f"{value:.0f}"
-        if column == "ratio":
-            return f"{value:.2f}"
-        if column == "max_rel_error":
-            return f"{value:.1e}"
-        return str(value).replace("|", "/").replace("\n", " ")
+    @property
+    def title(self) -> str:
+        return f"model '{self.model}' (dimension {self.dimension})"
 
-    def _cells(self):
-        return [[self._fmt(c, row.get(c)) for c in self.columns] for row in self]
-
-    def __str__(self) -> str:
-        cells = self._cells()
-        widths = [max(len(c), *(len(r[i]) for r in cells)) if cells else len(c) for i, c in enumerate(self.columns)]
-        head = f"model '{self.model}' (dimension {self.dimension})\n"
-        lines = ["  ".join(c.ljust(w) for c, w in zip(self.columns, widths))]
-        lines.append("  ".join("-" * w for w in widths))
-        lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in cells]
-        return head + "\n".join(lines)
-
-    def to_markdown(self) -> str:
-        """A markdown table (times in µs, preparation in seconds)."""
-        lines = ["| " + " | ".join(self.columns) + " |", "|" + "---|" * len(self.columns)]
-        lines += ["| " + " | ".join(r) + " |" for r in self._cells()]
-        return "\n".join(lines)
-
-    def to_json(self, **kwargs) -> str:
-        """JSON ``{"model", "dimension", "rows"}`` (non-finite numbers become null)."""
-
-        def clean(value):
-            if isinstance(value, float) and not np.isfinite(value):
-                return None
-            return value
-
-        rows = [{k: clean(v) for k, v in row.items()} for row in self]
-        return json.dumps({"model": self.model, "dimension": self.dimension, "rows": rows}, **kwargs)
+    def metadata(self) -> dict:
+        return {"model": self.model, "dimension": self.dimension}
 
     def plot(self, ax=None):
         """Bar chart of the gradient time per backend (log scale); returns the Axes."""
@@ -194,13 +129,28 @@ def benchmark(model, backends=None, repeats: int | None = None, check: bool = Tr
     repeats : int, optional
         Timed calls per measurement; None chooses them adaptively (about ``budget`` seconds).
     check : bool
-        Compare each gradient with 5-point central finite differences at ``points`` points.
+        Compare each value and gradient with 5-point central finite differences at
+        ``points`` points.
+    points, seed : int
+        How many initial points (drawn as the sampler draws them, from ``seed``) to check.
+    budget : float
+        Approximate seconds of timed calls per measurement (when ``repeats`` is None).
+    rtol : float
+        Largest relative error (value and gradient) of a correct backend.
 
     Returns
     -------
     BenchmarkTable
         One row per backend: ``name, mode, status, prepare_s, logdensity_us, gradient_us,
-        ratio, correct ("ok"/"wrong"/"error"/"unchecked"), max_rel_error, repeats, note``.
+        ratio, correct ("ok"/"wrong"/"error"/"unchecked"), gradient_rel_error,
+        value_rel_error, repeats, note``. The errors are
+        :func:`~ppl_ad.bench.measure.relative_error` (max norm) against finite differences,
+        the largest over the points.
+
+    Notes
+    -----
+    The calls are timed under the thread limits of the sampler's worker processes
+    (:func:`ppl_ad.bench.measure.thread_limits`), so the times are those NUTS will see.
     """
     from ppl_ad.logdensity import logdensity
     from ppl_ad.model.compiled import compile_model
@@ -221,29 +171,31 @@ def benchmark(model, backends=None, repeats: int | None = None, check: bool = Tr
                 row = dict.fromkeys(COLUMNS)
                 row.update(name=str(b), mode="?", status="?", correct="error", note=f"{type(exc).__name__}: {exc}")
                 table.append(row)
-    for backend in values:
-        row = _row(backend)
-        table.append(row)
-        try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", PplAdDeprecationWarning)
-                ld = logdensity(model, backend, compiled=compiled)
-                row["prepare_s"] = ld.prepare_seconds
-                theta = theta_points[0]
-                if check:
-                    row["correct"], row["max_rel_error"] = check_against_reference(ld, reference, theta_points, rtol)
-                else:
-                    row["correct"] = "unchecked"
-                ld_time, n = time_call(ld.logdensity, theta, repeats, budget)
-                grad_time, _ = time_call(ld.logdensity_and_gradient, theta, repeats, budget)
-            for w in caught:
-                if issubclass(w.category, PplAdDeprecationWarning):
-                    _add_note(row, f"warned: {str(w.message).split('. ')[0]}")
-                else:  # not ours to swallow
-                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-            row.update(logdensity_us=ld_time * 1e6, gradient_us=grad_time * 1e6,
-                       ratio=grad_time / ld_time if ld_time > 0 else None, repeats=n)
-        except Exception as exc:
-            row["correct"] = "error"
-            _add_note(row, f"{type(exc).__name__}: {str(exc)[:300]}")
+    with thread_limits():  # as the sampler's worker processes
+        for backend in values:
+            row = _row(backend)
+            table.append(row)
+            try:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", PplAdDeprecationWarning)
+                    ld = logdensity(model, backend, compiled=compiled)
+                    row["prepare_s"] = ld.prepare_seconds
+                    theta = theta_points[0]
+                    if check:
+                        row["correct"], row["gradient_rel_error"], row["value_rel_error"] = check_against_reference(
+                            ld, reference, theta_points, rtol)
+                    else:
+                        row["correct"] = "unchecked"
+                    ld_time, n = time_call(ld.logdensity, theta, repeats, budget)[:2]
+                    grad_time = time_call(ld.logdensity_and_gradient, theta, repeats, budget).median
+                for w in caught:
+                    if issubclass(w.category, PplAdDeprecationWarning):
+                        _add_note(row, f"warned: {str(w.message).split('. ')[0]}")
+                    else:  # not ours to swallow
+                        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+                row.update(logdensity_us=ld_time * 1e6, gradient_us=grad_time * 1e6,
+                           ratio=grad_time / ld_time if ld_time > 0 else None, repeats=n)
+            except Exception as exc:
+                row["correct"] = "error"
+                _add_note(row, f"{type(exc).__name__}: {str(exc)[:300]}")
     return table

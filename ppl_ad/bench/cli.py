@@ -7,7 +7,11 @@ experiment: gradient time against dimension for a linear-regression family, whic
 where forward mode (cost grows with the dimension) stops beating reverse mode and tapes
 (Griewank & Walther, *Evaluating Derivatives*, 2nd ed., SIAM 2008). Writes
 ``backends.json``, ``backends.md`` (with machine information and the command) and
-``crossover.png`` in the output folder.
+``crossover.png`` in the output folder (``./ppl-ad-bench`` unless ``--out`` says otherwise),
+and prints the tables. ``--model path/to/file.py:NAME`` (or ``module:NAME``) benchmarks the
+user's own bound model instead of the scenarios. Every cell runs under the thread limits of
+the sampler's worker processes. Unknown backend or model names are errors, with the closest
+known name.
 
 ``ppl-ad bench --sampling`` runs the sampling matrix instead (:mod:`ppl_ad.bench.sampling`):
 NUTS with every supported backend, and with ``--peers`` PyMC and NumPyro, on the four
@@ -17,6 +21,9 @@ standard models; it writes ``sampling.json``, ``sampling.md`` and ``sampling.png
 from __future__ import annotations
 
 import datetime
+import difflib
+import importlib
+import importlib.util
 import json
 import os
 import platform
@@ -25,17 +32,104 @@ import sys
 from pathlib import Path
 
 from ppl_ad.bench._cell import PREFIX
+from ppl_ad.bench.table import Table, format_microseconds
+from ppl_ad.errors import ModelError, UnknownBackendError
 
-__all__ = ["main", "run_cell", "machine_info", "CROSSOVER_DIMS", "CROSSOVER_BACKENDS"]
+__all__ = [
+    "main", "run_cell", "machine_info", "load_model", "check_names", "report_tables", "to_markdown",
+    "CROSSOVER_DIMS", "CROSSOVER_BACKENDS", "DEFAULT_OUT",
+]
 
 CROSSOVER_DIMS = (2, 5, 10, 20, 50, 100, 200, 500, 1000)
 CROSSOVER_BACKENDS = ("jax", "jax-forward", "torch", "autograd")
+#: where ``ppl-ad bench`` writes unless told ``--out``
+DEFAULT_OUT = "ppl-ad-bench"
 
 
-def _run_subprocess(cmd: list[str], base: dict, status_key: str, timeout: float) -> list[dict]:
+def check_names(given: list[str], known, what: str) -> list[str]:
+    """``given`` when every name is in ``known``; else an error naming the first unknown one.
+
+    Raises
+    ------
+    UnknownBackendError
+        For ``what == "backend"``, with the closest known name (:mod:`difflib`).
+    ModelError
+        For ``what == "model"``.
+    """
+    known = list(known)
+    for name in given:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            error = UnknownBackendError if what == "backend" else ModelError
+            raise error(f"unknown {what} {name!r}.{hint} Known {what}s: {', '.join(known)}")
+    return given
+
+
+def load_model(reference: str):
+    """The bound model named by ``path/to/file.py:NAME`` or ``package.module:NAME``.
+
+    ``NAME`` (dotted for an attribute of an attribute) must be a :class:`ppl_ad.model.Model`,
+    i.e. a ``@pa.model`` function already called with its data. A file is executed as a
+    module with its own folder on ``sys.path``; a module is imported with the current folder
+    on ``sys.path``.
+
+    Raises
+    ------
+    ModelError
+        When the file, module or name does not exist, or the object is not a bound model.
+    """
+    from ppl_ad.model.model import Model, ModelFunction
+
+    source, sep, name = reference.rpartition(":")
+    if not sep or not source or not name:
+        raise ModelError(f"--model {reference!r}: expected path/to/file.py:NAME or module:NAME")
+    if source.endswith(".py") or os.sep in source or "/" in source:
+        path = Path(source).expanduser().resolve()
+        if not path.is_file():
+            raise ModelError(f"--model {reference!r}: no file {path}")
+        module_name = f"_ppl_ad_bench_{path.stem}"
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        sys.path.insert(0, str(path.parent))
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            raise ModelError(f"--model {reference!r}: running {path} raised {type(exc).__name__}: {exc}") from exc
+        finally:
+            sys.path.remove(str(path.parent))
+    else:
+        if os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())
+        try:
+            module = importlib.import_module(source)
+        except ModuleNotFoundError as exc:
+            raise ModelError(f"--model {reference!r}: cannot import module {source!r} ({exc})") from exc
+    obj = module
+    for part in name.split("."):
+        if not hasattr(obj, part):
+            models = [k for k, v in vars(module).items() if isinstance(v, Model)]
+            close = difflib.get_close_matches(part, models or list(vars(module)), n=1, cutoff=0.5)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            found = f" Bound models there: {', '.join(models)}." if models else ""
+            raise ModelError(f"--model {reference!r}: {source} has no {part!r}.{hint}{found}")
+        obj = getattr(obj, part)
+    if isinstance(obj, ModelFunction):
+        raise ModelError(
+            f"--model {reference!r} is the @pa.model function '{obj.name}' without its data; bind the data in "
+            f"{source} (e.g. my_model = {name}(y=y, ...)) and pass that name"
+        )
+    if not isinstance(obj, Model):
+        raise ModelError(f"--model {reference!r} is a {type(obj).__name__}, not a ppl_ad model with its data bound")
+    return obj
+
+
+def _run_subprocess(cmd: list[str], base: dict, status_key: str, timeout: float, env=None) -> list[dict]:
     """Rows printed by the cell process ``cmd``; a timeout or crash becomes a row of its own."""
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                              env=None if env is None else {**os.environ, **env})
     except subprocess.TimeoutExpired:
         return [{**base, status_key: "timeout", "note": f"no result within {timeout:g} s"}]
     rows = [json.loads(line[len(PREFIX):]) for line in done.stdout.splitlines() if line.startswith(PREFIX)]
@@ -47,18 +141,28 @@ def _run_subprocess(cmd: list[str], base: dict, status_key: str, timeout: float)
 
 
 def run_cell(model: str, backend: str, *, repeats=None, timeout: float = 300.0, dims=None,
-             budget: float = 0.3) -> list[dict]:
-    """Run one cell in a subprocess; returns its rows (an error/timeout row on failure)."""
+             budget: float = 0.3, model_ref: str | None = None) -> list[dict]:
+    """Run one gradient cell in a subprocess; returns its rows (an error/timeout row on failure).
+
+    ``model`` is a scenario name, or the label of the user's model ``model_ref``
+    (``file.py:NAME`` or ``module:NAME``, see :func:`load_model`). The subprocess runs under
+    the thread limits of the sampler's worker processes
+    (:func:`ppl_ad.bench.measure.measurement_environment`).
+    """
+    from ppl_ad.bench.measure import measurement_environment
+
     cmd = [sys.executable, "-m", "ppl_ad.bench._cell", "--model", model, "--backend", backend,
            "--budget", str(budget)]
+    if model_ref is not None:
+        cmd += ["--model-ref", model_ref]
     if repeats is not None:
         cmd += ["--repeats", str(repeats)]
     if dims:
         cmd += ["--dims", ",".join(str(d) for d in dims)]
     base = {"model": model, "name": backend, "mode": None, "status": None, "prepare_s": None,
-            "logdensity_us": None, "gradient_us": None, "ratio": None, "max_rel_error": None,
-            "repeats": None, "dimension": None}
-    return _run_subprocess(cmd, base, "correct", timeout)
+            "logdensity_us": None, "gradient_us": None, "ratio": None, "gradient_rel_error": None,
+            "value_rel_error": None, "repeats": None, "dimension": None}
+    return _run_subprocess(cmd, base, "correct", timeout, env=measurement_environment())
 
 
 def run_sampling_cell(model: str, sampler: str, *, draws: int, tune: int, chains: int,
@@ -103,12 +207,60 @@ def machine_info(command: str = "") -> dict:
     }
 
 
-def _fmt(value, digits=1):
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}" if abs(value) < 1e4 else f"{value:.0f}"
-    return str(value).replace("|", "/").replace("\n", " ")
+def _cell_table(cells) -> Table:
+    from ppl_ad.bench.benchmark import BenchmarkTable
+
+    dim = next((c["dimension"] for c in cells if c.get("dimension")), "?")
+    return BenchmarkTable(cells, model=cells[0]["model"] if cells else "", dimension=dim)
+
+
+class CrossoverTable(Table):
+    """Value-and-gradient µs per backend (columns) against the regression dimension ``d`` (rows)."""
+
+    def __init__(self, rows=(), backends=()):
+        super().__init__(rows, columns=("d", *backends))
+        self.formats = dict.fromkeys(backends, format_microseconds)
+
+
+class PeersTable(Table):
+    """ppl_ad's fastest correct backend beside PyMC's and NumPyro's own gradients, per model."""
+
+    columns = ("model", "ppl_ad best", "ppl_ad µs", "PyMC µs", "NumPyro µs", "note")
+    formats = {"ppl_ad µs": format_microseconds, "PyMC µs": format_microseconds, "NumPyro µs": format_microseconds}
+
+
+def report_tables(result: dict) -> list[tuple[str, Table]]:
+    """The tables of a ``ppl-ad bench`` result, each with its heading, in report order."""
+    tables = []
+    for model in dict.fromkeys(c["model"] for c in result["cells"]):
+        table = _cell_table([c for c in result["cells"] if c["model"] == model])
+        tables.append((f"{model} (d = {table.dimension})", table))
+    if result.get("crossover"):
+        backends = list(dict.fromkeys(c["name"] for c in result["crossover"]))
+        rows = []
+        for d in sorted({c["d"] for c in result["crossover"] if c.get("d")}):
+            row = {"d": d}
+            for b in backends:
+                cell = next((c for c in result["crossover"] if c["name"] == b and c.get("d") == d), None)
+                row[b] = cell and cell.get("gradient_us")
+            rows.append(row)
+        tables.append(("Crossover: value-and-gradient µs vs number of regression coefficients (n = 100 rows)",
+                       CrossoverTable(rows, backends)))
+    if result.get("peers"):
+        rows = []
+        for model in dict.fromkeys(p["model"] for p in result["peers"]):
+            ok = [c for c in result["cells"] if c["model"] == model and c.get("correct") == "ok" and c.get("gradient_us")]
+            best = min(ok, key=lambda c: c["gradient_us"]) if ok else None
+            peer = {p["name"]: p for p in result["peers"] if p["model"] == model}
+            rows.append({
+                "model": model, "ppl_ad best": best["name"] if best else None,
+                "ppl_ad µs": best["gradient_us"] if best else None,
+                "PyMC µs": peer.get("pymc", {}).get("gradient_us"),
+                "NumPyro µs": peer.get("numpyro", {}).get("gradient_us"),
+                "note": "; ".join(f"{k}: {v['note']}" for k, v in peer.items() if v.get("note")),
+            })
+        tables.append(("Peers: value-and-gradient µs side by side", PeersTable(rows)))
+    return tables
 
 
 def to_markdown(result: dict) -> str:
@@ -122,59 +274,29 @@ def to_markdown(result: dict) -> str:
         f"- CPU: {info['cpu']} ({info['cores']} cores; shared with other work while measured)",
         f"- Python {info['python']} on {info['platform']}",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()),
+        f"- thread limits (as the sampler's worker processes): {_describe_limits(result.get('environment'))}",
         "",
         "Times are medians in µs of `ld.logdensity` and `ld.logdensity_and_gradient`; `ratio` is "
-        "gradient ÷ log density; `correct` compares the gradient with 5-point finite differences "
-        "at 2 points (norm-wise relative error ≤ 1e-6).",
+        "gradient ÷ log density; `correct` compares the value and the gradient with 5-point finite "
+        "differences at 2 points: `gradient_rel_error` and `value_rel_error` are the largest "
+        "`max|x - x_ref| / max|x_ref|` over the points, and `ok` means both are ≤ 1e-6.",
         "",
     ]
-    models = list(dict.fromkeys(c["model"] for c in result["cells"]))
-    cols = ("name", "mode", "status", "prepare_s", "logdensity_us", "gradient_us", "ratio", "correct",
-            "max_rel_error", "note")
-    for model in models:
-        cells = [c for c in result["cells"] if c["model"] == model]
-        dim = next((c["dimension"] for c in cells if c.get("dimension")), "?")
-        lines += [f"## {model} (d = {dim})", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-        for c in cells:
-            vals = []
-            for col in cols:
-                v = c.get(col)
-                if col == "max_rel_error" and v is not None:
-                    vals.append(f"{v:.1e}")
-                elif col in ("prepare_s", "ratio") and v is not None:
-                    vals.append(f"{v:.2f}")
-                else:
-                    vals.append(_fmt(v))
-            lines.append("| " + " | ".join(vals) + " |")
-        lines.append("")
-    if result.get("crossover"):
-        backends = list(dict.fromkeys(c["name"] for c in result["crossover"]))
-        dims = sorted({c["d"] for c in result["crossover"] if c.get("d")})
-        lines += ["## Crossover: value-and-gradient µs vs number of regression coefficients (n = 100 rows)", "",
-                  "| d | " + " | ".join(backends) + " |", "|---|" + "---|" * len(backends)]
-        for d in dims:
-            row = []
-            for b in backends:
-                cell = next((c for c in result["crossover"] if c["name"] == b and c.get("d") == d), None)
-                row.append(_fmt(cell and cell.get("gradient_us")))
-            lines.append(f"| {d} | " + " | ".join(row) + " |")
-        lines += ["", "![crossover](crossover.png)", ""]
-    if result.get("peers"):
-        lines += ["## Peers: value-and-gradient µs side by side", "",
-                  "PyMC: `Model.logp_dlogp_function` (PyTensor C backend); NumPyro: "
-                  "`jax.jit(jax.value_and_grad(potential_fn))`; ppl_ad: the fastest correct backend above.", "",
-                  "| model | ppl_ad best | ppl_ad µs | PyMC µs | NumPyro µs | note |", "|---|---|---|---|---|---|"]
-        for model in dict.fromkeys(p["model"] for p in result["peers"]):
-            ok = [c for c in result["cells"] if c["model"] == model and c.get("correct") == "ok" and c.get("gradient_us")]
-            best = min(ok, key=lambda c: c["gradient_us"]) if ok else None
-            peer = {p["name"]: p for p in result["peers"] if p["model"] == model}
-            notes = "; ".join(f"{k}: {v['note']}" for k, v in peer.items() if v.get("note"))
-            lines.append(
-                f"| {model} | {best['name'] if best else '-'} | {_fmt(best and best['gradient_us'])} | "
-                f"{_fmt(peer.get('pymc', {}).get('gradient_us'))} | {_fmt(peer.get('numpyro', {}).get('gradient_us'))} | {notes} |"
-            )
-        lines.append("")
+    for heading, table in report_tables(result):
+        lines += [f"## {heading}", ""]
+        if isinstance(table, PeersTable):
+            lines += ["PyMC: `Model.logp_dlogp_function` (PyTensor C backend); NumPyro: "
+                      "`jax.jit(jax.value_and_grad(potential_fn))`; ppl_ad: the fastest correct backend above.", ""]
+        lines += [table.to_markdown(), ""]
+        if isinstance(table, CrossoverTable):
+            lines += ["![crossover](crossover.png)", ""]
     return "\n".join(lines)
+
+
+def _describe_limits(environment) -> str:
+    if not environment:
+        return "none needed"
+    return ", ".join(f"{k}={v}" for k, v in sorted(environment.items()))
 
 
 def plot_crossover(rows: list[dict], path: Path) -> None:
@@ -201,29 +323,39 @@ def plot_crossover(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def _split(text) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()] if text else []
+
+
+def _command(default: str) -> str:
+    return "ppl-ad " + " ".join(sys.argv[1:]) if sys.argv and "ppl" in sys.argv[0] else default
+
+
 def main_sampling(args) -> int:
     """``ppl-ad bench --sampling``: NUTS per backend (and peers) on the standard models."""
     from tqdm import tqdm
 
     from ppl_ad.backends import registry
     from ppl_ad.bench import sampling
-    from ppl_ad.testing.scenarios import STANDARD
+    from ppl_ad.bench.peers import PEERS
+    from ppl_ad.testing.scenarios import STANDARD, scenarios
 
+    if getattr(args, "model", None):
+        raise ModelError("--model benchmarks gradients only; ppl-ad bench --sampling runs the scenario models (--models)")
+    models = check_names(_split(args.models), [s.name for s in scenarios()], "model") or list(STANDARD)
+    samplers = (check_names(_split(args.backends), [*registry.names(), *PEERS], "backend")
+                or [b.name for b in registry.tested() if b.is_available()])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else list(STANDARD)
-    samplers = ([b.strip() for b in args.backends.split(",")] if args.backends
-                else [b.name for b in registry.tested() if b.is_available()])
     if args.peers:
         from ppl_ad.bench.peers import available_peers
 
         missing = [p for p in ("pymc", "numpyro") if p not in available_peers()]
         if missing:
             print(f"peers not installed (skipped): {', '.join(missing)}; pip install 'ppl_ad[bench]'")
-        samplers += [p for p in ("pymc", "numpyro") if p not in missing]
+        samplers += [p for p in ("pymc", "numpyro") if p not in missing and p not in samplers]
     settings = {"draws": args.draws, "tune": args.tune, "chains": args.chains, "timeout": args.timeout}
-    command = "ppl-ad " + " ".join(sys.argv[1:]) if sys.argv and "ppl" in sys.argv[0] else "ppl-ad bench --sampling"
-    result = {"machine": machine_info(command), "settings": settings, "cells": []}
+    result = {"machine": machine_info(_command("ppl-ad bench --sampling")), "settings": settings, "cells": []}
     jobs = [(m, s) for m in models for s in samplers]  # model by model: a stopped run still compares
     bar = tqdm(jobs, disable=args.no_progress, unit="cell", desc="ppl-ad bench --sampling")
     for model, sampler in bar:
@@ -234,41 +366,61 @@ def main_sampling(args) -> int:
         (out / "sampling.json").write_text(json.dumps(result, indent=1))
         (out / "sampling.md").write_text(sampling.to_markdown(result))
     sampling.plot(result, out / "sampling.png")
+    print(sampling.to_markdown(result))
     print(f"wrote {out / 'sampling.json'}, {out / 'sampling.md'}, {out / 'sampling.png'}")
     return 0
 
 
 def main(args) -> int:
-    """Entry point of ``ppl-ad bench`` (``args`` from :mod:`ppl_ad.cli`)."""
+    """Entry point of ``ppl-ad bench`` (``args`` from :mod:`ppl_ad.cli`).
+
+    Unknown backend or model names raise (:class:`~ppl_ad.errors.UnknownBackendError`,
+    :class:`~ppl_ad.errors.ModelError`) before anything runs; ``ppl-ad`` turns them into an
+    error message and exit status 2.
+    """
     from tqdm import tqdm
 
     if getattr(args, "sampling", False):
         return main_sampling(args)
 
+    from ppl_ad.backends import registry
     from ppl_ad.bench.benchmark import default_backends
+    from ppl_ad.bench.measure import measurement_environment, thread_limits
     from ppl_ad.testing.scenarios import STANDARD, scenarios
 
+    refs = list(getattr(args, "model", None) or [])
+    user_models = {}  # label -> reference
+    for ref in refs:
+        model = load_model(ref)  # raises with a clear message before any cell runs
+        source, _, name = ref.rpartition(":")
+        if source.endswith(".py") or os.sep in source or "/" in source:
+            ref = f"{Path(source).expanduser().resolve()}:{name}"
+        label = model.name if model.name not in user_models else f"{model.name} ({ref})"
+        user_models[label] = ref
+    known_models = [s.name for s in scenarios()]
+    if args.models:
+        models = check_names(_split(args.models), known_models, "model")
+    else:
+        models = [] if user_models else list(STANDARD) + [s.name for s in scenarios("posteriordb")]
+    backends = (check_names(_split(args.backends), registry.names(), "backend") if args.backends
+                else [b.name for b in default_backends()])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    if args.models:
-        models = [m.strip() for m in args.models.split(",") if m.strip()]
-    else:
-        models = list(STANDARD) + [s.name for s in scenarios("posteriordb")]
-    backends = ([b.strip() for b in args.backends.split(",")] if args.backends
-                else [b.name for b in default_backends()])
-    crossover_backends = [b for b in CROSSOVER_BACKENDS if b in backends]
-    command = "ppl-ad " + " ".join(sys.argv[1:]) if sys.argv and "ppl" in sys.argv[0] else "ppl-ad bench"
-    result = {"machine": machine_info(command), "cells": [], "crossover": []}
-    jobs = [(m, b, None) for m in models for b in backends] + [("regression", b, CROSSOVER_DIMS) for b in crossover_backends]
+    crossover_backends = [] if user_models else [b for b in CROSSOVER_BACKENDS if b in backends]
+    result = {"machine": machine_info(_command("ppl-ad bench")), "environment": measurement_environment(),
+              "cells": [], "crossover": []}
+    jobs = ([(m, b, None, user_models.get(m)) for m in [*models, *user_models] for b in backends]
+            + [("regression", b, CROSSOVER_DIMS, None) for b in crossover_backends])
     bar = tqdm(jobs, disable=args.no_progress, unit="cell", desc="ppl-ad bench")
-    for model, backend, dims in bar:
+    for model, backend, dims, ref in bar:
         bar.set_postfix_str(f"{model} × {backend}")
-        rows = run_cell(model, backend, repeats=args.repeats, timeout=args.timeout, dims=dims)
+        rows = run_cell(model, backend, repeats=args.repeats, timeout=args.timeout, dims=dims, model_ref=ref)
         (result["crossover"] if dims else result["cells"]).extend(rows)
     if args.peers:
         from ppl_ad.bench.peers import available_peers, run_peers
 
-        result["peers"] = run_peers([m for m in models if m in STANDARD])
+        with thread_limits():
+            result["peers"] = run_peers([m for m in models if m in STANDARD])
         missing = {"pymc", "numpyro"} - set(available_peers())
         if missing:
             print(f"peers not installed (skipped): {', '.join(sorted(missing))}")
@@ -276,5 +428,8 @@ def main(args) -> int:
     (out / "backends.md").write_text(to_markdown(result))
     if result["crossover"]:
         plot_crossover(result["crossover"], out / "crossover.png")
-    print(f"wrote {out / 'backends.json'}, {out / 'backends.md'}" + (", crossover.png" if result["crossover"] else ""))
+    for heading, table in report_tables(result):
+        print(f"\n{heading}\n{table}")
+    print(f"\nwrote {out / 'backends.json'}, {out / 'backends.md'}"
+          + (f", {out / 'crossover.png'}" if result["crossover"] else ""))
     return 0

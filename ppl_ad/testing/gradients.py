@@ -3,44 +3,40 @@
 Like Turing's ``run_ad`` / DifferentiationInterfaceTest: for each requested backend,
 evaluate value and gradient at several points, compare with the 5-point finite-difference
 reference and with each other, and return a table. A backend that raises is an ``error``
-row, never a crash.
+row, never a crash. Errors are :func:`ppl_ad.bench.measure.relative_error` (max norm), the
+same measure as ``pa.benchmark``'s columns of the same names.
 """
 
 from __future__ import annotations
 
-import json
 import warnings
 
 import numpy as np
 
 from ppl_ad.backends import registry
+from ppl_ad.backends.base import EXPERIMENTAL, SUPPORTED
+from ppl_ad.bench.measure import relative_error, worst_errors
+from ppl_ad.bench.table import Table, format_scientific
 from ppl_ad.errors import PplAdDeprecationWarning
 from ppl_ad.model.compiled import compile_model
 
 __all__ = ["check_gradients", "GradientCheck", "relative_error"]
 
 
-def relative_error(value, reference) -> float:
-    """Norm-wise relative error ``max|a - b| / max(max|b|, 1e-8)``."""
-    value, reference = np.asarray(value, dtype=float), np.asarray(reference, dtype=float)
-    if value.shape != reference.shape:
-        return float("inf")
-    if not (np.all(np.isfinite(value)) and np.all(np.isfinite(reference))):
-        return 0.0 if np.array_equal(value, reference) else float("inf")
-    scale = max(float(np.max(np.abs(reference), initial=0.0)), 1e-8)
-    return float(np.max(np.abs(value - reference), initial=0.0) / scale)
+class GradientCheck(Table):
+    """Rows (dicts) of :func:`check_gradients`, one per backend; prints as a table.
 
-
-class GradientCheck(list):
-    """Rows (dicts) of a gradient check; prints as a table.
-
-    Each row: ``backend``, ``mode``, ``status`` ("pass" / "fail" / "error"),
-    ``max_rel_error`` (gradient, against finite differences), ``value_rel_error``,
-    ``max_rel_error_vs_others`` (against the other backends), ``tolerance_needed`` (the
-    smallest power of ten that would have passed) and ``error`` (the message, for errors).
+    The columns are explained in :func:`check_gradients`.
     """
 
-    columns = ("backend", "mode", "status", "max_rel_error", "value_rel_error", "max_rel_error_vs_others", "tolerance_needed", "error")
+    columns = (
+        "backend", "mode", "status", "gradient_rel_error", "value_rel_error",
+        "gradient_rel_error_vs_others", "tolerance_needed", "error",
+    )
+    formats = {
+        "gradient_rel_error": format_scientific, "value_rel_error": format_scientific,
+        "gradient_rel_error_vs_others": format_scientific, "tolerance_needed": format_scientific,
+    }
 
     @property
     def all_passed(self) -> bool:
@@ -53,26 +49,6 @@ class GradientCheck(list):
             if row["backend"] == backend:
                 return row
         raise KeyError(backend)
-
-    def _cells(self, row):
-        out = []
-        for column in self.columns:
-            value = row.get(column)
-            out.append(f"{value:.1e}" if isinstance(value, float) else ("" if value is None else str(value)))
-        return out
-
-    def __str__(self) -> str:
-        rows = [list(self.columns)] + [self._cells(r) for r in self]
-        widths = [max(len(r[i]) for r in rows) for i in range(len(self.columns))]
-        return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
-
-    def to_markdown(self) -> str:
-        lines = ["| " + " | ".join(self.columns) + " |", "|" + "---|" * len(self.columns)]
-        lines += ["| " + " | ".join(self._cells(r)) + " |" for r in self]
-        return "\n".join(lines)
-
-    def to_json(self) -> str:
-        return json.dumps(list(self), indent=2, default=str)
 
 
 def _points(compiled, points, rng):
@@ -100,14 +76,38 @@ def check_gradients(model, backends=None, points=None, rtol: float = 1e-6, seed:
         Unconstrained points, or how many random points (uniform(-2, 2), plus one point far
         out towards the constraint boundaries). Default 3 (+1).
     rtol : float
-        Norm-wise relative tolerance on value and gradient.
+        Largest relative error, on the value and on the gradient, of a passing backend.
     seed : int
         Seed of the random points.
 
     Returns
     -------
     GradientCheck
-        One row per backend.
+        One row per backend, with the columns
+
+        ``backend``, ``mode``
+            The backend's name and AD mode (reverse, forward, tape, ...).
+        ``status``
+            ``"pass"`` when both relative errors are at most ``rtol``, ``"fail"`` when
+            one is larger, ``"error"`` when the backend raised (then see ``error``).
+        ``gradient_rel_error``
+            The largest relative error of the gradient against 5-point central finite
+            differences over the points: ``max|g - g_ref| / max(max|g_ref|, 1e-8)``
+            (:func:`ppl_ad.bench.measure.relative_error`, the max norm). Finite
+            differences are accurate to about 1e-9 relative, so errors near that are
+            the reference's own.
+        ``value_rel_error``
+            The same for the log density value.
+        ``gradient_rel_error_vs_others``
+            The largest relative error of the gradient against every other backend that
+            ran, at the same points: two exact AD backends agree to about 1e-12, far
+            closer than either agrees with finite differences.
+        ``tolerance_needed``
+            The smallest power of ten ``rtol`` that this backend would have passed.
+        ``error``
+            The exception (type and message) of a backend that raised, else empty.
+
+    Points where the reference itself is not finite are left out.
     """
     from ppl_ad.logdensity import LogDensity
 
@@ -119,13 +119,13 @@ def check_gradients(model, backends=None, points=None, rtol: float = 1e-6, seed:
     keep = [i for i, (v, g) in enumerate(ref) if np.isfinite(v) and np.all(np.isfinite(g))]
     thetas, ref = [thetas[i] for i in keep], [ref[i] for i in keep]
     if backends is None:
-        backends = [b for b in registry.all_backends() if b.mode != "reference" and b.is_available() and b.status in ("supported", "experimental")]
+        backends = [b for b in registry.all_backends() if b.mode != "reference" and b.is_available() and b.status in (SUPPORTED, EXPERIMENTAL)]
     table = GradientCheck()
     results = {}
     for spec in backends:
         name = spec if isinstance(spec, str) else spec.name
-        row = {"backend": name, "mode": "", "status": "error", "max_rel_error": None, "value_rel_error": None,
-               "max_rel_error_vs_others": None, "tolerance_needed": None, "error": None}
+        row = {"backend": name, "mode": "", "status": "error", "gradient_rel_error": None, "value_rel_error": None,
+               "gradient_rel_error_vs_others": None, "tolerance_needed": None, "error": None}
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", PplAdDeprecationWarning)
@@ -138,12 +138,11 @@ def check_gradients(model, backends=None, points=None, rtol: float = 1e-6, seed:
             row["error"] = f"{type(error).__name__}: {error}"
             table.append(row)
             continue
-        gradient_error = max((relative_error(g, rg) for (_, g), (_, rg) in zip(got, ref)), default=0.0)
-        value_error = max((relative_error(v, rv) for (v, _), (rv, _) in zip(got, ref)), default=0.0)
+        gradient_error, value_error = worst_errors(got, ref)
         results[name] = got
         worst = max(gradient_error, value_error)
         row.update(
-            max_rel_error=gradient_error,
+            gradient_rel_error=gradient_error,
             value_rel_error=value_error,
             status="pass" if worst <= rtol else "fail",
             tolerance_needed=float(10.0 ** np.ceil(np.log10(max(worst, 1e-16)))),
@@ -152,9 +151,6 @@ def check_gradients(model, backends=None, points=None, rtol: float = 1e-6, seed:
     for row in table:
         if row["backend"] in results:
             mine = results[row["backend"]]
-            others = [
-                max(relative_error(g, og) for (_, g), (_, og) in zip(mine, results[other]))
-                for other in results if other != row["backend"]
-            ]
-            row["max_rel_error_vs_others"] = max(others, default=0.0)
+            others = [worst_errors(mine, results[other])[0] for other in results if other != row["backend"]]
+            row["gradient_rel_error_vs_others"] = max(others, default=0.0)
     return table

@@ -1,6 +1,7 @@
 import time
 
 import numpy as np
+import pytest
 
 import ppl_ad as pa
 from ppl_ad.bench import auto
@@ -24,7 +25,7 @@ def test_auto_picks_correct_backend_caches_and_reads_cache(tmp_path, monkeypatch
     def no_measuring(*args, **kwargs):
         raise AssertionError("the cached decision must not re-measure")
 
-    monkeypatch.setattr(auto, "recommend", no_measuring)
+    monkeypatch.setattr(auto, "measure", no_measuring)
     compiled = compile_model(model)
     start = time.perf_counter()
     name, reason = auto.choose_backend(compiled)
@@ -34,11 +35,71 @@ def test_auto_picks_correct_backend_caches_and_reads_cache(tmp_path, monkeypatch
     assert not list((tmp_path / "auto").glob("*.json"))
 
 
-def test_recommend_ranks_correct_first(monkeypatch):
+def test_recommend_ranks_correct_first(tmp_path, monkeypatch):
+    monkeypatch.setenv("PPL_AD_CACHE_DIR", str(tmp_path))
     ranking = pa.backends.recommend(get_scenario("normal_normal").model(), backends=["autograd", "jax-forward"], budget=0.02)
     assert {r["name"] for r in ranking} == {"autograd", "jax-forward"}
     assert all(r["correct"] == "ok" for r in ranking)
+    # the default (jax) is no candidate here, so the fastest comes first
     assert ranking[0]["gradient_us"] <= ranking[1]["gradient_us"]
+    assert ranking.decision["backend"] == ranking[0]["name"] and ranking.decision["margin"] >= 0
+    assert "fastest correct gradient" in str(ranking).splitlines()[0]
+
+
+def test_auto_and_recommend_read_one_measurement(tmp_path, monkeypatch):
+    monkeypatch.setenv("PPL_AD_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(auto, "candidates", lambda: [pa.backends.get("jax"), pa.backends.get("jax-forward")])
+    measured = []
+    real = auto.measure
+
+    def counting(*args, **kwargs):
+        measured.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(auto, "measure", counting)
+    model = get_scenario("eight_schools").model()
+    name, reason = auto.choose_backend(compile_model(model))
+    ranking = pa.backends.recommend(model)
+    assert len(measured) == 1  # recommend read auto's measurement
+    assert ranking.cached and ranking[0]["name"] == ranking.decision["backend"] == name
+    assert ranking.decision["reason"] in reason
+    assert pa.backends.recommend(model, refresh=True).decision["backend"] in ("jax", "jax-forward")
+    assert len(measured) == 2
+
+
+def _rows(**times):
+    return [{"name": name, "correct": "ok", "gradient_us": us, "spread": spread} for name, (us, spread) in times.items()]
+
+
+def test_near_ties_go_to_the_default_backend_and_the_margin_is_recorded():
+    tie = auto.decide(_rows(**{"jax": (103.0, 0.02), "jax-forward": (100.0, 0.03)}))
+    assert tie["backend"] == "jax" and tie["tie"] and tie["fastest"] == "jax-forward"
+    assert tie["margin"] == pytest.approx(100 / 103 - 1) and "near tie goes to the default" in tie["reason"]
+    clear = auto.decide(_rows(**{"jax": (130.0, 0.02), "jax-forward": (100.0, 0.03)}))
+    assert clear["backend"] == "jax-forward" and not clear["tie"] and clear["margin"] == pytest.approx(0.3)
+    # a noisy measurement widens what counts as a tie
+    noisy = auto.decide(_rows(**{"jax": (130.0, 0.4), "jax-forward": (100.0, 0.03)}))
+    assert noisy["backend"] == "jax" and noisy["noise"] == pytest.approx(0.4)
+    assert auto.decide(_rows(**{"jax": (90.0, 0.0), "torch": (100.0, 0.0)}))["margin"] == pytest.approx(100 / 90 - 1)
+    wrong = _rows(**{"jax": (50.0, 0.0)})
+    wrong[0]["correct"] = "wrong"
+    assert auto.decide(wrong)["backend"] is None
+
+
+def test_auto_measures_under_the_samplers_thread_limits(tmp_path, monkeypatch):
+    import contextlib
+
+    monkeypatch.setenv("PPL_AD_CACHE_DIR", str(tmp_path))
+    seen = []
+
+    @contextlib.contextmanager
+    def recording():
+        seen.append("entered")
+        yield {}
+
+    monkeypatch.setattr(auto, "thread_limits", recording)
+    auto.recommend(get_scenario("normal_normal").model(), backends=["jax-forward"], budget=0.01, rounds=2)
+    assert seen == ["entered"]
 
 
 def test_fingerprint_changes_with_data_shapes_not_values():

@@ -1,8 +1,28 @@
 import argparse
 import json
+import os
+import subprocess
+import textwrap
 
+import pytest
+
+import ppl_ad as pa
 from ppl_ad.bench import cli
 from ppl_ad.bench._cell import main as cell_main
+from ppl_ad.cli import main as ppl_ad_main
+
+USER_MODEL = textwrap.dedent('''
+    import numpy as np
+    import ppl_ad as pa
+    from ppl_ad import dist
+
+    @pa.model
+    def my_regression(x, y):
+        b = pa.sample("b", dist.Normal(0.0, 1.0))
+        pa.observe("y", dist.Normal(b * x, 1.0), y)
+
+    bound = my_regression(x=np.arange(5.0), y=np.arange(5.0) * 0.5)
+''')
 
 
 def test_crashing_cell_is_recorded_as_error():
@@ -26,8 +46,8 @@ def test_cell_prints_json_row(capsys):
 
 def test_report_written_from_cells(tmp_path, monkeypatch):
     fake = {"model": "m", "name": "jax", "mode": "reverse", "status": "supported", "prepare_s": 0.1,
-            "logdensity_us": 2.0, "gradient_us": 5.0, "ratio": 2.5, "correct": "ok", "max_rel_error": 1e-12,
-            "repeats": 3, "note": "", "dimension": 4}
+            "logdensity_us": 2.0, "gradient_us": 5.0, "ratio": 2.5, "correct": "ok", "gradient_rel_error": 1e-12,
+            "value_rel_error": 0.0, "repeats": 3, "note": "", "dimension": 4}
     calls = []
 
     def fake_run_cell(model, backend, **kw):
@@ -37,15 +57,16 @@ def test_report_written_from_cells(tmp_path, monkeypatch):
         return [{**fake, "model": model, "name": backend}]
 
     monkeypatch.setattr(cli, "run_cell", fake_run_cell)
-    args = argparse.Namespace(out=str(tmp_path), models="m", backends="jax,autograd", repeats=3, timeout=5.0,
-                              peers=False, no_progress=True)
+    args = argparse.Namespace(out=str(tmp_path), models="normal_normal", backends="jax,autograd", repeats=3,
+                              timeout=5.0, peers=False, no_progress=True)
     assert cli.main(args) == 0
-    assert ("m", "jax", None) in calls and ("regression", "autograd", cli.CROSSOVER_DIMS) in calls
+    assert ("normal_normal", "jax", None) in calls and ("regression", "autograd", cli.CROSSOVER_DIMS) in calls
     data = json.loads((tmp_path / "backends.json").read_text())
     assert len(data["cells"]) == 2 and len(data["crossover"]) == 2 * len(cli.CROSSOVER_DIMS)
     assert data["machine"]["cores"] and data["machine"]["versions"]["numpy"]
     md = (tmp_path / "backends.md").read_text()
-    assert "## m (d = 4)" in md and "| jax | reverse | supported |" in md and "| 1000 | 1000.0 | 1000.0 |" in md
+    assert "## normal_normal (d = 4)" in md and "| jax | reverse | supported |" in md and "| 1000 | 1000 | 1000 |" in md
+    assert "| 1e-12 |" not in md and "| 1.0e-12 | 0.0e+00 |" in md
     assert (tmp_path / "crossover.png").stat().st_size > 1000
 
 
@@ -59,10 +80,85 @@ def test_peers_side_by_side_in_report(tmp_path, monkeypatch):
     monkeypatch.setattr(peers, "run_peers", lambda models: [
         {"model": m, "name": "pymc", "gradient_us": 3.5, "note": ""} for m in models] + [
         {"model": m, "name": "numpyro", "gradient_us": None, "note": "numpyro is not installed"} for m in models])
-    args = argparse.Namespace(out=str(tmp_path), models="eight_schools,other", backends="jax,autograd", repeats=1,
-                              timeout=5.0, peers=True, no_progress=True)
+    args = argparse.Namespace(out=str(tmp_path), models="eight_schools,normal_normal", backends="jax,autograd",
+                              repeats=1, timeout=5.0, peers=True, no_progress=True)
     assert cli.main(args) == 0
     md = (tmp_path / "backends.md").read_text()
     assert "| eight_schools | jax | 7.0 | 3.5 | - | numpyro: numpyro is not installed |" in md
-    assert "| other |" not in md.split("## Peers")[1]
+    assert "| normal_normal |" not in md.split("## Peers")[1]
     assert json.loads((tmp_path / "backends.json").read_text())["peers"][0]["name"] == "pymc"
+
+
+@pytest.mark.parametrize("option, value, hint", [
+    ("--backends", "jax,jaxx", "unknown backend 'jaxx'. Did you mean 'jax'?"),
+    ("--models", "eight_shools", "unknown model 'eight_shools'. Did you mean 'eight_schools'?"),
+])
+def test_unknown_names_exit_nonzero_with_a_suggestion(tmp_path, capsys, option, value, hint):
+    out = tmp_path / "out"
+    assert ppl_ad_main(["bench", option, value, "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ppl-ad bench: error: ") and hint in err
+    assert not out.exists()  # nothing ran
+
+
+def test_unknown_sampler_name_exits_nonzero(capsys):
+    assert ppl_ad_main(["bench", "--sampling", "--backends", "numpyr", "--no-progress"]) == 2
+    assert "Did you mean 'numpyro'?" in capsys.readouterr().err
+
+
+def test_default_output_folder_is_ppl_ad_bench():
+    args = __import__("ppl_ad.cli", fromlist=["build_parser"]).build_parser().parse_args(["bench"])
+    assert args.out == "ppl-ad-bench" and cli.DEFAULT_OUT == "ppl-ad-bench"
+
+
+def test_bench_runs_a_user_model_from_a_file_prints_the_table_and_writes_to_ppl_ad_bench(tmp_path, capsys):
+    # the autouse fixture runs every test in tmp_path: the default output folder lands there
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "mine.py").write_text(USER_MODEL)
+    code = ppl_ad_main(["bench", "--model", "models/mine.py:bound", "--backends", "jax-forward",
+                        "--repeats", "2", "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "model 'my_regression' (dimension 1)" in out
+    line = next(x for x in out.splitlines() if x.startswith("jax-forward"))
+    assert " ok " in line
+    data = json.loads((tmp_path / "ppl-ad-bench" / "backends.json").read_text())
+    assert [c["model"] for c in data["cells"]] == ["my_regression"] and data["crossover"] == []
+    assert data["cells"][0]["correct"] == "ok"
+    assert not (tmp_path / "benchmarks").exists()
+
+
+def test_load_model_from_a_module_and_its_errors(tmp_path):
+    (tmp_path / "mymodels.py").write_text(USER_MODEL)
+    model = cli.load_model("mymodels:bound")
+    assert isinstance(model, pa.Model) and model.name == "my_regression"
+    with pytest.raises(pa.ModelError, match="without its data; bind the data"):
+        cli.load_model("mymodels:my_regression")
+    with pytest.raises(pa.ModelError, match="has no 'bund'. Did you mean 'bound'"):
+        cli.load_model(f"{tmp_path / 'mymodels.py'}:bund")
+    with pytest.raises(pa.ModelError, match="no file"):
+        cli.load_model("nowhere/missing.py:bound")
+    with pytest.raises(pa.ModelError, match="cannot import module"):
+        cli.load_model("no_such_module_xyz:bound")
+    with pytest.raises(pa.ModelError, match="expected path/to/file.py:NAME"):
+        cli.load_model("mymodels")
+    with pytest.raises(pa.ModelError, match="is a dict, not a ppl_ad model"):
+        cli.load_model("mymodels:bound.data")
+
+
+def test_cells_run_under_the_samplers_thread_limits(monkeypatch):
+    from ppl_ad.bench.measure import measurement_environment
+
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "XLA_FLAGS"):
+        monkeypatch.delenv(name, raising=False)
+    seen = {}
+
+    def fake_run(cmd, **kwargs):
+        seen.update(kwargs["env"])
+        return subprocess.CompletedProcess(cmd, 0, stdout="", stderr="")
+
+    monkeypatch.setattr(cli.subprocess, "run", fake_run)
+    cli.run_cell("normal_normal", "jax", repeats=1)
+    expected = measurement_environment()
+    assert expected and all(seen[k] == v for k, v in expected.items())
+    assert seen["PATH"] == os.environ["PATH"]

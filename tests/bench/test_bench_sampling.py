@@ -12,7 +12,6 @@ from ppl_ad.bench import cli, sampling
 
 
 def test_a_ppl_ad_cell_measures_ess_per_second_and_its_costs():
-    pytest.importorskip("autograd")
     row = sampling.sampling_cell("normal_normal", "autograd", draws=150, tune=150, chains=2, cores=1, seed=4)
     assert row["status"] == "ok", row["note"]
     assert row["dimension"] == 1 and row["chains"] == 2 and row["cores"] == 1
@@ -74,11 +73,13 @@ def test_cli_runs_the_matrix_model_by_model_and_writes_the_report(tmp_path, monk
 
     monkeypatch.setattr(cli, "run_sampling_cell", fake)
     monkeypatch.setattr("ppl_ad.bench.peers.available_peers", lambda: ["pymc"])
-    args = argparse.Namespace(out=str(tmp_path), models="a,b", backends="jax,torch", timeout=60.0, peers=True,
-                              no_progress=True, sampling=True, draws=200, tune=100, chains=2, repeats=None)
+    args = argparse.Namespace(out=str(tmp_path), models="eight_schools,normal_normal", backends="jax,torch",
+                              timeout=60.0, peers=True, no_progress=True, sampling=True, draws=200, tune=100,
+                              chains=2, repeats=None)
     assert cli.main(args) == 0
+    a, b = "eight_schools", "normal_normal"
     assert [(m, s) for m, s, _, _ in calls] == [
-        ("a", "jax"), ("a", "torch"), ("a", "pymc"), ("b", "jax"), ("b", "torch"), ("b", "pymc")]
+        (a, "jax"), (a, "torch"), (a, "pymc"), (b, "jax"), (b, "torch"), (b, "pymc")]
     assert {d for _, _, d, _ in calls} == {200} and {t for _, _, _, t in calls} == {60.0}
     data = json.loads((tmp_path / "sampling.json").read_text())
     assert data["settings"] == {"draws": 200, "tune": 100, "chains": 2, "timeout": 60.0}
@@ -87,8 +88,14 @@ def test_cli_runs_the_matrix_model_by_model_and_writes_the_report(tmp_path, monk
     assert (tmp_path / "sampling.png").exists()
 
 
+def test_the_peers_are_installed_where_the_tests_run():
+    # `make test` installs the bench extra: a missing peer must fail here, not skip the peer tests
+    from ppl_ad.bench.peers import PEERS, available_peers
+
+    assert available_peers() == list(PEERS)
+
+
 def test_peer_models_match_the_ppl_ad_site_names():
-    pytest.importorskip("pymc")
     from ppl_ad.bench.peers import pymc_model
     from ppl_ad.testing.scenarios import STANDARD
 
