@@ -9,13 +9,19 @@ Read with :mod:`tomllib`. The schema::
 
 Invalid configuration (unknown key, unknown backend, wrong type) raises
 :class:`~ppl_ad.errors.ConfigError` naming the file and key. :func:`resolve_backend`
-applies the precedence rules and says which rule chose the backend.
+applies the precedence rules and says which rule chose the backend. Model names are only
+known when a model is resolved, so a ``[tool.ppl_ad.models.NAME]`` section whose name is a
+near miss of the model being resolved (``eight_shools`` for ``eight_schools``) gives a
+``UserWarning`` then, once per file, section and model. An unknown backend name in the
+``PPL_AD_BACKEND`` environment variable raises an error that names the variable.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +42,8 @@ class Config:
     path: Path | None = None
     backend: str | None = None
     models: dict = field(default_factory=dict)
+    #: every ``[tool.ppl_ad.models.NAME]`` section name, with or without a backend
+    model_sections: list = field(default_factory=list)
 
 
 def find_config_file(start: Path | None = None) -> Path | None:
@@ -97,6 +105,7 @@ def load_config(path: Path | None = None) -> Config:
     models = section.get("models", {})
     if not isinstance(models, dict):
         raise ConfigError(f"{path}: key '{prefix}.models' must be a table of model names")
+    config.model_sections = list(models)
     for name, entry in models.items():
         key = f"{prefix}.models.{name}"
         if not isinstance(entry, dict):
@@ -107,6 +116,40 @@ def load_config(path: Path | None = None) -> Config:
         if "backend" in entry:
             config.models[name] = _check_backend_name(path, f"{key}.backend", entry["backend"])
     return config
+
+
+_warned: set = set()
+
+
+def _warn_near_miss(config: Config, name: str) -> None:
+    """Warn when a model section's name is a near miss of ``name`` (a likely misspelling)."""
+    if name in config.model_sections:
+        return
+    close = difflib.get_close_matches(name, config.model_sections, n=1, cutoff=0.8)
+    if not close or (config.path, close[0], name) in _warned:
+        return
+    _warned.add((config.path, close[0], name))
+    warnings.warn(
+        f"{config.path}: [tool.ppl_ad.models.{close[0]}] does not apply to model '{name}' (model sections "
+        f"match the model's name exactly); did you mean [tool.ppl_ad.models.{name}]?",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
+def _check_environment(value: str) -> str:
+    """``value`` of ``PPL_AD_BACKEND`` when it names a backend (or ``auto``), else an error saying so."""
+    from ppl_ad.backends import registry
+
+    if value.strip().lower() == "auto":
+        return value.strip().lower()
+    try:
+        registry.get(value, warn=False)
+    except UnknownBackendError as error:
+        raise UnknownBackendError(
+            f"environment variable {ENV_VAR}={value!r} (unset it or set a valid backend): {error}"
+        ) from None
+    return value
 
 
 def resolve_backend(model, backend=None, config: Config | None = None):
@@ -126,9 +169,10 @@ def resolve_backend(model, backend=None, config: Config | None = None):
     config = load_config() if config is None else config
     if model.name in config.models:
         return config.models[model.name], f"{config.path} [tool.ppl_ad.models.{model.name}]"
+    _warn_near_miss(config, model.name)
     env = os.environ.get(ENV_VAR)
     if env:
-        return env, f"environment variable {ENV_VAR}"
+        return _check_environment(env), f"environment variable {ENV_VAR}"
     if config.backend is not None:
         return config.backend, f"{config.path} [tool.ppl_ad] backend"
     from ppl_ad.backends import registry

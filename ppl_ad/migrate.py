@@ -1,9 +1,12 @@
 """``ppl-ad migrate``: find (and fix) uses of deprecated or removed AD backends.
 
 Scans Python files (with :mod:`ast`, so comments, docstrings and unrelated strings are never
-reported), Jupyter notebooks (code cells parsed as Python), ``.toml`` / ``.cfg`` / ``.ini``
-configuration (``backend = "sympy"`` inside ``[tool.ppl_ad]`` or ``ppl_ad`` sections, and
-``PPL_AD_BACKEND=sympy``), and the current ``PPL_AD_BACKEND`` environment variable. The
+reported; a module-level constant such as ``BACKEND = "sympy"`` is followed into the
+``backend=BACKEND`` that uses it), Jupyter notebooks (code cells parsed as Python),
+``.toml`` / ``.cfg`` / ``.ini`` configuration (``backend = "sympy"`` inside ``[tool.ppl_ad]``
+or ``ppl_ad`` sections, and ``PPL_AD_BACKEND=sympy``), dotenv files (``.env``, ``.env.*``,
+``*.env``: ``PPL_AD_BACKEND=sympy``, with or without ``export``), and the current
+``PPL_AD_BACKEND`` environment variable. The
 deprecated backends and their replacements come from :mod:`ppl_ad._deprecations`.
 
 Exit status: 1 when anything was found, 0 otherwise. ``--fix`` rewrites the simple cases
@@ -77,6 +80,40 @@ def _literal(node) -> str | None:
     return None
 
 
+def _module_constants(tree) -> dict[str, tuple[str, int]]:
+    """Module-level names bound to a deprecated backend name: ``{NAME: (backend, line)}``.
+
+    A name also bound to anything else at module level is left out (its value is not known).
+    """
+    constants, other = {}, set()
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets, value = [node.target], node.value
+        else:
+            continue
+        for target in targets:
+            if isinstance(target, ast.Name):
+                name = _literal(value)
+                if name:
+                    constants[target.id] = (name, node.lineno)
+                else:
+                    other.add(target.id)
+    return {k: v for k, v in constants.items() if k not in other}
+
+
+def _resolve(node, constants) -> tuple[str | None, str]:
+    """The deprecated backend named by ``node`` (a literal or a module constant) and how."""
+    name = _literal(node)
+    if name:
+        return name, ""
+    if isinstance(node, ast.Name) and node.id in constants:
+        backend, line = constants[node.id]
+        return backend, f" via {node.id} = '{backend}' (line {line})"
+    return None, ""
+
+
 def _dotted(node) -> str:
     if isinstance(node, ast.Name):
         return node.id
@@ -95,29 +132,31 @@ def _scan_python(source: str, path: str, line_offset: int = 0) -> list[Finding]:
     def add(node, what, name, fixable=False):
         found.append(Finding(path, node.lineno + line_offset, what, name, fixable))
 
+    constants = _module_constants(tree)
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
             func = _dotted(node.func)
             short = func.rsplit(".", 1)[-1]
             for keyword in node.keywords:
                 if keyword.arg == "backend":
-                    name = _literal(keyword.value)
+                    name, via = _resolve(keyword.value, constants)
                     if name:
                         what = "@pa.model(backend=...)" if short == "model" else f"{func or 'call'}(backend=...)"
-                        add(keyword.value, what, name, fixable=True)
+                        # a literal is rewritten by --fix; a constant is reported (it may have other uses)
+                        add(keyword.value, what + via, name, fixable=not via)
             if short == "get" and "backends" in func and node.args:
-                name = _literal(node.args[0])
+                name, via = _resolve(node.args[0], constants)
                 if name:
-                    add(node, f"{func}(...)", name)
+                    add(node, f"{func}(...){via}", name)
             if short == "logdensity" and len(node.args) >= 2:
-                name = _literal(node.args[1])
+                name, via = _resolve(node.args[1], constants)
                 if name:
-                    add(node, f"{func}(model, backend)", name)
+                    add(node, f"{func}(model, backend){via}", name)
             if short in _CLASSES:
                 add(node, f"{short}() backend value", _CLASSES[short])
         elif isinstance(node, (ast.Assign, ast.AugAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            name = _literal(node.value)
+            name, via = _resolve(node.value, constants)
             if not name:
                 continue
             for target in targets:
@@ -127,19 +166,20 @@ def _scan_python(source: str, path: str, line_offset: int = 0) -> list[Finding]:
                     and isinstance(target.slice, ast.Constant)
                     and target.slice.value == "PPL_AD_BACKEND"
                 ):
-                    add(node, "os.environ['PPL_AD_BACKEND']", name)
+                    add(node, "os.environ['PPL_AD_BACKEND']" + via, name)
         if isinstance(node, ast.Call) and _dotted(node.func).endswith(("environ.setdefault", "setenv")):
             args = node.args
             if len(args) >= 2 and isinstance(args[0], ast.Constant) and args[0].value == "PPL_AD_BACKEND":
-                name = _literal(args[1])
+                name, via = _resolve(args[1], constants)
                 if name:
-                    add(node, f"{_dotted(node.func)}('PPL_AD_BACKEND', ...)", name)
+                    add(node, f"{_dotted(node.func)}('PPL_AD_BACKEND', ...){via}", name)
     return sorted(found, key=lambda f: f.line)
 
 
 _SECTION = re.compile(r"^\s*\[+\s*([^\]]+?)\s*\]+\s*(?:[#;].*)?$")
 _BACKEND_LINE = re.compile(r"""^(\s*backend\s*=\s*)(["']?)([A-Za-z_-]+)(["']?)(\s*(?:[#;].*)?)$""")
 _ENV_LINE = re.compile(r"""PPL_AD_BACKEND\s*=\s*["']?([A-Za-z_-]+)""")
+_DOTENV_LINE = re.compile(r"""^(?:export\s+)?PPL_AD_BACKEND\s*=\s*["']?\s*([A-Za-z_-]+)""")
 
 
 def _ppl_ad_section(section: str, path: Path) -> bool:
@@ -172,6 +212,23 @@ def _scan_config(text: str, path: Path) -> list[Finding]:
     return found
 
 
+def _is_dotenv(path: Path) -> bool:
+    """``.env``, ``.env.local``, ``prod.env``: files of ``NAME=value`` lines."""
+    return path.name == ".env" or path.name.startswith(".env.") or path.suffix == ".env"
+
+
+def _scan_dotenv(text: str, path: Path) -> list[Finding]:
+    found = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            continue
+        match = _DOTENV_LINE.match(stripped)
+        if match and _deprecated(match.group(1)):
+            found.append(Finding(str(path), number, "PPL_AD_BACKEND setting", _deprecated(match.group(1))))
+    return found
+
+
 def _cells(path: Path):
     notebook = json.loads(path.read_text(encoding="utf-8"))
     for index, cell in enumerate(notebook.get("cells", []), start=1):
@@ -198,6 +255,8 @@ def _scan_file(path: Path) -> list[Finding]:
             return found
         if path.suffix in _CONFIG_SUFFIXES:
             return _scan_config(path.read_text(encoding="utf-8"), path)
+        if _is_dotenv(path):
+            return _scan_dotenv(path.read_text(encoding="utf-8"), path)
     except (OSError, UnicodeDecodeError, ValueError):
         return []
     return []
@@ -213,7 +272,7 @@ def _files(paths):
             dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS)
             for name in sorted(files):
                 candidate = Path(folder) / name
-                if candidate.suffix in {".py", ".ipynb"} | _CONFIG_SUFFIXES:
+                if candidate.suffix in {".py", ".ipynb"} | _CONFIG_SUFFIXES or _is_dotenv(candidate):
                     yield candidate
 
 

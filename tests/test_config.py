@@ -91,3 +91,32 @@ def test_invalid_config_names_file_and_key(tmp_path, text, match):
     with pytest.raises(pa.ConfigError, match=match) as info:
         pa.logdensity(tiny(Y))
     assert "pyproject.toml" in str(info.value)
+
+
+def test_unknown_backend_in_the_environment_variable_says_so(monkeypatch):
+    monkeypatch.setenv("PPL_AD_BACKEND", "jaxx")
+    with pytest.raises(pa.UnknownBackendError, match=r"environment variable PPL_AD_BACKEND='jaxx'.*Did you mean 'jax'"):
+        pa.logdensity(tiny(Y))
+
+
+def test_auto_in_the_environment_variable_is_accepted(monkeypatch):
+    monkeypatch.setenv("PPL_AD_BACKEND", "auto")
+    assert resolve_backend(tiny(Y)) == ("auto", "environment variable PPL_AD_BACKEND")
+
+
+def test_misspelled_model_section_warns(tmp_path):
+    _write(tmp_path / "pyproject.toml", '[tool.ppl_ad.models.tinyy]\nbackend = "autograd"\n')
+    with pytest.warns(UserWarning, match=r"\[tool.ppl_ad.models.tinyy\] does not apply to model 'tiny'.*did you mean "
+                                         r"\[tool.ppl_ad.models.tiny\]"):
+        assert resolve_backend(tiny(Y)) == ("jax", "built-in default")
+
+
+def test_unrelated_model_sections_do_not_warn(tmp_path):
+    import warnings
+
+    _write(tmp_path / "pyproject.toml", '[tool.ppl_ad.models.eight_schools]\nbackend = "autograd"\n'
+                                        '[tool.ppl_ad.models.tiny]\nbackend = "jax-forward"\n')
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert resolve_backend(tiny(Y))[0] == "jax-forward"
+        assert resolve_backend(pinned(Y))[0] == "autograd"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 from ppl_ad import migrate
@@ -113,3 +114,56 @@ def test_cli_wiring(tmp_path, monkeypatch, capsys):
     (tmp_path / "ppl_ad.toml").write_text('[models.eight_schools]\nbackend = "sympy"\n')
     assert main(["migrate", str(tmp_path)]) == 1
     assert "ppl_ad.toml:2: config key backend" in capsys.readouterr().out
+
+
+CONSTANTS = '''import ppl_ad as pa
+
+BACKEND = "sympy"
+OTHER: str = "sympy"
+FINE = "jax"
+CHANGED = "sympy"
+CHANGED = "jax"
+
+
+@pa.model(backend=BACKEND)
+def m(y):
+    pass
+
+
+ld = pa.logdensity(m(1.0), backend=OTHER)
+b = pa.backends.get(BACKEND)
+ok = pa.logdensity(m(1.0), backend=FINE)
+unclear = pa.logdensity(m(1.0), backend=CHANGED)
+'''
+
+
+def test_backend_given_by_a_module_constant(tmp_path):
+    (tmp_path / "consts.py").write_text(CONSTANTS)
+    findings = migrate.scan([tmp_path], environ={})
+    assert [(f.line, f.backend, f.fixable) for f in findings] == [(10, "sympy", False), (15, "sympy", False),
+                                                                  (16, "sympy", False)]
+    assert "via BACKEND = 'sympy' (line 3)" in findings[0].what
+    assert "via OTHER = 'sympy' (line 4)" in str(findings[1])
+    # --fix leaves constants alone (they may have other uses); they are reported for a manual change
+    assert migrate.fix(findings) == "" and (tmp_path / "consts.py").read_text() == CONSTANTS
+
+
+def test_dotenv_files_pointed_at_or_found(tmp_path):
+    (tmp_path / ".env").write_text("# settings\nOTHER=1\nexport PPL_AD_BACKEND='sympy'\n")
+    (tmp_path / "prod.env").write_text("PPL_AD_BACKEND=jax\n")
+    (tmp_path / ".env.local").write_text("PPL_AD_BACKEND = sympy  # old\n")
+    found = migrate.scan([tmp_path / ".env"], environ={})
+    assert [(f.line, f.what, f.backend) for f in found] == [(3, "PPL_AD_BACKEND setting", "sympy")]
+    walked = {Path(f.path).name for f in migrate.scan([tmp_path], environ={})}
+    assert walked == {".env", ".env.local"}
+
+
+def test_the_sympy_limit_in_the_migration_guide_is_the_codes():
+    import re
+
+    from ppl_ad.backends import SymPy
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "migration.md").read_text()
+    stated = {int(n.replace(",", "").replace("_", "")) for n in re.findall(r"more than ([\d,_]+) operations", text)}
+    assert stated == {SymPy().max_operations}
+    assert "SymPy(max_operations=" in text

@@ -57,3 +57,23 @@ def test_cli_backends_lists_the_table(capsys):
     assert main(["backends"]) == 0
     out = capsys.readouterr().out
     assert "jax-forward" in out and "finite-difference" in out
+
+
+def test_finite_difference_is_reference_only():
+    from ppl_ad.backends.base import REFERENCE
+
+    assert pa.backends.FiniteDifference().status == REFERENCE == "reference"
+    assert REFERENCE in pa.backends.STATUSES
+    row = next(r for r in pa.backends.list() if r["name"] == "finite-difference")
+    assert row["status"] == "reference"
+    assert all(b.name != "finite-difference" for b in registry.tested())
+
+
+def test_sampling_warning_for_reference_backends_only():
+    message = registry.sampling_warning("finite-difference")
+    assert "reference implementation" in message and "backend='jax'" in message
+    assert registry.sampling_warning(pa.backends.FiniteDifference(step=1e-4)) == message
+    for name in ("jax", "jax-forward", "torch", "autograd", "torch-forward"):
+        assert registry.sampling_warning(name) is None
+    with pytest.raises(pa.UnknownBackendError):
+        registry.sampling_warning("nope")

@@ -15,9 +15,9 @@ def test_all_backends_pass_on_eight_schools():
     assert table.all_passed, str(table)
     assert {row["backend"] for row in table} >= {"jax", "jax-forward", "torch", "autograd"}
     for row in table:
-        assert row["max_rel_error"] < 1e-6 and row["max_rel_error_vs_others"] < 1e-9
-        assert row["tolerance_needed"] <= 1e-6
-    assert json.loads(table.to_json())[0]["backend"] == table[0]["backend"]
+        assert row["gradient_rel_error"] < 1e-6 and row["gradient_rel_error_vs_others"] < 1e-9
+        assert row["value_rel_error"] < 1e-6 and row["tolerance_needed"] <= 1e-6
+    assert json.loads(table.to_json())["rows"][0]["backend"] == table[0]["backend"]
     assert "| backend |" in table.to_markdown()
 
 
@@ -48,4 +48,13 @@ def test_wrong_gradient_fails(monkeypatch):
     monkeypatch.setattr(module, "prepare", skewed)
     table = pa.check_gradients(get_scenario("normal_normal").model(), backends=["autograd"], points=[np.array([0.3])])
     row = table.row("autograd")
-    assert row["status"] == "fail" and 1e-3 < row["max_rel_error"] < 2e-2 and row["tolerance_needed"] == 0.1
+    assert row["status"] == "fail" and 1e-3 < row["gradient_rel_error"] < 2e-2 and row["tolerance_needed"] == 0.1
+
+
+def test_every_column_is_explained_in_the_docstring():
+    from ppl_ad.testing.gradients import GradientCheck
+
+    doc = pa.check_gradients.__doc__
+    for column in GradientCheck.columns:
+        assert f"``{column}``" in doc, column
+    assert "relative_error" in doc and "max|g - g_ref|" in doc
