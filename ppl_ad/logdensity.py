@@ -61,6 +61,9 @@ class LogDensity:
         Which rule chose the backend (argument, decorator, config file, environment, default).
     dimension : int
         Length of the unconstrained vector.
+    jacobian : bool
+        Whether the log density includes the log-Jacobians of the constraining transforms
+        (see :func:`logdensity`).
     """
 
     def __init__(self, compiled: CompiledModel, backend, prepared, backend_source: str):
@@ -83,6 +86,22 @@ class LogDensity:
         self.prepare_seconds = prepared.prepare_seconds
         self._value = prepared.value
         self._value_and_gradient = prepared.value_and_gradient
+
+    @property
+    def jacobian(self) -> bool:
+        """Whether the log density includes the log-Jacobians of the transforms."""
+        return self.compiled.jacobian
+
+    def with_jacobian(self, jacobian: bool) -> "LogDensity":
+        """The same model and backend with or without the log-Jacobians (``self`` if unchanged).
+
+        The backend is prepared again for the other function (deferred if ``self`` was).
+        """
+        if bool(jacobian) == self.jacobian:
+            return self
+        compiled = self.compiled.with_jacobian(jacobian)
+        prepared = registry.prepare(compiled, self.backend) if self.is_prepared else None
+        return LogDensity(compiled, self.backend, prepared, self.backend_source)
 
     @property
     def is_prepared(self) -> bool:
@@ -138,9 +157,13 @@ class LogDensity:
         """Model-space values of the parameters (and deterministics) at ``theta``."""
         return self.compiled.constrain(theta, deterministics)
 
-    def unconstrain(self, values: dict) -> np.ndarray:
-        """The unconstrained vector for a dict of model-space parameter values."""
-        return self.compiled.unconstrain(values)
+    def unconstrain(self, values: dict, fill=None) -> np.ndarray:
+        """The unconstrained vector for a dict of model-space parameter values.
+
+        With ``fill`` (an unconstrained vector), parameters missing from ``values`` keep its
+        coordinates; see :meth:`ppl_ad.model.CompiledModel.unconstrain`.
+        """
+        return self.compiled.unconstrain(values, fill)
 
     def initial_point(self, rng: np.random.Generator) -> np.ndarray:
         """A starting vector, uniform(-2, 2) in each unconstrained coordinate."""
@@ -182,7 +205,8 @@ class LogDensity:
         )
 
 
-def logdensity(model, backend=None, *, compiled: CompiledModel | None = None, prepare: bool = True) -> LogDensity:
+def logdensity(model, backend=None, *, compiled: CompiledModel | None = None, prepare: bool = True,
+               jacobian: bool = True) -> LogDensity:
     """Compile ``model`` and prepare an AD backend for it.
 
     Parameters
@@ -197,6 +221,12 @@ def logdensity(model, backend=None, *, compiled: CompiledModel | None = None, pr
         the first evaluation (or :meth:`LogDensity.prepare`); the backend is still resolved and
         checked to be installed now. ``pa.sample`` uses this when the chains run in worker
         processes, which prepare their own copy, so the parent does not compile one for nothing.
+    jacobian : bool, optional
+        True (default): the log density of the unconstrained vector, log-Jacobians of the
+        constraining transforms included (what samplers need). False: the log density of the
+        model-space values at the point the vector maps to, without those terms (its mode is the
+        MAP estimate in model space; :func:`ppl_ad.find_MAP` uses it). The gradient comes from
+        the same backend either way.
 
     Returns
     -------
@@ -210,11 +240,11 @@ def logdensity(model, backend=None, *, compiled: CompiledModel | None = None, pr
             f"its data first), got {model!r}"
         )
     spec, source = resolve_backend(model, backend)
-    compiled = compiled or compile_model(model)
+    compiled = compiled.with_jacobian(jacobian) if compiled is not None else compile_model(model, jacobian=jacobian)
     key = spec.strip().lower() if isinstance(spec, str) else None
     if key in _RESOLVERS:
         chosen, reason = _resolver(key)(compiled)
-        return logdensity(model, chosen, compiled=compiled, prepare=prepare)._with_source(
+        return logdensity(model, chosen, compiled=compiled, prepare=prepare, jacobian=jacobian)._with_source(
             f"{key} ({reason}); requested by {source}")
     value = registry.get(spec)
     if not prepare:

@@ -1,15 +1,22 @@
 """``find_MAP``: the mode of the log density by quasi-Newton optimisation.
 
 This module owns :func:`find_MAP` (re-exported as ``ppl_ad.find_MAP``). It
-maximises the model's log density on the **unconstrained** space with
-``scipy.optimize.minimize`` and the AD gradient, and returns the optimum mapped to
-model space (sampled and deterministic sites).
+optimises over the **unconstrained** vector with ``scipy.optimize.minimize`` and the AD
+gradient (no bounds to handle), and returns the optimum mapped to model space (sampled
+and deterministic sites).
 
-The objective is the log density the sampler uses, which includes the
-log-Jacobian of the constraining transforms. For unconstrained parameters this is
-the posterior mode; for constrained ones (scales, simplexes, ...) it is the mode of
-the unconstrained density mapped back, which can differ from the mode in model
-space (e.g. a half-normal scale's mode is 0 in model space but finite here).
+By default (``jacobian=False``) the objective is the log density of the *model-space*
+values, without the log-Jacobians of the constraining transforms: the transforms are a
+reparametrisation of the search space only, so the result is the posterior mode in model
+space, as PyMC's ``find_MAP`` and Stan's ``optimize`` (``jacobian=false``) return.
+``jacobian=True`` maximises the density the sampler uses, Jacobian included: the mode of
+the unconstrained density mapped back, which differs for constrained parameters (for a
+scale with a log transform it is the model-space mode of ``s * p(s)``; Stan's
+``optimize(jacobian=true)``, the Laplace approximation's centre).
+
+References
+----------
+Stan Development Team. *CmdStan User's Guide*, "Optimization" (the ``jacobian`` argument).
 """
 
 from __future__ import annotations
@@ -30,24 +37,35 @@ _GRADIENT_FREE = {"nelder-mead", "powell", "cobyla", "cobyqa"}
 _UNBOUNDED = 1e8
 
 
-def find_MAP(model, backend=None, method: str = "L-BFGS-B", start=None, seed=None) -> dict:
-    """Maximum a posteriori point estimate on the unconstrained space.
+def find_MAP(model, backend=None, method: str = "L-BFGS-B", start=None, seed=None, jacobian: bool = False) -> dict:
+    """Maximum a posteriori point estimate: the posterior mode in model space by default.
 
     Parameters
     ----------
     model : ppl_ad.model.Model or LogDensity
-        The model with its data bound, or an already built ``LogDensity``.
+        The model with its data bound, or an already built ``LogDensity`` (a ppl_ad
+        ``LogDensity`` is rebuilt with the requested ``jacobian``; any other object with
+        ``logdensity_and_gradient`` is optimised as it is).
     backend : str, optional
         AD backend (None: the configured choice).
     method : str, optional
         A ``scipy.optimize.minimize`` method; gradient-based methods get the AD
         gradient.
     start : dict, optional
-        Model-space starting values by site name. Default: a random point,
-        uniform(-2, 2) on the unconstrained space (drawn with ``seed``), retried
-        until the log density and gradient are finite.
+        Model-space starting values by site name. Sites left out start at a random
+        value, uniform(-2, 2) on the unconstrained space (drawn with ``seed``), as do
+        all of them by default; random values are retried until the log density and
+        gradient are finite.
     seed : int, optional
         Seed of the random starting point.
+    jacobian : bool, optional
+        False (default): maximise the log density of the model-space values, without
+        the log-Jacobians of the constraining transforms; the result is the posterior
+        mode in model space (PyMC's ``find_MAP``, Stan's ``optimize``). True: maximise
+        the unconstrained log density the sampler uses, Jacobians included, and map its
+        mode back; for a constrained parameter this is not the model-space mode (for
+        ``s ~ HalfNormal`` with a log transform it maximises ``s * p(s | y)``). For
+        unconstrained parameters both are the same.
 
     Returns
     -------
@@ -61,12 +79,28 @@ def find_MAP(model, backend=None, method: str = "L-BFGS-B", start=None, seed=Non
         towards infinity (an unconstrained coordinate beyond 1e8: the log density
         is probably unbounded). The message gives the reason, the number of
         iterations and the gradient norm.
+
+    Examples
+    --------
+    A scale with three observations: the model-space mode of ``s`` solves
+    ``s**4 + 3 s**2 - 4 = 0`` (``s = 1``); with ``jacobian=True`` the density has an
+    extra factor ``s`` and the mode solves ``s**4 + 2 s**2 - 4 = 0``.
+
+    >>> @pa.model
+    ... def scale(y):
+    ...     s = pa.sample("s", dist.HalfNormal(1.0))
+    ...     pa.observe("y", dist.Normal(0.0, s), y)
+    >>> m = scale(np.array([2.0, 0.0, 0.0]))
+    >>> round(float(pa.find_MAP(m, seed=0)["s"]), 4)
+    1.0
+    >>> round(float(pa.find_MAP(m, seed=0, jacobian=True)["s"]), 4)
+    1.1118
     """
     from scipy.optimize import minimize
 
     from ppl_ad.infer.init import initial_position, model_name, resolve_logdensity
 
-    ld = resolve_logdensity(model, backend)
+    ld = resolve_logdensity(model, backend, jacobian=jacobian)
     name = model_name(ld)
     rng = np.random.default_rng(seed)
     if start is None:

@@ -2,7 +2,7 @@
 
 This module owns :func:`resolve_logdensity` (a ``Model`` or an already built ``LogDensity``)
 and :func:`initial_position` (uniform jitter on the unconstrained space, retried until the log
-density and gradient are finite, or the user's values). Both engines and
+density and gradient are finite, with the sites the user gave fixed at their values). Both engines and
 :func:`ppl_ad.infer.find_map.find_MAP` start here.
 
 References
@@ -36,7 +36,7 @@ def _is_logdensity(obj) -> bool:
     return hasattr(obj, "logdensity_and_gradient") and hasattr(obj, "dimension")
 
 
-def resolve_logdensity(model, backend=None, prepare: bool = True):
+def resolve_logdensity(model, backend=None, prepare: bool = True, jacobian: bool = True):
     """The ``LogDensity`` of ``model`` (returned as is if it already is one).
 
     Parameters
@@ -47,6 +47,10 @@ def resolve_logdensity(model, backend=None, prepare: bool = True):
     prepare : bool, optional
         False defers the backend's preparation to the first evaluation
         (see :func:`ppl_ad.logdensity.logdensity`).
+    jacobian : bool, optional
+        Whether the log density includes the log-Jacobians of the transforms (see
+        :func:`ppl_ad.logdensity.logdensity`). A ``LogDensity`` built otherwise is rebuilt
+        when it can be (``with_jacobian``); other objects are returned as they are.
 
     Returns
     -------
@@ -58,10 +62,12 @@ def resolve_logdensity(model, backend=None, prepare: bool = True):
                 "backend=... cannot be combined with an already built LogDensity; "
                 "pass the model instead, or build the LogDensity with the backend you want"
             )
+        if hasattr(model, "with_jacobian"):
+            return model.with_jacobian(jacobian)
         return model
     from ppl_ad.logdensity import logdensity
 
-    return logdensity(model, backend=backend, prepare=prepare)
+    return logdensity(model, backend=backend, prepare=prepare, jacobian=jacobian)
 
 
 def model_name(ld) -> str:
@@ -105,7 +111,9 @@ def initial_position(ld, rng: np.random.Generator, init, chain: int = 0) -> np.n
         ``"jitter"``: ``ld.initial_point(rng)`` (uniform(-2, 2) on the
         unconstrained space), retried up to :data:`MAX_INIT_ATTEMPTS` times until
         the log density and gradient are finite. A dict of model-space values by
-        site name: that point. A sequence of dicts: one per chain.
+        site name: those sites start there and the others are jittered as with
+        ``"jitter"`` (PyMC's ``initvals``); a dict that gives every parameter is that
+        point. A sequence of dicts: one per chain.
     chain : int, optional
         Chain index (for the per-chain list and error messages).
 
@@ -115,27 +123,20 @@ def initial_position(ld, rng: np.random.Generator, init, chain: int = 0) -> np.n
 
     Raises
     ------
+    ppl_ad.errors.DataError
+        A value for an unknown site (with the closest name), of the wrong shape, or
+        outside its site's support (naming the site and the support).
     SamplingError
         No finite point; the message names the model and the offending sites.
     """
     name = model_name(ld)
     with np.errstate(all="ignore"):
         if isinstance(init, str):
-            theta, error = None, None
-            for _ in range(MAX_INIT_ATTEMPTS):
-                theta = np.asarray(ld.initial_point(rng), dtype=np.float64)
-                finite, error = _is_finite_point(ld, theta)
-                if finite:
-                    return theta
-            raise SamplingError(
-                f"chain {chain}: could not find an initial point of model {name!r} with a finite "
-                f"log density and gradient after {MAX_INIT_ATTEMPTS} attempts (uniform(-2, 2) on the "
-                f"unconstrained space). Non-finite at the last attempt: {_failure_detail(ld, theta, error)}. "
-                "Check the priors, supports and data of these sites, or pass init={site: value, ...}."
-            )
-        values = init
-        if not isinstance(init, Mapping):
-            values = init[chain]
+            return _jittered(ld, rng, chain, name)
+        values = init if isinstance(init, Mapping) else init[chain]
+        site_shapes = getattr(ld, "site_shapes", None)
+        if site_shapes is not None and any(site not in values for site in site_shapes):
+            return _jittered(ld, rng, chain, name, values)
         theta = np.asarray(ld.unconstrain(values), dtype=np.float64)
         finite, error = _is_finite_point(ld, theta)
         if not finite:
@@ -145,3 +146,21 @@ def initial_position(ld, rng: np.random.Generator, init, chain: int = 0) -> np.n
             )
         return theta
 
+
+def _jittered(ld, rng, chain, name, values=None) -> np.ndarray:
+    """uniform(-2, 2) on the unconstrained space, the sites in ``values`` fixed, retried until finite."""
+    theta, error = None, None
+    for _ in range(MAX_INIT_ATTEMPTS):
+        theta = np.asarray(ld.initial_point(rng), dtype=np.float64)
+        if values is not None:
+            theta = np.asarray(ld.unconstrain(values, fill=theta), dtype=np.float64)
+        finite, error = _is_finite_point(ld, theta)
+        if finite:
+            return theta
+    fixed = f" with {sorted(values)} fixed by init" if values is not None else ""
+    raise SamplingError(
+        f"chain {chain}: could not find an initial point of model {name!r} with a finite "
+        f"log density and gradient after {MAX_INIT_ATTEMPTS} attempts (uniform(-2, 2) on the "
+        f"unconstrained space{fixed}). Non-finite at the last attempt: {_failure_detail(ld, theta, error)}. "
+        "Check the priors, supports and data of these sites, or pass init={site: value, ...}."
+    )

@@ -9,12 +9,15 @@ function that every AD backend differentiates.
 
 from __future__ import annotations
 
+import difflib
+
 import numpy as np
 
 from ppl_ad import math as M
 from ppl_ad.errors import DataError
-from ppl_ad.model.handlers import CompileHandler, EvaluateHandler, SampleSite, run_model
+from ppl_ad.model.handlers import CompileHandler, EvaluateHandler, run_model
 from ppl_ad.model.primitives import HANDLERS
+from ppl_ad.transforms import biject_to
 from ppl_ad.distributions import base as _dist_base
 
 __all__ = ["CompiledModel", "compile_model", "check_finite_data"]
@@ -30,18 +33,33 @@ class CompiledModel:
         Site name -> site record, in model order.
     dimension : int
         Length of the unconstrained parameter vector.
+    jacobian : bool
+        Whether the log density includes the log-Jacobians of the constraining transforms
+        (True: the density of the unconstrained vector, what samplers need; False: the density of
+        the model-space values, whose mode is the MAP estimate in model space).
     """
 
-    def __init__(self, model, sites: dict, dimension: int):
+    def __init__(self, model, sites: dict, dimension: int, jacobian: bool = True):
         self.model = model
         self.sites = sites
         self.dimension = dimension
+        self.jacobian = bool(jacobian)
         self.parameters = [s for s in sites.values() if s.kind == "sample"]
         self._numpy_fn = self.make_logdensity_fn("numpy")
 
     @property
     def name(self) -> str:
         return self.model.name
+
+    def with_jacobian(self, jacobian: bool) -> "CompiledModel":
+        """This compiled model with or without the log-Jacobian terms (``self`` if unchanged).
+
+        Every log-density function made from the result (:meth:`make_logdensity_fn`, hence every
+        AD backend) follows its ``jacobian`` attribute.
+        """
+        if bool(jacobian) == self.jacobian:
+            return self
+        return CompiledModel(self.model, self.sites, self.dimension, jacobian)
 
     @property
     def site_shapes(self) -> dict:
@@ -80,6 +98,8 @@ class CompiledModel:
     def make_logdensity_fn(self, namespace: str = "numpy", data: dict | None = None):
         """Return ``f(theta) -> scalar log density`` evaluated with array library ``namespace``.
 
+        The log-Jacobians of the transforms are included when :attr:`jacobian` is True.
+
         Parameters
         ----------
         namespace : str
@@ -94,9 +114,10 @@ class CompiledModel:
         data = model.data if data is None else data
         state = M._state
         validate = _dist_base._VALIDATE
+        jacobian = self.jacobian
 
         def logdensity_fn(theta):
-            handler = EvaluateHandler(theta, sites, name)
+            handler = EvaluateHandler(theta, sites, name, jacobian=jacobian)
             HANDLERS.append(handler)
             validate.append(False)
             state.append(ns)
@@ -125,7 +146,8 @@ class CompiledModel:
         ``log_density=False`` records the values only (no log-density terms are computed).
         """
         theta = self.check_theta(theta)
-        handler = EvaluateHandler(theta, self.sites, self.name, record=True, log_density=log_density)
+        handler = EvaluateHandler(theta, self.sites, self.name, record=True, log_density=log_density,
+                                  jacobian=self.jacobian)
         with np.errstate(all="ignore"), M.using("numpy"):
             run_model(self.model, handler)
         return handler
@@ -136,18 +158,45 @@ class CompiledModel:
         keep = {s.name for s in self.sites.values() if s.kind == "sample" or (deterministics and s.kind == "deterministic")}
         return {k: np.asarray(v, dtype=float) for k, v in values.items() if k in keep}
 
-    def unconstrain(self, values: dict) -> np.ndarray:
-        """The unconstrained vector for model-space ``values`` (one entry per parameter)."""
-        missing = [s.name for s in self.parameters if s.name not in values]
-        unknown = sorted(set(values) - {s.name for s in self.parameters} - set(self.deterministic_shapes))
-        if missing or unknown:
-            raise DataError(
-                f"model '{self.name}': unconstrain needs exactly the parameters "
-                f"{[s.name for s in self.parameters]}; missing {missing}, unknown {unknown}"
-            )
-        theta = np.zeros(self.dimension)
-        # Transforms may depend on earlier parameters (dependent bounds): fill in model order.
+    def unconstrain(self, values: dict, fill=None) -> np.ndarray:
+        """The unconstrained vector for model-space ``values`` (one entry per parameter).
+
+        Parameters
+        ----------
+        values : dict
+            Model-space values by site name (deterministic sites' names are accepted and ignored).
+        fill : numpy.ndarray, optional
+            An unconstrained vector whose coordinates the parameters missing from ``values``
+            keep (partial initial values); None: every parameter must be given.
+
+        Returns
+        -------
+        numpy.ndarray
+
+        Raises
+        ------
+        ppl_ad.errors.DataError
+            An unknown site name (with the closest one), a missing parameter (without ``fill``),
+            a value of the wrong shape, or a value outside its site's support or on its boundary
+            (naming the site, the support and the distribution).
+        """
+        parameters = [s.name for s in self.parameters]
+        unknown = sorted(set(values) - set(parameters) - set(self.deterministic_shapes))
+        missing = [name for name in parameters if name not in values] if fill is None else []
+        if unknown or missing:
+            problems = []
+            lowered = {p.lower(): p for p in parameters}
+            for name in unknown:
+                close = difflib.get_close_matches(str(name).lower(), lowered, n=1, cutoff=0.6)
+                hint = f" (did you mean {lowered[close[0]]!r}?)" if close else ""
+                problems.append(f"unknown site {name!r}{hint}")
+            if missing:
+                problems.append(f"no value for {missing} (unconstrain needs every parameter)")
+            raise DataError(f"model '{self.name}': {'; '.join(problems)}; the parameters are {parameters}")
+        given = {}
         for site in self.parameters:
+            if site.name not in values:
+                continue
             value = np.asarray(values[site.name], dtype=float)
             if value.shape != site.shape:
                 try:
@@ -157,29 +206,14 @@ class CompiledModel:
                         f"model '{self.name}', site '{site.name}': value of shape {value.shape}, "
                         f"expected {site.shape}"
                     ) from None
-            transform = site.transform or self._transform_at(theta, site)
-            theta[site.start:site.stop] = np.reshape(transform.inverse(value), -1)
+            given[site.name] = value
+        theta = np.zeros(self.dimension) if fill is None else np.array(fill, dtype=np.float64)
+        # Transforms may depend on earlier parameters (dependent bounds): fill in model order,
+        # during one run of the model that sees the values already filled in.
+        handler = _Unconstrain(theta, self.sites, self.name, given)
+        with M.using("numpy"), np.errstate(all="ignore"):
+            run_model(self.model, handler)
         return theta
-
-    def _transform_at(self, theta, site: SampleSite):
-        from ppl_ad.transforms import biject_to
-
-        found = {}
-
-        class _Capture(EvaluateHandler):
-            def sample(self, name, distribution, shape):
-                if name == site.name:
-                    found["transform"] = biject_to(distribution.support)
-                    raise _Stop
-                return super().sample(name, distribution, shape)
-
-        handler = _Capture(theta, self.sites, self.name)
-        try:
-            with M.using("numpy"), np.errstate(all="ignore"):
-                run_model(self.model, handler)
-        except _Stop:
-            pass
-        return found["transform"]
 
     def initial_point(self, rng: np.random.Generator, radius: float = 2.0) -> np.ndarray:
         """A random point, uniform on ``(-radius, radius)`` in every unconstrained coordinate."""
@@ -209,9 +243,101 @@ class CompiledModel:
         return bad
 
 
-class _Stop(BaseException):
-    """Stops the model run once the wanted site is reached (a BaseException, so that
-    :func:`run_model` does not wrap it as an error of the model)."""
+class _Unconstrain(EvaluateHandler):
+    """Write the unconstrained value of each given site into ``theta`` as the model reaches it."""
+
+    def __init__(self, theta, sites, model_name, given):
+        super().__init__(theta, sites, model_name, log_density=False)
+        self.given = given
+
+    def sample(self, name, distribution, shape):
+        value = self.given.get(name)
+        if value is not None:
+            self.current = name
+            site = self.sites[name]
+            support = distribution.support
+            if not np.all(support.check(value)):
+                raise DataError(
+                    f"model '{self.model_name}', site '{name}': the value {_short(value)} is outside "
+                    f"its support {support!r} ({distribution!r})"
+                )
+            u = np.reshape(np.asarray((site.transform or biject_to(support)).inverse(value), dtype=float), -1)
+            if not np.all(np.isfinite(u)):
+                raise DataError(
+                    f"model '{self.model_name}', site '{name}': the value {_short(value)} lies on the "
+                    f"boundary of its support {support!r} ({distribution!r}); give a value inside it"
+                )
+            self.theta[site.start:site.stop] = u
+        return super().sample(name, distribution, shape)
+
+
+def _short(value) -> str:
+    return np.array2string(np.asarray(value), threshold=6, precision=6)
+
+
+def is_numerical_failure(error: BaseException) -> bool:
+    """Whether ``error`` is a numerical failure of the log density at one point, not a bug.
+
+    A failed factorisation (NumPy/SciPy ``LinAlgError``, PyTorch ``torch.linalg.LinAlgError``),
+    a ``FloatingPointError`` or an ``OverflowError`` depend on the parameter values: the point
+    is rejected (log density -inf; a divergence inside a trajectory). Errors of the model's
+    code (``NameError``, shape mismatches, ...) are not numerical failures.
+    """
+    if isinstance(error, (np.linalg.LinAlgError, FloatingPointError, OverflowError)):
+        return True
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(error, torch.linalg.LinAlgError)
+
+
+#: JAX's errors for a NumPy function (or ``if``/``int``) applied to a traced parameter
+_JAX_CONCRETE_ERRORS = frozenset({
+    "TracerArrayConversionError", "TracerBoolConversionError", "TracerIntegerConversionError",
+    "ConcretizationTypeError",
+})
+
+#: messages of the errors PyTorch, NumPy and autograd raise when NumPy meets a parameter
+_NUMPY_ON_PARAMETER_MESSAGES = (
+    "Can't call numpy() on Tensor that requires grad",
+    "returned NotImplemented from __array_ufunc__",
+    "which has no callable",  # autograd: np.exp(ArrayBox) "... of type ArrayBox which has no callable exp method"
+    "'numpy.ndarray' and 'Tensor'",
+    "'Tensor' and 'numpy.ndarray'",
+    "Concatenation operation is not implemented for NumPy arrays",
+)
+
+
+def is_numpy_on_parameter(error: BaseException) -> bool:
+    """Whether ``error`` says that a NumPy function was applied to a parameter."""
+    if type(error).__module__.startswith("jax"):
+        return type(error).__name__ in _JAX_CONCRETE_ERRORS
+    message = str(error)
+    return any(text in message for text in _NUMPY_ON_PARAMETER_MESSAGES)
+
+
+def _model_line(model, error) -> str:
+    """``line N of file: <source>`` for the deepest traceback frame in the model's own code."""
+    code = getattr(getattr(model.function, "fn", None), "__code__", None)
+    filename = code.co_filename if code is not None else None
+    found = None
+    tb = error.__traceback__
+    while tb is not None:
+        frame_file = tb.tb_frame.f_code.co_filename
+        if frame_file == filename or found is None and not _is_library_file(frame_file):
+            found = (frame_file, tb.tb_lineno)
+        tb = tb.tb_next
+    if found is None:
+        return ""
+    source = linecache.getline(found[0], found[1]).strip()
+    return f" (line {found[1]} of {found[0]}{': ' + source if source else ''})"
+
+
+def _is_library_file(filename: str) -> bool:
+    import os
+
+    parts = filename.replace("\\", "/").split("/")
+    return "site-packages" in parts or "ppl_ad" in parts or filename.startswith("<frozen") or filename.startswith(
+        os.path.dirname(os.__file__)
+    )
 
 
 def _reraise(model, handler, error):
@@ -279,10 +405,14 @@ def _check_finite(model_name, name, value, depth):
     )
 
 
-def compile_model(model) -> CompiledModel:
-    """Run ``model`` once to fix its sites and parameter layout; validate data and constants."""
+def compile_model(model, jacobian: bool = True) -> CompiledModel:
+    """Run ``model`` once to fix its sites and parameter layout; validate data and constants.
+
+    ``jacobian=False`` leaves the log-Jacobians of the transforms out of the log density (see
+    :attr:`CompiledModel.jacobian`).
+    """
     check_finite_data(model)
     handler = CompileHandler(model.name)
     with np.errstate(all="ignore"), M.using("numpy"):
         run_model(model, handler)
-    return CompiledModel(model, handler.sites, handler.size)
+    return CompiledModel(model, handler.sites, handler.size, jacobian)

@@ -221,15 +221,19 @@ class EvaluateHandler(_Handler):
 
     With ``record=True`` it also keeps the constrained values and deterministics; with
     ``log_density=False`` it only maps ``theta`` to those values and skips every log-density
-    term (what converting draws to model space needs: no likelihood over the data).
+    term (what converting draws to model space needs: no likelihood over the data). With
+    ``jacobian=False`` the log-Jacobians of the transforms are left out: the result is the log
+    density of the model-space values (what a MAP estimate in model space maximises).
     """
 
-    def __init__(self, theta, sites: dict, model_name: str, record: bool = False, log_density: bool = True):
+    def __init__(self, theta, sites: dict, model_name: str, record: bool = False, log_density: bool = True,
+                 jacobian: bool = True):
         self.theta = theta
         self.sites = sites
         self.model_name = model_name
         self.record = record
         self.log_density = log_density
+        self.jacobian = jacobian
         self.values = {} if record else None
         self.terms = {} if record else None
         self.total = 0.0
@@ -264,7 +268,7 @@ class EvaluateHandler(_Handler):
         term = 0.0
         if not site.flat:
             term = M.sum(distribution.log_prob(x))
-        if type(transform) is not Identity:
+        if self.jacobian and type(transform) is not Identity:
             term = term + M.sum(transform.log_abs_det_jacobian(u, x))
         self.total = self.total + term
         if self.record:

@@ -66,3 +66,89 @@ def test_find_map_raises_on_unbounded_density():
 def test_find_map_rejects_bad_start():
     with pytest.raises(TypeError, match="start"):
         find_MAP(NormalNormalLogDensity(Y), start=[1.0])
+
+
+# --------------------------------------------------------------------------- #
+# MAP in model space (jacobian=False, the default) or of the unconstrained density
+# --------------------------------------------------------------------------- #
+
+@pa.model
+def half_normal_scale(y):
+    s = pa.sample("s", dist.HalfNormal(1.0))
+    pa.observe("y", dist.Normal(0.0, s), y)
+
+
+SCALE_Y = np.array([2.0, 0.0, 0.0])  # n = 3, sum of squares 4
+
+
+def test_find_map_default_is_the_model_space_mode_of_a_scale():
+    # log p(s | y) = -s**2/2 - 3 log s - 4/(2 s**2): the mode solves s**4 + 3 s**2 - 4 = 0, s = 1.
+    # With the log transform's Jacobian (+ log s) it solves s**4 + 2 s**2 - 4 = 0 instead.
+    model = half_normal_scale(SCALE_Y)
+    assert float(find_MAP(model, backend="autograd", seed=0)["s"]) == pytest.approx(1.0, rel=1e-6)
+    with_jacobian = find_MAP(model, backend="autograd", seed=0, jacobian=True)
+    assert float(with_jacobian["s"]) == pytest.approx(np.sqrt(np.sqrt(5.0) - 1.0), rel=1e-6)
+
+
+def test_find_map_rebuilds_a_logdensity_for_the_jacobian_asked():
+    ld = pa.logdensity(half_normal_scale(SCALE_Y), "autograd")
+    assert ld.jacobian
+    assert float(find_MAP(ld, seed=0)["s"]) == pytest.approx(1.0, rel=1e-6)
+    assert float(find_MAP(ld, seed=0, jacobian=True)["s"]) == pytest.approx(np.sqrt(np.sqrt(5.0) - 1.0), rel=1e-6)
+
+
+@pa.model
+def location_and_scale(y):
+    mu = pa.sample("mu", dist.Normal(0.0, 10.0))
+    sigma = pa.sample("sigma", dist.InverseGamma(3.0, 2.0))
+    w = pa.sample("w", dist.Beta(2.0, 3.0))
+    pa.observe("y", dist.Normal(mu, sigma), y)
+    pa.deterministic("w_sigma", w * sigma)
+
+
+def _model_space_logp(values, y=Y):
+    from scipy import stats
+
+    mu, sigma, w = values
+    if sigma <= 0 or not 0 < w < 1:
+        return -np.inf
+    return (stats.norm.logpdf(mu, 0, 10) + stats.invgamma.logpdf(sigma, 3.0, scale=2.0)
+            + stats.beta.logpdf(w, 2.0, 3.0) + stats.norm.logpdf(y, mu, sigma).sum())
+
+
+def test_find_map_matches_scipy_on_the_model_space_density():
+    from scipy.optimize import minimize
+
+    reference = minimize(lambda v: -_model_space_logp(v), [1.0, 1.0, 0.5], method="Nelder-Mead",
+                         options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20000}).x
+    result = find_MAP(location_and_scale(Y), backend="autograd", seed=2)
+    np.testing.assert_allclose([result["mu"], result["sigma"], result["w"]], reference, rtol=1e-5)
+    assert float(result["w"]) == pytest.approx(1.0 / 3.0, rel=1e-6)  # Beta(2, 3)'s mode: no data on w
+    assert float(result["w_sigma"]) == pytest.approx(float(result["w"] * result["sigma"]))
+
+
+@pytest.mark.parametrize("backend", ["autograd", "torch", "jax", "finite-difference"])
+def test_logdensity_without_jacobian_on_every_backend(backend):
+    pytest.importorskip({"autograd": "autograd", "torch": "torch", "jax": "jax"}.get(backend, "numpy"))
+    model = location_and_scale(Y)
+    plain = pa.logdensity(model, backend, jacobian=False)
+    full = pa.logdensity(model, backend)
+    assert not plain.jacobian and full.jacobian
+    theta = np.array([0.4, -0.3, 0.8])
+    mu, sigma, w = plain.constrain(theta).values()
+    assert plain.logdensity(theta) == pytest.approx(_model_space_logp([mu, sigma, w]), rel=1e-10)
+    # the log-Jacobians: log sigma for the log transform, log w(1-w) for the logit
+    assert full.logdensity(theta) - plain.logdensity(theta) == pytest.approx(np.log(sigma) + np.log(w * (1 - w)))
+    value, gradient = plain.logdensity_and_gradient(theta)
+    assert value == pytest.approx(plain.logdensity(theta), rel=1e-12)
+    step = 1e-6
+    numerical = [(plain.logdensity(theta + step * e) - plain.logdensity(theta - step * e)) / (2 * step)
+                 for e in np.eye(3)]
+    np.testing.assert_allclose(gradient, numerical, rtol=1e-5)
+
+
+def test_find_map_start_may_fix_some_sites_only():
+    result = find_MAP(location_and_scale(Y), backend="autograd", start={"sigma": 3.0}, seed=0)
+    reference = find_MAP(location_and_scale(Y), backend="autograd", seed=0)
+    np.testing.assert_allclose([result[k] for k in ("mu", "sigma", "w")],
+                               [reference[k] for k in ("mu", "sigma", "w")], rtol=1e-5)
