@@ -4,7 +4,8 @@ For every supported backend and the four standard models, reports the median µs
 call of ``ld.logdensity_and_gradient`` and of a hand-written equivalent (jitted where the
 library jits, called the same way: float64 NumPy in, (float, NumPy) out), their ratio
 (target <= 1.10), and the NumPy value-only floor. Calls of the two are interleaved in
-rounds so machine noise hits both alike.
+rounds so machine noise hits both alike (:func:`ppl_ad.bench.measure.time_calls`, the one
+call timer), under the sampler's thread limits (:func:`ppl_ad.bench.measure.thread_limits`).
 
 Run: ``.venv/bin/python benchmarks/bench_overhead.py [--out benchmarks/results]``
 """
@@ -16,11 +17,12 @@ import datetime
 import json
 import os
 import platform
-import time
 
 import numpy as np
 
 import ppl_ad as pa
+from ppl_ad.bench.measure import thread_limits, time_call, time_calls
+from ppl_ad.bench.table import Table
 from ppl_ad.testing.scenarios import EIGHT_SCHOOLS_SIGMA, EIGHT_SCHOOLS_Y, get_scenario, standard_data
 
 LOG2PI = np.log(2 * np.pi)
@@ -128,17 +130,8 @@ def hand_value_and_grad(library, model):
 
 
 def median_us(fn, theta, seconds=0.4):
-    fn(theta)
-    start = time.perf_counter()
-    fn(theta)
-    once = max(time.perf_counter() - start, 1e-7)
-    n = int(min(max(seconds / once, 5), 5000))
-    times = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn(theta)
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times) * 1e6)
+    """Median µs per call of ``fn(theta)`` (the one call timer, :func:`ppl_ad.bench.measure.time_call`)."""
+    return time_call(fn, theta, budget=seconds).median * 1e6
 
 
 def main():
@@ -146,6 +139,12 @@ def main():
     parser.add_argument("--out", default="benchmarks/results")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    with thread_limits():  # the sampler's worker settings, as for every ppl_ad measurement
+        rows = _measure(args)
+    _write(args, rows)
+
+
+def _measure(args):
     rows = []
     for name in ("eight_schools", "logistic_regression", "gaussian_100d", "hierarchical_poisson"):
         model = get_scenario(name).model()
@@ -161,25 +160,29 @@ def main():
             v2, g2 = hand(theta)
             assert abs(v1 - v2) < 1e-8 * max(1, abs(v2)), (name, backend, v1, v2)
             assert np.allclose(g1, g2, rtol=1e-8, atol=1e-8), (name, backend)
-            ours, theirs = [], []
-            for _ in range(args.rounds):
-                ours.append(median_us(ld.logdensity_and_gradient, theta))
-                theirs.append(median_us(hand, theta))
-            ours_us, theirs_us = float(np.median(ours)), float(np.median(theirs))
+            timings = time_calls({"ours": ld.logdensity_and_gradient, "theirs": hand}, theta,
+                                 budget=0.4 * args.rounds, rounds=args.rounds)
+            ours_us, theirs_us = timings["ours"].median * 1e6, timings["theirs"].median * 1e6
             rows.append(dict(model=name, backend=backend, ppl_ad_us=ours_us, hand_us=theirs_us,
                              ratio=ours_us / theirs_us, numpy_floor_us=floor, ppl_ad_numpy_value_us=ppl_floor))
             print(f"{name:22s} {backend:12s} ppl_ad {ours_us:9.1f} us  hand {theirs_us:9.1f} us  ratio {ours_us / theirs_us:5.2f}", flush=True)
+    return rows
+
+
+def _write(args, rows):
     os.makedirs(args.out, exist_ok=True)
     stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     header = (f"# ppl_ad overhead vs hand-written log densities\n\n- command: `python benchmarks/bench_overhead.py`\n"
               f"- date: {stamp}; machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared, noisy), "
               f"Python {platform.python_version()}, one thread per library\n- medians of per-call medians over {args.rounds} interleaved rounds; "
               "ratio = ppl_ad ÷ hand-written (target ≤ 1.10)\n\n")
-    table = ["| model | backend | ppl_ad µs | hand-written µs | ratio | NumPy value floor µs (hand / ppl_ad) |", "|---|---|---:|---:|---:|---:|"]
-    for r in rows:
-        table.append(f"| {r['model']} | {r['backend']} | {r['ppl_ad_us']:.1f} | {r['hand_us']:.1f} | {r['ratio']:.2f} | {r['numpy_floor_us']:.1f} / {r['ppl_ad_numpy_value_us']:.1f} |")
+    table = Table([{
+        "model": r["model"], "backend": r["backend"], "ppl_ad µs": r["ppl_ad_us"], "hand-written µs": r["hand_us"],
+        "ratio": r["ratio"], "NumPy value floor µs (hand / ppl_ad)": f"{r['numpy_floor_us']:.1f} / {r['ppl_ad_numpy_value_us']:.1f}",
+    } for r in rows], columns=("model", "backend", "ppl_ad µs", "hand-written µs", "ratio", "NumPy value floor µs (hand / ppl_ad)"),
+        formats={"ppl_ad µs": "{:.1f}", "hand-written µs": "{:.1f}", "ratio": "{:.2f}"})
     with open(os.path.join(args.out, "overhead.md"), "w") as handle:
-        handle.write(header + "\n".join(table) + "\n")
+        handle.write(header + table.to_markdown() + "\n")
     with open(os.path.join(args.out, "overhead.json"), "w") as handle:
         json.dump({"date": stamp, "rows": rows}, handle, indent=2)
 

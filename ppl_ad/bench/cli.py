@@ -218,8 +218,7 @@ class CrossoverTable(Table):
     """Value-and-gradient µs per backend (columns) against the regression dimension ``d`` (rows)."""
 
     def __init__(self, rows=(), backends=()):
-        super().__init__(rows, columns=("d", *backends))
-        self.formats = dict.fromkeys(backends, format_microseconds)
+        super().__init__(rows, columns=("d", *backends), formats=dict.fromkeys(backends, format_microseconds))
 
 
 class PeersTable(Table):
@@ -429,7 +428,7 @@ def main(args) -> int:
     if result["crossover"]:
         plot_crossover(result["crossover"], out / "crossover.png")
     for heading, table in report_tables(result):
-        print(f"\n{heading}\n{table}")
+        print(f"\n{table}" if table.title else f"\n{heading}\n{table}")
     print(f"\nwrote {out / 'backends.json'}, {out / 'backends.md'}"
           + (f", {out / 'crossover.png'}" if result["crossover"] else ""))
     return 0

@@ -38,6 +38,8 @@ class Table(list):
         Overrides the class's ``columns`` for this table.
     title : str, optional
         A line printed above the table by ``str(table)``.
+    formats : dict, optional
+        Formats for this table, added to the class's ``formats``.
 
     Notes
     -----
@@ -51,10 +53,12 @@ class Table(list):
     formats: ClassVar[dict[str, str | Callable]] = {}
     missing: ClassVar[str] = "-"
 
-    def __init__(self, rows=(), *, columns=None, title: str = ""):
+    def __init__(self, rows=(), *, columns=None, title: str = "", formats=None):
         super().__init__(rows)
         if columns is not None:
             self.columns = tuple(columns)
+        if formats:
+            self.formats = {**type(self).formats, **formats}
         self._title = title
 
     @property
