@@ -27,6 +27,7 @@ __all__ = [
     "ModelDefinitionError", "ModelEvaluationError", "DataError", "ConfigError",
     "UnknownBackendError", "BackendUnavailableError", "BackendRemovedError", "SamplingError",
     "SamplingWarning", "PplAdDeprecationWarning", "condition", "sbc", "SBCResult",
+    "compute_log_likelihood",
 ]
 
 
@@ -37,11 +38,12 @@ register_backend_resolver("auto", "ppl_ad.bench.auto:choose_backend")
 def sample(name_or_model, *args, **kwargs):
     """Two uses, told apart by the first argument.
 
-    * Inside a model, ``pa.sample(name, distribution, shape=None)`` declares a parameter
+    * Inside a model, ``pa.sample(name, distribution, shape=None, dims=None)`` declares a parameter
       (see :func:`ppl_ad.model.sample_site`).
     * On a model, ``pa.sample(model, backend=None, draws=1000, tune=1000, chains=4, cores=None,
       seed=None, sampler="nuts", target_accept=0.8, max_treedepth=10, metric="diag",
-      init="jitter", progressbar=True, *, engine=None, chain_method=None, path_length=2.0)``
+      init="jitter", progressbar=True, *, engine=None, chain_method=None, path_length=2.0,
+      coords=None, log_likelihood=False)``
       runs NUTS and returns an ``arviz.InferenceData`` (see :func:`ppl_ad.infer.sample.sample`,
       whose signature ``help`` and IDEs show for this function).
     """
@@ -63,7 +65,8 @@ def _sample_signature():
     positional = [("backend", None), ("draws", 1000), ("tune", 1000), ("chains", 4), ("cores", None),
                   ("seed", None), ("sampler", "nuts"), ("target_accept", 0.8), ("max_treedepth", 10),
                   ("metric", "diag"), ("init", "jitter"), ("progressbar", True)]
-    keyword = [("engine", None), ("chain_method", None), ("path_length", 2.0)]
+    keyword = [("engine", None), ("chain_method", None), ("path_length", 2.0), ("coords", None),
+               ("log_likelihood", False)]
     parameters = [P("name_or_model", P.POSITIONAL_OR_KEYWORD)]
     parameters += [P(n, P.POSITIONAL_OR_KEYWORD, default=d) for n, d in positional]
     parameters += [P(n, P.KEYWORD_ONLY, default=d) for n, d in keyword]
@@ -80,6 +83,7 @@ def __getattr__(name):
         "find_MAP": ("ppl_ad.infer.find_map", "find_MAP"),
         "sample_prior_predictive": ("ppl_ad.predictive", "sample_prior_predictive"),
         "sample_posterior_predictive": ("ppl_ad.predictive", "sample_posterior_predictive"),
+        "compute_log_likelihood": ("ppl_ad.loglik", "compute_log_likelihood"),
         "benchmark": ("ppl_ad.bench.benchmark", "benchmark"),
         "testing": ("ppl_ad.testing", None),
         "condition": ("ppl_ad.model.condition", "condition"),

@@ -3,28 +3,120 @@
 Uses the model's NumPy path: parameters are drawn from their priors (or taken from the
 posterior draws) and observed sites are drawn from their likelihoods with each
 distribution's NumPy sampler.
+
+Out-of-sample prediction follows PyMC 5: bind the model to the new data, with the observed
+sites bound to ``None`` (``my_model(x=x_new, y=None)``; they are simulated with the shape of
+their distribution), and call :func:`sample_posterior_predictive` with ``predictions=True``.
+What is returned and what is changed is explicit:
+
+* ``extend_inferencedata=False`` (the default, as in PyMC): ``idata`` is not modified; a new
+  InferenceData holds the new groups.
+* ``extend_inferencedata=True``: the new groups are added to ``idata`` and **replace** the
+  groups of the same name it already has (a second call never leaves the first call's draws
+  behind); ``idata`` is returned.
+* ``predictions=False``: the group is ``posterior_predictive`` (with ``observed_data``).
+  Extending ``idata`` this way with a model bound to other observed data than
+  ``idata.observed_data`` raises :class:`~ppl_ad.errors.DataError`: draws for other data
+  would sit beside observations they do not match.
+* ``predictions=True``: the groups are ``predictions`` and ``predictions_constant_data`` (the
+  model's numeric arguments), as in PyMC.
 """
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Mapping
+
 import numpy as np
 
-from ppl_ad.model.handlers import PredictiveHandler, run_model
+from ppl_ad import math as M
+from ppl_ad.errors import DataError, PplAdDeprecationWarning
+from ppl_ad.model.handlers import CompileHandler, PredictiveHandler, run_model
 
-__all__ = ["sample_prior_predictive", "sample_posterior_predictive"]
-
-
-def _stack(draws: list[dict]) -> dict:
-    names = draws[0].keys() if draws else []
-    return {name: np.stack([np.asarray(d[name]) for d in draws])[None, ...] for name in names}
+__all__ = ["sample_prior_predictive", "sample_posterior_predictive", "model_sites", "posterior_arrays"]
 
 
-def _dims(values: dict) -> dict:
-    return {name: [f"{name}_dim_{i}" for i in range(np.ndim(v) - 2)] for name, v in values.items()}
+def model_sites(model) -> dict:
+    """The site records of ``model`` (as compiled), allowing observed sites bound to None."""
+    handler = CompileHandler(model.name)
+    with np.errstate(all="ignore"), M.using("numpy"):
+        run_model(model, handler)
+    return handler.sites
 
 
-def sample_prior_predictive(model, draws: int = 500, seed=None):
+def posterior_arrays(model, sites: Mapping, posterior) -> dict[str, np.ndarray]:
+    """The ``(chain, draw, *shape)`` draws of every sampled site of ``model`` from ``posterior``.
+
+    Raises
+    ------
+    ppl_ad.errors.DataError
+        A parameter is missing from ``posterior`` or has another shape than the model's.
+    """
+    arrays = {}
+    for site in sites.values():
+        if site.kind != "sample":
+            continue
+        if site.name not in posterior:
+            raise DataError(
+                f"model '{model.name}', site '{site.name}': no draws of this parameter in the posterior "
+                f"(it has {sorted(map(str, getattr(posterior, 'data_vars', posterior)))}); was idata "
+                "sampled from another model?"
+            )
+        value = posterior[site.name]
+        array = np.asarray(getattr(value, "values", value))
+        if array.ndim < 2 or array.shape[2:] != tuple(site.shape):
+            raise DataError(
+                f"model '{model.name}', site '{site.name}': posterior draws of shape {array.shape}, "
+                f"expected (chain, draw) + {tuple(site.shape)}"
+            )
+        arrays[site.name] = array
+    return arrays
+
+
+def _observed(sites: Mapping) -> dict:
+    return {s.name: np.asarray(s.value) for s in sites.values() if s.kind == "observe" and s.value is not None}
+
+
+def _constant_data(model) -> dict:
+    out = {}
+    for name, value in model.data.items():
+        if value is None or isinstance(value, (str, bytes)):
+            continue
+        try:
+            array = np.asarray(value)
+        except Exception:  # noqa: BLE001 - not array-like: not constant data
+            continue
+        if array.dtype.kind in "biuf":
+            out[name] = array
+    return out
+
+
+def _labels(groups: dict, leading: dict, sites: Mapping, coords, idata, where: str):
+    from ppl_ad.infer.results import dims_for, inherited_coords, merge_coords, site_dims
+
+    named = site_dims(sites)
+    known = {dim for names in named.values() for dim in names if dim is not None}
+    inherited = inherited_coords(idata)
+    dims, used = {}, {}
+    for group, arrays in groups.items():
+        n = leading[group]
+        dims[group] = dims_for(arrays, n, named)
+        shapes = {name: np.shape(value)[n:] for name, value in arrays.items()}
+        used.update(merge_coords(coords, inherited, dims[group], shapes, known, where))
+    return dims, used
+
+
+def sample_prior_predictive(model, draws: int = 500, seed=None, *, coords=None):
     """Draw parameters from their priors and data from the likelihood.
+
+    Parameters
+    ----------
+    model : ppl_ad.model.Model
+        Observed sites may be bound to None (they are simulated with their distribution's shape).
+    draws : int, optional
+    seed : int, optional
+    coords : dict, optional
+        Labels of the dimensions that sites name with ``dims=``.
 
     Returns
     -------
@@ -32,65 +124,148 @@ def sample_prior_predictive(model, draws: int = 500, seed=None):
         Groups ``prior`` (parameters and deterministics) and ``prior_predictive``
         (observed sites), with one chain of ``draws`` draws, plus ``observed_data``.
     """
-    import arviz as az
+    from ppl_ad.infer.results import make_groups
 
     rng = np.random.default_rng(seed)
+    sites = model_sites(model)
     params, observed = [], []
     for _ in range(draws):
         handler = run_model(model, PredictiveHandler(rng, model_name=model.name))
         params.append(handler.values)
         observed.append(handler.observed)
-    observed_data = _observed(model)
-    prior, predictive = _stack(params), _stack(observed)
-    return az.from_dict(
-        prior=prior, prior_predictive=predictive, observed_data=observed_data,
-        dims={**_dims(prior), **_dims(predictive), **{k: [f"{k}_dim_{i}" for i in range(np.ndim(v))] for k, v in observed_data.items()}},
-        attrs={"model": model.name},
-    )
+    groups = {"prior": _stack(params), "prior_predictive": _stack(observed), "observed_data": _observed(sites)}
+    leading = {"prior": 2, "prior_predictive": 2, "observed_data": 0}
+    dims, used = _labels(groups, leading, sites, coords, None, "sample_prior_predictive")
+    return make_groups(groups, dims, used, attrs={"model": model.name})
 
 
-def _observed(model) -> dict:
-    from ppl_ad.model.compiled import compile_model
-
-    compiled = compile_model(model)
-    return {s.name: np.asarray(s.value) for s in compiled.sites.values() if s.kind == "observe"}
+def _stack(draws: list[dict]) -> dict:
+    names = draws[0].keys() if draws else []
+    return {name: np.stack([np.asarray(d[name]) for d in draws])[None, ...] for name in names}
 
 
-def sample_posterior_predictive(model, idata, seed=None, extend: bool = True):
-    """Draw observed sites given each posterior draw in ``idata.posterior``.
+def _changed_sites(sites: Mapping, idata) -> list[str]:
+    """Observed sites bound to None or to other values than ``idata.observed_data``'s."""
+    recorded = getattr(idata, "observed_data", None)
+    changed = []
+    for site in sites.values():
+        if site.kind != "observe":
+            continue
+        if site.value is None:
+            changed.append(f"'{site.name}' (bound to None)")
+        elif recorded is not None and site.name in recorded:
+            old, new = np.asarray(recorded[site.name].values), np.asarray(site.value)
+            if old.shape != new.shape:
+                changed.append(f"'{site.name}' (shape {new.shape}, observed_data has {old.shape})")
+            elif not np.array_equal(old, new):
+                changed.append(f"'{site.name}' (other values than observed_data)")
+    return changed
+
+
+def sample_posterior_predictive(model, idata, seed=None, *, extend_inferencedata: bool = False,
+                                predictions: bool = False, coords=None, extend=None):
+    """Draw the observed sites of ``model`` given each posterior draw in ``idata.posterior``.
+
+    The draws are always for the data ``model`` is bound to now: bind new covariates (and
+    ``None`` for the observed sites) to predict out of sample. Deterministic sites are
+    recomputed from the new data.
 
     Parameters
     ----------
     model : ppl_ad.model.Model
+        The model with its data bound; observed sites may be bound to None (simulated with
+        their distribution's shape).
     idata : arviz.InferenceData
-        Output of ``pa.sample``.
-    extend : bool
-        Add the ``posterior_predictive`` group to ``idata`` (and return it); otherwise return
-        a new InferenceData with only that group.
+        Holds the ``posterior`` (e.g. the output of :func:`ppl_ad.sample`).
+    seed : int, optional
+    extend_inferencedata : bool, optional
+        False (default, as in PyMC 5): leave ``idata`` unchanged and return a new InferenceData
+        with the new groups. True: add the new groups to ``idata``, replacing any group of the
+        same name (never keeping an earlier call's draws), and return ``idata``.
+    predictions : bool, optional
+        False: the draws go to ``posterior_predictive`` (and the observed values to
+        ``observed_data``). True: out-of-sample predictions, in ``predictions``, with the
+        model's numeric arguments in ``predictions_constant_data`` (PyMC's layout).
+    coords : dict, optional
+        Labels of the dimensions named with ``dims=``. Labels already in ``idata`` are reused
+        where the dimension keeps its length (new data of another length get ``0..n-1``
+        unless given here).
+    extend : bool, optional
+        Deprecated name of ``extend_inferencedata``.
+
+    Returns
+    -------
+    arviz.InferenceData
+        ``idata`` itself when ``extend_inferencedata`` is True, otherwise a new one.
+
+    Raises
+    ------
+    ppl_ad.errors.DataError
+        A parameter of ``model`` is missing from the posterior or has another shape; or
+        ``extend_inferencedata=True, predictions=False`` with a model bound to other observed
+        data than ``idata.observed_data`` (use ``predictions=True``).
+
+    Examples
+    --------
+    >>> idata = pa.sample(regression(x, y))                                    # doctest: +SKIP
+    >>> preds = pa.sample_posterior_predictive(regression(x_new, None), idata,
+    ...                                        predictions=True)               # doctest: +SKIP
+    >>> preds.predictions["y"].shape  # (chain, draw, len(x_new))              # doctest: +SKIP
     """
-    import arviz as az
+    from ppl_ad.infer.results import make_groups, replace_groups, user_stacklevel
 
-    from ppl_ad.model.compiled import compile_model
-
+    if extend is not None:
+        warnings.warn(
+            "sample_posterior_predictive(extend=...) is deprecated: use extend_inferencedata= (PyMC's "
+            "name; its default is now False: idata is left unchanged unless you ask)",
+            PplAdDeprecationWarning, stacklevel=user_stacklevel(),
+        )
+        extend_inferencedata = bool(extend)
+    if getattr(idata, "posterior", None) is None:
+        raise DataError("sample_posterior_predictive: idata has no posterior group (pass the output of pa.sample)")
+    sites = model_sites(model)
+    arrays = posterior_arrays(model, sites, idata.posterior)
+    if not predictions and extend_inferencedata:
+        changed = _changed_sites(sites, idata)
+        if changed:
+            raise DataError(
+                f"sample_posterior_predictive: model '{model.name}' is bound to new data at "
+                f"{', '.join(changed)}, so its draws cannot extend idata's posterior_predictive "
+                "beside the old observed_data; pass predictions=True (a 'predictions' group) or "
+                "extend_inferencedata=False"
+            )
+    chains, draws = _sample_dims(idata.posterior, arrays)
     rng = np.random.default_rng(seed)
-    compiled = compile_model(model)
-    names = [s.name for s in compiled.parameters]
-    posterior = idata.posterior
-    chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
-    arrays = {name: posterior[name].values for name in names}
-    out = []
+    drawn: dict[str, np.ndarray] = {}
     for c in range(chains):
-        row = []
         for d in range(draws):
-            substitutions = {name: arrays[name][c, d] for name in names}
-            handler = run_model(model, PredictiveHandler(rng, substitutions, model.name))
-            row.append(handler.observed)
-        out.append(row)
-    predictive = {
-        name: np.stack([np.stack([np.asarray(r[name]) for r in row]) for row in out]) for name in out[0][0]
-    }
-    group = az.from_dict(posterior_predictive=predictive, dims=_dims(predictive))
-    if extend:
-        idata.extend(group)
-        return idata
-    return group
+            substitutions = {name: array[c, d] for name, array in arrays.items()}
+            observed = run_model(model, PredictiveHandler(rng, substitutions, model.name)).observed
+            if not drawn:
+                drawn = {name: np.empty((chains, draws) + np.shape(v), dtype=np.result_type(v)) for name, v in observed.items()}
+            for name, value in observed.items():
+                drawn[name][c, d] = value
+    if predictions:
+        groups = {"predictions": drawn, "predictions_constant_data": _constant_data(model)}
+        leading = {"predictions": 2, "predictions_constant_data": 0}
+    else:
+        observed_data = _observed(sites)
+        if extend_inferencedata and getattr(idata, "observed_data", None) is not None:
+            observed_data = {}  # the same values (checked above): keep idata's group
+        groups = {"posterior_predictive": drawn, "observed_data": observed_data}
+        leading = {"posterior_predictive": 2, "observed_data": 0}
+    dims, used = _labels(groups, leading, sites, coords, idata, "sample_posterior_predictive")
+    new = make_groups(groups, dims, used, attrs={"model": model.name})
+    if not extend_inferencedata:
+        return new
+    replace_groups(idata, new)
+    for group, arrays in groups.items():
+        if not arrays and group != "observed_data" and hasattr(idata, group):
+            delattr(idata, group)  # an earlier call's group that this call has nothing for
+    return idata
+
+
+def _sample_dims(posterior, arrays) -> tuple[int, int]:
+    if arrays:
+        return next(iter(arrays.values())).shape[:2]
+    return int(posterior.sizes["chain"]), int(posterior.sizes["draw"])

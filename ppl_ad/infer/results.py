@@ -5,6 +5,12 @@ chain are converted to model space in this process (``ld.constrain(theta,
 deterministics=True)``), the per-draw statistics keep ArviZ's names, ``attrs`` record the
 model, backend, engine, settings, seed and timings, and one :class:`SamplingWarning` reports
 divergences and maximum-tree-depth hits after warmup.
+
+It also owns the labelling shared by every function that returns InferenceData groups
+(:func:`ppl_ad.sample`, :mod:`ppl_ad.predictive`, :mod:`ppl_ad.loglik`): the ``dims=`` of a
+site name its axes (:func:`dims_for`; ``<site>_dim_<k>`` for unnamed axes), and ``coords``
+label them (:func:`check_coords`), as in PyMC. Coordinates already in an InferenceData are
+reused by the functions that extend it (:func:`inherited_coords`).
 """
 
 from __future__ import annotations
@@ -17,11 +23,14 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from ppl_ad._version import __version__
-from ppl_ad.errors import SamplingWarning
+from ppl_ad.errors import ConfigError, DataError, SamplingWarning
 from ppl_ad.infer.chain import ChainResult
 from ppl_ad.infer.init import model_name
 
-__all__ = ["to_inference_data", "import_arviz", "preload_arviz", "user_stacklevel"]
+__all__ = [
+    "to_inference_data", "import_arviz", "preload_arviz", "user_stacklevel", "site_dims", "dims_for",
+    "check_coords", "inherited_coords", "make_groups", "replace_groups",
+]
 
 
 def import_arviz():
@@ -41,12 +50,166 @@ def preload_arviz() -> None:
         pass
 
 
-def _dims_for(values: Mapping[str, np.ndarray], leading: int) -> dict[str, list[str]]:
-    return {
-        name: [f"{name}_dim_{k}" for k in range(np.ndim(value) - leading)]
-        for name, value in values.items()
-        if np.ndim(value) > leading
-    }
+def site_dims(sites: Mapping) -> dict[str, tuple]:
+    """The ``dims=`` given to each site of a compiled model (sites without dims left out)."""
+    return {name: site.dims for name, site in sites.items() if getattr(site, "dims", None)}
+
+
+def dims_for(values: Mapping[str, np.ndarray], leading: int, named: Mapping | None = None) -> dict[str, list[str]]:
+    """Axis names of each array after its ``leading`` axes (chain, draw).
+
+    Parameters
+    ----------
+    values : mapping
+        Variable name -> array.
+    leading : int
+        Number of leading axes that are not the variable's own (2 for chain and draw).
+    named : mapping, optional
+        Variable name -> the site's ``dims``. Only the first axes are used when the array has
+        fewer (the pointwise log-likelihood of a multivariate site has no event axes); an
+        unnamed axis is ``<name>_dim_<k>``.
+
+    Returns
+    -------
+    dict
+        Variable name -> list of axis names (scalars left out), ArviZ's ``dims`` argument.
+    """
+    named = named or {}
+    out = {}
+    for name, value in values.items():
+        ndim = np.ndim(value) - leading
+        if ndim <= 0:
+            continue
+        given = tuple(named.get(name) or ())[:ndim]
+        given += (None,) * (ndim - len(given))
+        out[name] = [dim if dim is not None else f"{name}_dim_{k}" for k, dim in enumerate(given)]
+    return out
+
+
+_dims_for = dims_for
+
+
+def _shapes(values: Mapping, leading: int) -> dict[str, tuple]:
+    return {name: tuple(np.shape(value))[leading:] for name, value in values.items()}
+
+
+def check_coords(coords, dims: Mapping[str, Sequence[str]], shapes: Mapping[str, tuple], known=None,
+                 where: str = "sample") -> dict:
+    """Validate ``coords`` against the axes they label; return the coordinates in use.
+
+    Parameters
+    ----------
+    coords : mapping or None
+        Dimension name -> labels (a sequence), as in PyMC.
+    dims : mapping
+        Variable name -> axis names (:func:`dims_for`).
+    shapes : mapping
+        Variable name -> its shape without the leading (chain, draw) axes.
+    known : iterable of str, optional
+        Every dimension name the model declares; a coordinate for another name is an error
+        (a misspelled dimension would otherwise label nothing). Defaults to the names in ``dims``.
+    where : str
+        The calling function, for the messages.
+
+    Returns
+    -------
+    dict
+        Dimension name -> labels (NumPy arrays), for the dimensions present in ``dims``.
+
+    Raises
+    ------
+    ppl_ad.errors.ConfigError
+        ``coords`` is not a mapping, or names a dimension that no site declares.
+    ppl_ad.errors.DataError
+        The number of labels differs from the length of the dimension (naming the site).
+    """
+    if coords is None:
+        return {}
+    if not isinstance(coords, Mapping):
+        raise ConfigError(f"{where}: coords must be a dict of dimension name -> labels, got {type(coords).__name__}")
+    known = set(known) if known is not None else {d for names in dims.values() for d in names}
+    unknown = sorted(str(d) for d in coords if d not in known and d not in ("chain", "draw"))
+    if unknown:
+        import difflib
+
+        hints = []
+        for dim in unknown:
+            close = difflib.get_close_matches(dim, sorted(known), n=1, cutoff=0.6)
+            hints.append(f"'{dim}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+        raise ConfigError(
+            f"{where}: coords for dimensions no site declares: {', '.join(hints)}; the model's dims "
+            f"are {sorted(known) or 'none (give sites dims=...)'}"
+        )
+    used = {}
+    for name, names in dims.items():
+        for dim, length in zip(names, shapes[name]):
+            if dim not in coords:
+                continue
+            labels = np.asarray(coords[dim])
+            if labels.ndim != 1 or len(labels) != length:
+                raise DataError(
+                    f"{where}: coords['{dim}'] has {len(labels) if labels.ndim == 1 else labels.shape} "
+                    f"labels, but dimension '{dim}' of site '{name}' has length {length}"
+                )
+            used[dim] = labels
+    return used
+
+
+def inherited_coords(idata, groups=("posterior", "observed_data", "constant_data")) -> dict:
+    """Coordinates of the named (non-default) dimensions already in ``idata``'s ``groups``."""
+    out = {}
+    for group in groups:
+        dataset = getattr(idata, group, None) if idata is not None else None
+        if dataset is None:
+            continue
+        for dim in dataset.dims:
+            if dim in ("chain", "draw") or "_dim_" in str(dim) or dim in out:
+                continue
+            out[dim] = np.asarray(dataset[dim].values)
+    return out
+
+
+def merge_coords(user, inherited: Mapping, dims: Mapping, shapes: Mapping, known, where: str) -> dict:
+    """``user`` coords (checked) over ``inherited`` ones; inherited labels that no longer fit
+    (a dimension whose length changed with new data) are dropped, not reused."""
+    used = check_coords(user, dims, shapes, known, where)
+    lengths = {dim: length for name, names in dims.items() for dim, length in zip(names, shapes[name])}
+    for dim, labels in inherited.items():
+        if dim not in used and dim in lengths and len(labels) == lengths[dim]:
+            used[dim] = labels
+    return used
+
+
+def make_groups(groups: Mapping[str, Mapping], dims: Mapping, coords: Mapping, attrs=None):
+    """One InferenceData holding ``groups`` (group name -> arrays) with the given labels.
+
+    Each group's arrays keep only the dims of their own variables, so a variable may have
+    different axes in two groups (a multivariate site in ``observed_data`` and in
+    ``log_likelihood``): ``dims`` maps group name -> variable name -> axis names.
+    """
+    az = import_arviz()
+    idata = None
+    for group, arrays in groups.items():
+        if not arrays:
+            continue
+        group_dims = dims.get(group, {})
+        kwargs = {group: dict(arrays), "dims": group_dims, "coords": coords, "attrs": attrs}
+        if group.startswith("predictions"):
+            kwargs.update(pred_dims=group_dims, pred_coords=coords)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.filterwarnings("ignore", message="More chains", category=UserWarning)
+            part = az.from_dict(**kwargs)
+        if idata is None:
+            idata = part
+        else:
+            idata.extend(part, join="right")
+    return idata if idata is not None else az.InferenceData()
+
+
+def replace_groups(idata, other) -> None:
+    """Add every group of ``other`` to ``idata`` in place; a group ``idata`` has is replaced."""
+    idata.extend(other, join="right")
 
 
 def _posterior_arrays(ld, results: Sequence[ChainResult]) -> dict[str, np.ndarray]:
@@ -94,13 +257,43 @@ def _sampling_warning(name, stats, settings) -> str | None:
 
 
 
-def to_inference_data(ld, results, settings, chains, processes, seed_seq, init, wall_start, extra_attrs=None):
-    az = import_arviz()
+def check_sample_coords(ld, coords, log_likelihood: bool = False) -> None:
+    """Check ``pa.sample``'s ``coords`` and ``log_likelihood`` against the model before sampling."""
+    if log_likelihood and getattr(ld, "model", None) is None:
+        raise ConfigError("sample: log_likelihood=True needs a ppl_ad model (this log density has no observed sites)")
+    if coords is None:
+        return
+    sites = getattr(getattr(ld, "compiled", None), "sites", None) or {}
+    named = site_dims(sites)
+    shapes = {name: tuple(site.shape) for name, site in sites.items()}
+    dims = {name: list(names) for name, names in named.items()}
+    check_coords(coords, dims, shapes, where="sample")
+
+
+def to_inference_data(ld, results, settings, chains, processes, seed_seq, init, wall_start, extra_attrs=None,
+                      *, coords=None, log_likelihood: bool = False):
+    """The InferenceData of a run: posterior, sample_stats, observed_data, attrs.
+
+    ``coords`` labels the axes that sites name with ``dims=``; ``log_likelihood=True`` adds
+    the pointwise ``log_likelihood`` group (:func:`ppl_ad.loglik.pointwise_log_likelihood`).
+    """
     name = model_name(ld)
     posterior = _posterior_arrays(ld, results)
     stats = {key: np.stack([r.stats[key] for r in results]) for key in results[0].stats}
     observed = {k: np.asarray(v) for k, v in (ld.observed_data() or {}).items()}
-    dims = {**_dims_for(posterior, 2), **_dims_for(observed, 0)}
+    named = site_dims(getattr(getattr(ld, "compiled", None), "sites", None) or {})
+    groups = {"posterior": posterior, "sample_stats": stats, "observed_data": observed}
+    if log_likelihood:
+        from ppl_ad.loglik import pointwise_log_likelihood
+
+        groups["log_likelihood"] = pointwise_log_likelihood(ld.model, posterior)
+    leading = {"posterior": 2, "log_likelihood": 2, "observed_data": 0}
+    dims = {group: dims_for(groups[group], n, named) for group, n in leading.items() if group in groups}
+    used = {}
+    for group, n in leading.items():
+        if group in groups:
+            used.update(check_coords(coords, dims[group], _shapes(groups[group], n), known=_all_dims(named),
+                                     where="sample"))
     backend = getattr(ld, "backend", None)
     attrs = {
         "model": name,
@@ -130,21 +323,16 @@ def to_inference_data(ld, results, settings, chains, processes, seed_seq, init, 
     attrs.update(extra_attrs or {})
     message = _sampling_warning(name, stats, settings)
     attrs["wall_time"] = float(time.perf_counter() - wall_start)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        # The arrays are (chain, draw, ...) by construction; arviz's shape guess
-        # would warn whenever chains > draws.
-        warnings.filterwarnings("ignore", message="More chains", category=UserWarning)
-        idata = az.from_dict(
-            posterior=posterior,
-            sample_stats=stats,
-            observed_data=observed or None,
-            dims=dims,
-            attrs=attrs,
-        )
+    # The arrays are (chain, draw, ...) by construction; make_groups silences arviz's shape
+    # guess, which would warn whenever chains > draws.
+    idata = make_groups(groups, dims, used, attrs=attrs)
     if message is not None:
         warnings.warn(message, SamplingWarning, stacklevel=user_stacklevel())
     return idata
+
+
+def _all_dims(named: Mapping) -> set:
+    return {dim for names in named.values() for dim in names if dim is not None}
 
 
 def user_stacklevel() -> int:

@@ -34,7 +34,7 @@ from ppl_ad.infer.engine import run_sequential, select_chain_method, select_engi
 from ppl_ad.infer.init import resolve_logdensity
 from ppl_ad.infer.parallel import run_parallel, worker_spec
 from ppl_ad.infer.progress import ProgressBars, progress_enabled
-from ppl_ad.infer.results import preload_arviz, to_inference_data
+from ppl_ad.infer.results import check_sample_coords, preload_arviz, to_inference_data
 
 __all__ = ["sample", "check_keywords"]
 
@@ -46,6 +46,7 @@ _ALIASES = {
     "rng_key": "seed", "adapt_delta": "target_accept", "max_depth": "max_treedepth",
     "max_tree_depth": "max_treedepth", "initvals": "init", "inits": "init", "progress_bar": "progressbar",
     "dense_mass": "metric", "step_size": "target_accept", "num_cores": "cores", "n_jobs": "cores",
+    "idata_kwargs": "log_likelihood",
 }
 
 
@@ -135,6 +136,8 @@ def sample(
     engine: str | None = None,
     chain_method: str | None = None,
     path_length: float = 2.0,
+    coords=None,
+    log_likelihood: bool = False,
 ):
     """Draw posterior samples of a model with NUTS (or static HMC).
 
@@ -181,6 +184,14 @@ def sample(
         ``jax.vmap`` (good on a GPU). None: parallel when more than one core and chain.
     path_length : float, optional
         Static HMC nominal integration time (keyword only; unused by NUTS).
+    coords : dict, optional
+        Labels of the dimensions that sites name with ``dims=`` (``{"school": names}``), as in
+        PyMC; checked against the sites' shapes before sampling. Without them the axes are
+        still named by the dims, with labels ``0..n-1``.
+    log_likelihood : bool, optional
+        Add the pointwise ``log_likelihood`` group (one variable per observed site), which
+        ``az.loo``, ``az.waic`` and ``az.compare`` need; see
+        :func:`ppl_ad.compute_log_likelihood`.
 
     Returns
     -------
@@ -195,7 +206,8 @@ def sample(
         seconds inside those calls (Python engine; NaN for the JAX engine, where the gradient
         runs inside the compiled program); ``compile_time``: seconds spent compiling the
         sampler (JAX engine; near zero when the on-disk compilation cache had it);
-        ``wall_time``: seconds for the whole call).
+        ``wall_time``: seconds for the whole call). With ``log_likelihood=True``, also
+        ``log_likelihood``.
 
     Raises
     ------
@@ -214,6 +226,7 @@ def sample(
               engine, chain_method)
     # Chains in worker processes prepare their own backend: the parent's would go unused.
     ld = resolve_logdensity(model, backend, prepare=False)
+    check_sample_coords(ld, coords, log_likelihood)
     chains, draws, tune = int(chains), int(draws), int(tune)
     engine = select_engine(ld, engine, sampler)
     chain_method, cores = select_chain_method(engine, chain_method, chains, cores)
@@ -251,4 +264,5 @@ def sample(
     extra = {"engine": engine, "chain_method": chain_method}
     if engine == "jax":
         extra["compile_time"] = float(max(r.compile_time for r in results))
-    return to_inference_data(ld, results, settings, chains, cores, seed_seq, init, wall_start, extra)
+    return to_inference_data(ld, results, settings, chains, cores, seed_seq, init, wall_start, extra,
+                             coords=coords, log_likelihood=log_likelihood)

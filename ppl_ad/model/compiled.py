@@ -340,6 +340,17 @@ def _check_finite(model_name, name, value, depth):
     )
 
 
+def _refuse_unobserved(model_name, sites) -> None:
+    for site in sites.values():
+        if site.kind == "observe" and site.value is None:
+            raise DataError(
+                f"model '{model_name}', site '{site.name}': the observed value is None; a model with "
+                "unobserved sites serves prediction only (pa.sample_posterior_predictive and "
+                "pa.sample_prior_predictive simulate them); bind the observed data to evaluate or "
+                "sample its log density"
+            )
+
+
 def compile_model(model, jacobian: bool = True) -> CompiledModel:
     """Run ``model`` once to fix its sites and parameter layout; validate data and constants.
 
@@ -350,4 +361,5 @@ def compile_model(model, jacobian: bool = True) -> CompiledModel:
     handler = CompileHandler(model.name)
     with np.errstate(all="ignore"), M.using("numpy"):
         run_model(model, handler)
+    _refuse_unobserved(model.name, handler.sites)
     return CompiledModel(model, handler.sites, handler.size, jacobian)

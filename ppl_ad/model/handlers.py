@@ -40,6 +40,7 @@ class SampleSite:
     distribution: str
     transform: object = None  # the transform when its support does not depend on parameters
     flat: bool = False
+    dims: tuple | None = None  # axis names given with dims= (None: unnamed)
     kind: str = field(default="sample", init=False)
 
     @property
@@ -55,7 +56,8 @@ class ObserveSite:
     shape: tuple
     distribution: str
     in_support: bool
-    value: object
+    value: object  # None: unobserved, simulated by the predictive functions (prediction only)
+    dims: tuple | None = None
     kind: str = field(default="observe", init=False)
 
 
@@ -66,6 +68,7 @@ class OtherSite:
     name: str
     kind: str
     shape: tuple
+    dims: tuple | None = None
 
 
 class _Handler:
@@ -102,6 +105,42 @@ class CompileHandler(_Handler):
         self.model_name = model_name
         self.sites: dict = {}
         self.size = 0
+        self.dim_sizes: dict = {}  # dimension name -> (length, first site that named it)
+
+    def record_dims(self, name, dims):
+        """Attach the axis names ``dims`` (from ``dims=``) to the site just recorded.
+
+        Raises :class:`DataError` naming the site when their number differs from the site's
+        number of axes, or when a dimension name has another length at another site.
+        """
+        site = self.sites[name]
+        if isinstance(dims, str):
+            dims = (dims,)
+        elif isinstance(dims, (tuple, list)) and all(d is None or isinstance(d, str) for d in dims):
+            dims = tuple(dims)
+        else:
+            raise ModelDefinitionError(
+                f"model '{self.model_name}', site '{name}': dims must be a name or a tuple of names "
+                f"(one per axis), got {dims!r}"
+            )
+        if len(dims) != len(site.shape):
+            raise DataError(
+                f"model '{self.model_name}', site '{name}': dims={dims} names {len(dims)} "
+                f"ax{'is' if len(dims) == 1 else 'es'}, but the site has shape {site.shape} "
+                f"({len(site.shape)} ax{'is' if len(site.shape) == 1 else 'es'})"
+                + (" taken from its distribution, as the site is unobserved (bound to None): give the "
+                   "distribution parameters of the data's shape" if site.kind == "observe" and site.value is None else "")
+            )
+        for dim, length in zip(dims, site.shape):
+            if dim is None:
+                continue
+            seen = self.dim_sizes.setdefault(dim, (length, name))
+            if seen[0] != length:
+                raise DataError(
+                    f"model '{self.model_name}', site '{name}': dimension '{dim}' has length {length} "
+                    f"here but {seen[0]} at site '{seen[1]}'"
+                )
+        site.dims = dims
 
     def _new_site(self, name):
         self.current = name
@@ -151,7 +190,11 @@ class CompileHandler(_Handler):
         self._new_site(name)
         _check_distribution(self.model_name, name, distribution)
         if value is None:
-            raise DataError(f"model '{self.model_name}', site '{name}': the observed value is None (missing data?)")
+            # Unobserved (my_model(x=x_new, y=None)): the predictive functions simulate the site;
+            # compile_model refuses it, so no log density is built without its data.
+            shape = tuple(distribution.batch_shape) + tuple(distribution.event_shape)
+            self.sites[name] = ObserveSite(name, shape, repr(distribution), False, None)
+            return None
         array = np.asarray(value)
         if array.dtype.kind not in "biuf":
             raise DataError(
@@ -337,7 +380,8 @@ class PredictiveHandler(_Handler):
 
     def observe(self, name, distribution, value):
         self.current = name
-        draw = self._draw(distribution, np.shape(value))
+        shape = np.shape(value) if value is not None else tuple(distribution.batch_shape) + tuple(distribution.event_shape)
+        draw = self._draw(distribution, shape)
         self.observed[name] = draw
         return draw
 

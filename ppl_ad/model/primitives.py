@@ -30,7 +30,14 @@ def _check_name(primitive, name):
         raise ModelError(f"pa.{primitive}: the site name must be a non-empty string, got {name!r}")
 
 
-def sample_site(name: str, distribution, shape=None):
+def _record_dims(handler, name, dims):
+    # Only the compile handler keeps dims (a forwarding handler passes the call down).
+    record = getattr(handler, "record_dims", None)
+    if record is not None:
+        record(name, dims)
+
+
+def sample_site(name: str, distribution, shape=None, dims=None):
     """Declare a latent parameter ``name`` with prior ``distribution``; return its value.
 
     Parameters
@@ -41,24 +48,64 @@ def sample_site(name: str, distribution, shape=None):
         The prior.
     shape : tuple, optional
         Shape of the parameter; defaults to the distribution's batch + event shape.
+    dims : str or tuple of str, optional
+        A name per axis (``dims="school"``, ``dims=("group", "school")``; None for an
+        unnamed axis). The InferenceData uses them for the axes of this site, and
+        ``coords={"school": names}`` of :func:`ppl_ad.sample` labels them. Their number must
+        match the site's number of axes; dims never set the shape.
+
+    Raises
+    ------
+    ppl_ad.errors.DataError
+        ``dims`` of the wrong length, or a dimension name whose length differs between sites
+        (at compile time).
     """
     handler = HANDLERS[-1] if HANDLERS else _handler("sample", name)
-    return handler.sample(name, distribution, shape)
+    value = handler.sample(name, distribution, shape)
+    if dims is not None:
+        _record_dims(handler, name, dims)
+    return value
 
 
-def observe(name: str, distribution, value):
+def observe(name: str, distribution, value, dims=None):
     """Condition on data: add ``distribution.logpdf(value)`` to the log density.
 
-    Returns ``value``.
+    Parameters
+    ----------
+    name : str
+        Site name, unique within the model.
+    distribution : ppl_ad.distributions.Distribution
+        The likelihood.
+    value : array_like or None
+        The observed data. None leaves the site unobserved: the model then serves prediction
+        only (:func:`ppl_ad.sample_posterior_predictive` and
+        :func:`ppl_ad.sample_prior_predictive` simulate the site with the distribution's
+        shape), and :func:`ppl_ad.logdensity` / :func:`ppl_ad.sample` raise
+        :class:`~ppl_ad.errors.DataError` naming the site.
+    dims : str or tuple of str, optional
+        A name per axis of the observed value (see :func:`sample_site`).
+
+    Returns
+    -------
+    The observed value (a simulated value under the predictive functions).
     """
     handler = HANDLERS[-1] if HANDLERS else _handler("observe", name)
-    return handler.observe(name, distribution, value)
+    result = handler.observe(name, distribution, value)
+    if dims is not None:
+        _record_dims(handler, name, dims)
+    return result
 
 
-def deterministic(name: str, value):
-    """Record a derived quantity ``name`` (reported with the draws); returns ``value``."""
+def deterministic(name: str, value, dims=None):
+    """Record a derived quantity ``name`` (reported with the draws); returns ``value``.
+
+    ``dims`` names its axes, as for :func:`sample_site`.
+    """
     handler = HANDLERS[-1] if HANDLERS else _handler("deterministic", name)
-    return handler.deterministic(name, value)
+    result = handler.deterministic(name, value)
+    if dims is not None:
+        _record_dims(handler, name, dims)
+    return result
 
 
 def factor(name: str, log_weight):

@@ -1,0 +1,156 @@
+"""Tests of ppl_ad.predictive: prior and posterior predictive sampling, out-of-sample prediction."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import ppl_ad as pa
+from ppl_ad import dist
+from ppl_ad.errors import DataError, PplAdDeprecationWarning
+
+
+def arviz():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        import arviz as az
+    return az
+
+
+@pa.model
+def regression(x, y):
+    a = pa.sample("a", dist.Normal(0.0, 5.0))
+    b = pa.sample("b", dist.Normal(0.0, 5.0))
+    s = pa.sample("s", dist.HalfNormal(2.0))
+    pa.deterministic("mu", a + b * x)
+    pa.observe("y", dist.Normal(a + b * x, s), y)
+
+
+@pytest.fixture
+def fitted():
+    """A regression on 200 points and a posterior near a = 1, b = 2, s = 0.01 (no sampling)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=200)
+    y = 1.0 + 2.0 * x + 0.01 * rng.normal(size=200)
+    chains, draws = 2, 50
+    posterior = {
+        "a": rng.normal(1.0, 1e-3, (chains, draws)),
+        "b": rng.normal(2.0, 1e-3, (chains, draws)),
+        "s": np.full((chains, draws), 0.01),
+    }
+    idata = arviz().from_dict(posterior=posterior, observed_data={"y": y})
+    return regression(x, y), idata, x
+
+
+def test_out_of_sample_prediction_after_an_in_sample_call_returns_the_new_data(fitted):
+    # Issue 12 item 2: the second call returned the first call's 200-point draws.
+    model, idata, _ = fitted
+    idata = pa.sample_posterior_predictive(model, idata, seed=1, extend_inferencedata=True)
+    assert idata.posterior_predictive["y"].shape == (2, 50, 200)
+    x_new = np.array([-2.0, -1.0, 0.0, 1.0, 2.0])
+    for y_new in (None, np.zeros(5)):
+        out = pa.sample_posterior_predictive(regression(x_new, y_new), idata, seed=2)
+        draws = out.posterior_predictive["y"].values
+        assert draws.shape == (2, 50, 5)
+        np.testing.assert_allclose(draws.mean(axis=(0, 1)), 1.0 + 2.0 * x_new, atol=0.01)
+    # extend_inferencedata=False (the default) leaves idata alone
+    assert idata.posterior_predictive["y"].shape == (2, 50, 200)
+
+
+def test_predictions_group_with_constant_data_and_repeated_calls_replace_it(fitted):
+    model, idata, _ = fitted
+    for x_new in (np.array([0.0, 1.0, 2.0, 3.0, 4.0]), np.array([10.0, 20.0])):
+        result = pa.sample_posterior_predictive(regression(x_new, None), idata, seed=3, predictions=True,
+                                                extend_inferencedata=True)
+        assert result is idata
+        assert idata.predictions["y"].shape == (2, 50, len(x_new))
+        np.testing.assert_allclose(idata.predictions["y"].values.mean(axis=(0, 1)), 1.0 + 2.0 * x_new, atol=0.01)
+        np.testing.assert_array_equal(idata.predictions_constant_data["x"].values, x_new)
+    assert "posterior_predictive" not in idata.groups()
+    assert idata.observed_data["y"].shape == (200,)  # untouched
+
+
+def test_extending_posterior_predictive_with_new_data_raises(fitted):
+    model, idata, _ = fitted
+    with pytest.raises(DataError, match=r"'y' \(bound to None\).*predictions=True"):
+        pa.sample_posterior_predictive(regression(np.zeros(5), None), idata, extend_inferencedata=True)
+    with pytest.raises(DataError, match=r"'y' \(shape \(5,\), observed_data has \(200,\)\)"):
+        pa.sample_posterior_predictive(regression(np.zeros(5), np.zeros(5)), idata, extend_inferencedata=True)
+    assert "posterior_predictive" not in idata.groups()
+
+
+def test_extend_replaces_an_existing_group_and_default_returns_a_new_one(fitted):
+    model, idata, _ = fitted
+    first = pa.sample_posterior_predictive(model, idata, seed=1, extend_inferencedata=True).posterior_predictive
+    second = pa.sample_posterior_predictive(model, idata, seed=2, extend_inferencedata=True).posterior_predictive
+    assert not np.array_equal(first["y"].values, second["y"].values)
+    assert idata.posterior_predictive is second
+    new = pa.sample_posterior_predictive(model, idata, seed=3)
+    assert new is not idata and set(new.groups()) == {"posterior_predictive", "observed_data"}
+    assert idata.posterior_predictive is second
+
+
+def test_extend_keyword_is_deprecated(fitted):
+    model, idata, _ = fitted
+    with pytest.warns(PplAdDeprecationWarning, match="extend_inferencedata"):
+        out = pa.sample_posterior_predictive(model, idata, seed=1, extend=True)
+    assert out is idata and "posterior_predictive" in idata.groups()
+
+
+def test_unobserved_site_is_simulated_and_logdensity_refuses_it():
+    model = regression(np.linspace(0.0, 1.0, 7), None)
+    with pytest.raises(DataError, match=r"site 'y': the observed value is None.*prediction only"):
+        pa.logdensity(model, backend="finite-difference")
+    with pytest.raises(DataError, match="site 'y'"):
+        pa.sample(model, backend="finite-difference", draws=5, tune=5, chains=1, progressbar=False)
+    prior = pa.sample_prior_predictive(model, draws=20, seed=0)
+    assert prior.prior_predictive["y"].shape == (1, 20, 7)
+    assert "observed_data" not in prior.groups()
+
+
+def test_posterior_missing_a_parameter_names_it(fitted):
+    model, idata, _ = fitted
+    del idata.posterior["b"]
+    with pytest.raises(DataError, match="site 'b': no draws"):
+        pa.sample_posterior_predictive(model, idata)
+
+
+def test_dims_label_predictive_groups_and_coords_are_inherited_when_lengths_match():
+    @pa.model
+    def schools(y, sigma):
+        mu = pa.sample("mu", dist.Normal(0.0, 5.0))
+        theta = pa.sample("theta", dist.Normal(mu, 5.0), shape=(len(sigma),), dims="school")
+        pa.observe("y", dist.Normal(theta, sigma), y, dims="school")
+
+    names = ["a", "b", "c"]
+    az = arviz()
+    rng = np.random.default_rng(1)
+    idata = az.from_dict(posterior={"mu": rng.normal(size=(1, 10)), "theta": rng.normal(size=(1, 10, 3))},
+                         observed_data={"y": np.zeros(3)}, dims={"theta": ["school"], "y": ["school"]},
+                         coords={"school": names})
+    sigma = np.ones(3)
+    out = pa.sample_posterior_predictive(schools(np.zeros(3), sigma), idata, seed=0)
+    assert out.posterior_predictive["y"].dims == ("chain", "draw", "school")
+    assert list(out.posterior_predictive["school"].values) == names
+    prior = pa.sample_prior_predictive(schools(None, sigma), draws=5, seed=0, coords={"school": names})
+    assert list(prior.prior["theta"]["school"].values) == names
+    with pytest.raises(DataError, match=r"coords\['school'\] has 2 labels.*site 'theta' has length 3"):
+        pa.sample_prior_predictive(schools(None, sigma), draws=5, coords={"school": ["a", "b"]})
+
+
+def test_out_of_sample_example_in_docs_runs():
+    """The out-of-sample example of docs/sampling.md, run as written."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "sampling.md").read_text()
+    start = text.index("<!-- example: out-of-sample -->")
+    block = text[text.index("```python", start) + len("```python"):]
+    block = block[: block.index("```")]
+    namespace: dict = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        exec(compile(block, "docs/sampling.md", "exec"), namespace)  # noqa: S102 - our own docs
+    preds = namespace["preds"]
+    assert preds.predictions["y"].shape[-1] == 5
