@@ -1,7 +1,8 @@
 """The ``finite-difference`` reference backend: 5-point central differences with NumPy.
 
 For tests and :func:`ppl_ad.check_gradients` only (it costs ``4 d + 1`` log-density
-evaluations per gradient). The 5-point stencil has truncation error ``O(h^4)``, so with the
+evaluations per gradient): its status is ``reference``, and sampling with it gets the warning of
+:func:`ppl_ad.backends.registry.sampling_warning`. The 5-point stencil has truncation error ``O(h^4)``, so with the
 default relative step ``h = 1e-3`` it agrees with exact gradients to about 1e-9 relative.
 """
 
