@@ -624,7 +624,7 @@ class SBCResult:
         names = list(parameters or self.ranks)
         columns = min(4, len(names)) or 1
         rows = math.ceil(len(names) / columns) or 1
-        fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.6 * rows), squeeze=False)
+        fig, axes = plt.subplots(rows, columns, figsize=(max(4.5, 3.2 * columns), 0.5 + 2.6 * rows), squeeze=False)
         n, big_l = self.simulations, self.rank_draws
         reference = _ecdf_reference(n, big_l) if kind == "ecdf" else None
         for ax, name in zip(axes.flat, names):
@@ -648,8 +648,8 @@ class SBCResult:
                 edges = np.arange(bins + 1)
                 lo = stats.binom.ppf((1 - probability) / 2, total, probabilities)
                 hi = stats.binom.ppf(1 - (1 - probability) / 2, total, probabilities)
-                ax.bar(edges[:-1], counts, width=1.0, align="edge", color="C0", alpha=0.7)
-                ax.fill_between(edges, np.append(lo, lo[-1]), np.append(hi, hi[-1]), step="post", color="0.6", alpha=0.35)
+                ax.fill_between(edges, np.append(lo, lo[-1]), np.append(hi, hi[-1]), step="post", color="0.85", zorder=0)
+                ax.bar(edges[:-1], counts, width=1.0, align="edge", color="C0", alpha=0.7, zorder=1)
                 ax.set_xlabel(f"rank bin (L={big_l})")
                 ax.set_ylabel("count")
             suffix = f" ({flat.shape[1]} elements)" if flat.shape[1] > 1 else ""
@@ -657,8 +657,8 @@ class SBCResult:
         for ax in list(axes.flat)[len(names):]:
             ax.set_visible(False)
         fig.suptitle(
-            f"SBC of '{self.settings.get('model', '?')}': {n} simulations, L={big_l}, "
-            f"backend {self.settings.get('backend')}", fontsize=10,
+            f"SBC of '{self.settings.get('model', '?')}'\n{n} simulations, L={big_l}, "
+            f"backend {self.settings.get('backend')}", fontsize=9,
         )
         fig.tight_layout()
         return fig
