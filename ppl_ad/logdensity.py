@@ -188,6 +188,30 @@ class LogDensity:
         """Shapes of the deterministic sites."""
         return self.compiled.deterministic_shapes
 
+    def traceable(self):
+        """A log density the compiled sampling engine can trace: ``(fn, data)``.
+
+        ``fn(theta, data) -> scalar`` is pure JAX; ``jax.value_and_grad`` of it differentiates
+        with this backend's mode. ``data`` holds the model's array data, passed as arguments
+        so that compiled programs do not embed them as constants.
+
+        Raises
+        ------
+        ppl_ad.errors.ConfigError
+            The backend cannot be traced (its ``traceable`` trait is False).
+        """
+        if not getattr(self.backend, "traceable", False):
+            from ppl_ad.errors import ConfigError
+
+            raise ConfigError(f"backend '{self.backend.name}' does not provide a traceable log density")
+        module = importlib.import_module(self.backend.implementation)
+        return module.traceable(self.compiled, self.backend)
+
+    @property
+    def data_mode(self) -> str | None:
+        """``"arguments"`` or ``"constants"``: how a compiled backend received the data (else None)."""
+        return getattr(self._prepared, "data_mode", None)
+
     def observed_data(self) -> dict:
         """Observed values by site name (NumPy arrays)."""
         return {s.name: np.asarray(s.value) for s in self.compiled.sites.values() if s.kind == "observe"}

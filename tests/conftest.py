@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import numpy as np
 import pytest
 
 # Workers and subprocesses started by tests must not pick up a user's backend choice.
 os.environ.pop("PPL_AD_BACKEND", None)
+# Compiled programs and auto decisions go to a cache of this test session, not the user's.
+os.environ.setdefault("PPL_AD_CACHE_DIR", tempfile.mkdtemp(prefix="ppl_ad-test-cache-"))
 
 
 @pytest.fixture

@@ -114,18 +114,18 @@ def run_one_chain(ld, chain: int, seed_seq, settings, init, progress) -> ChainRe
     if settings.engine == "jax":
         from ppl_ad.infer import jax_engine
 
-        return jax_engine.run_chains(ld, [seed_seq], [theta0], settings, [progress] if progress else None)[0]
+        return jax_engine.run_chains(ld, [seed_seq], [theta0], settings, [progress] if progress else None, False)[0]
     return run_chain(ld.logdensity_and_gradient, theta0, rng, settings, progress)
 
 
 def run_sequential(ld, seeds, settings, init, bars, vectorized: bool = False) -> list[ChainResult]:
     """Run the chains in this process, one after another (or all at once, ``vectorized``)."""
     progress = [ChainProgress(c, bars.update, settings.tune, settings.draws) for c in range(len(seeds))] if bars else None
-    if vectorized:
+    if settings.engine == "jax":
         from ppl_ad.infer import jax_engine
 
         starts = [initial_position(ld, np.random.default_rng(s), init, c) for c, s in enumerate(seeds)]
-        return jax_engine.run_chains(ld, seeds, starts, settings, progress)
+        return jax_engine.run_chains(ld, seeds, starts, settings, progress, vectorized=vectorized)
     return [
         run_one_chain(ld, chain, seed_seq, settings, init, progress[chain] if progress else None)
         for chain, seed_seq in enumerate(seeds)

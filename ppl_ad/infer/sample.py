@@ -24,11 +24,12 @@ import inspect
 import math
 import threading
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ppl_ad.errors import ConfigError
+from ppl_ad.errors import ConfigError, SamplingWarning
 from ppl_ad.infer.chain import ChainSettings
 from ppl_ad.infer.engine import run_sequential, select_chain_method, select_engine
 from ppl_ad.infer.init import resolve_logdensity
@@ -116,6 +117,18 @@ def _validate(draws, tune, chains, cores, sampler, target_accept, max_treedepth,
         bad("engine", engine, "None, 'python' or 'jax'")
     if chain_method is not None and chain_method not in ("sequential", "parallel", "vectorized"):
         bad("chain_method", chain_method, "None, 'sequential', 'parallel' or 'vectorized'")
+
+
+def _warn_reference_backend(ld) -> None:
+    """A :class:`SamplingWarning` when ``ld``'s backend is for reference only (finite differences)."""
+    backend = getattr(ld, "backend", None)
+    if backend is None:
+        return
+    from ppl_ad.backends import registry
+
+    message = registry.sampling_warning(backend)
+    if message:
+        warnings.warn(message, SamplingWarning, stacklevel=user_stacklevel())
 
 
 def sample(

@@ -1,0 +1,438 @@
+"""The compiled engine: NUTS and Stan's windowed warmup inside one XLA program.
+
+This module owns the ``"jax"`` engine (see :mod:`ppl_ad.infer.engine`). One jitted function
+advances a chain by a *chunk* of iterations with ``jax.lax.scan``; each iteration is a NUTS
+transition (BlackJAX's iterative NUTS kernel: multinomial sampling, the generalised no-U-turn
+criterion checked across sub-trajectories, divergences at an energy error of
+``max_energy_error``, at most ``max_treedepth`` doublings) followed, during warmup, by the
+adaptation step. Between chunks control returns to Python for the progress bars (and for
+checkpoints), so no Python runs per leapfrog step and at most one program is compiled per model,
+shapes and settings: warmup and sampling share it (the phase is data, not code).
+
+Warmup is Stan's, with the same schedule as the Python engine
+(:func:`ppl_ad.infer.adaptation.build_schedule`) and the same state types
+(:class:`~ppl_ad.infer.adaptation.WindowAdaptationState`,
+:class:`~ppl_ad.infer.adaptation.DualAveragingState`,
+:class:`~ppl_ad.infer.adaptation.WelfordState`): dual averaging of the log step size at
+every warmup iteration, Welford (co)variance over the slow windows, the regularised metric at
+each window end followed by Stan's step-size heuristic and a dual-averaging restart, and
+``exp(x_bar)`` after warmup.
+
+The chain state (:class:`JaxChainState`) is pure data: position, log density and gradient,
+the adaptation state (step size, inverse metric, dual averaging, Welford moments) and the
+chain's JAX PRNG key. The key comes from the chain's ``numpy.random.SeedSequence``, so the same
+seed gives the same draws whether the chain runs in this process or in a worker; with
+``chain_method="vectorized"`` (``jax.vmap`` over chains) results agree up to floating-point
+reassociation.
+
+Data enter the program as arguments (see :mod:`ppl_ad.backends.jax_reverse`). Compiled
+programs go to JAX's persistent compilation cache (``$PPL_AD_CACHE_DIR/xla`` or the user cache
+directory), keyed by the program (model, shapes, settings), so a second ``pa.sample`` of the
+same model in a new process skips compilation.
+
+Why BlackJAX's kernel but our own warmup: BlackJAX's NUTS transition is exactly what is
+needed and well tested; its window adaptation runs all warmup in one ``scan`` (no chunks, so
+no progress or checkpoints between them), restarts the step size without Stan's heuristic,
+and its composable ``base`` is deprecated.
+
+References
+----------
+Hoffman, M. D. & Gelman, A. (2014). The No-U-Turn Sampler. *JMLR* 15, 1593-1623.
+
+Betancourt, M. (2017). *A Conceptual Introduction to Hamiltonian Monte Carlo*. arXiv:1701.02434.
+
+Cabezas, A. et al. (2024). BlackJAX: Composable Bayesian inference in JAX. arXiv:2402.10797.
+
+Stan Development Team. *Stan Reference Manual*, "HMC algorithm parameters" and "Adaptation".
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import NamedTuple
+
+import numpy as np
+
+from ppl_ad.errors import SamplingError
+from ppl_ad.infer.adaptation import DualAveragingState, WelfordState, WindowAdaptationState, build_schedule
+from ppl_ad.infer.chain import ChainResult, stat_dtypes
+
+__all__ = ["JaxChainState", "run_chains", "enable_compilation_cache", "CHUNK"]
+
+#: iterations per compiled chunk (progress bars and checkpoints advance between chunks)
+CHUNK = 50
+
+_LOG_08 = math.log(0.8)
+
+
+class JaxChainState(NamedTuple):
+    """Everything a chain needs to continue: pure data (arrays), one per chain.
+
+    Attributes
+    ----------
+    position, logdensity, logdensity_grad : jax.Array
+        Where the chain is.
+    adaptation : WindowAdaptationState
+        Step size, inverse metric, dual averaging and Welford state.
+    key : jax.Array
+        The chain's PRNG key (raw ``uint32[2]``).
+    """
+
+    position: object
+    logdensity: object
+    logdensity_grad: object
+    adaptation: WindowAdaptationState
+    key: object
+
+
+def _cache_dir() -> str:
+    root = os.environ.get("PPL_AD_CACHE_DIR")
+    if not root:
+        import platformdirs
+
+        root = platformdirs.user_cache_dir("ppl_ad")
+    return os.path.join(root, "xla")
+
+
+def enable_compilation_cache() -> str:
+    """Turn on JAX's persistent compilation cache under ppl_ad's cache directory.
+
+    Returns
+    -------
+    str
+        The cache directory (``$PPL_AD_CACHE_DIR/xla`` or the user cache directory).
+    """
+    import jax
+
+    folder = _cache_dir()
+    if jax.config.jax_compilation_cache_dir != folder:
+        os.makedirs(folder, exist_ok=True)
+        jax.config.update("jax_compilation_cache_dir", folder)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return folder
+
+
+def _phases(tune: int, draws: int) -> np.ndarray:
+    """Per-iteration flags as an int8 array of shape ``(tune + draws, 5)``.
+
+    Columns: in a slow window, a window ends (new metric), adapting (warmup), the last warmup
+    iteration (switch to ``exp(x_bar)``), and run the step-size heuristic first (the first
+    iteration, and the one after each window end).
+    """
+    schedule = build_schedule(tune)
+    flags = np.zeros((tune + draws, 5), dtype=np.int8)
+    for i, (in_slow, is_end) in enumerate(schedule):
+        flags[i, :4] = (in_slow, is_end, 1, i == tune - 1)
+    flags[0, 4] = 1
+    flags[1:, 4] = flags[:-1, 1]
+    return flags
+
+
+def _find_step_size(logdensity_fn, state, inverse_mass_matrix, step_size, key, run=True):
+    """Stan's step-size heuristic (``base_hmc::init_stepsize``), traced; no work unless ``run``.
+
+    One leapfrog step with a fresh momentum per trial: if the first trial's acceptance
+    probability ``exp(H0 - H)`` is above 0.8 the step size doubles until it falls below,
+    otherwise it halves until it rises above (at most 200 trials), as
+    :func:`ppl_ad.infer.adaptation.find_reasonable_step_size` does in the Python engine.
+
+    Returns
+    -------
+    (step_size, trials)
+    """
+    import jax
+    import jax.numpy as jnp
+    from blackjax.mcmc import integrators, metrics
+
+    metric = metrics.default_metric(inverse_mass_matrix)
+    leapfrog = integrators.velocity_verlet(logdensity_fn, metric.kinetic_energy)
+    h0_position = state.logdensity
+
+    def delta_h(k, eps):
+        p = metric.sample_momentum(k, state.position)
+        end = leapfrog(integrators.IntegratorState(state.position, p, state.logdensity, state.logdensity_grad), eps)
+        h = metric.kinetic_energy(end.momentum) - end.logdensity
+        h = jnp.where(jnp.isnan(h), jnp.inf, h)
+        return (metric.kinetic_energy(p) - h0_position) - h
+
+    def cond(carry):
+        i, _, _, done, _ = carry
+        return run & ~done & (i < 200)
+
+    def body(carry):
+        i, eps, direction, done, k = carry
+        k, sub = jax.random.split(k)
+        dh = delta_h(sub, eps)
+        # the first trial fixes the direction: grow while acceptance > 0.8, else shrink
+        direction = jnp.where(i == 0, jnp.where(dh > _LOG_08, 1, -1), direction)
+        stop = (i > 0) & jnp.where(direction == 1, ~(dh > _LOG_08), ~(dh < _LOG_08))
+        eps = jnp.where(stop | (i == 0), eps, jnp.where(direction == 1, 2.0 * eps, 0.5 * eps))
+        return i + 1, eps, direction, stop, k
+
+    carry = (jnp.zeros((), jnp.int64), jnp.asarray(step_size, jnp.float64), jnp.ones((), jnp.int64),
+             jnp.zeros((), bool), key)
+    trials, eps, _, _, _ = jax.lax.while_loop(cond, body, carry)
+    return eps, trials
+
+
+def _build_chunk(fn, settings, dim: int):
+    """The jitted ``chunk(state, data, flags, active) -> (state, outputs)`` of one chain."""
+    import jax
+    import jax.numpy as jnp
+    from blackjax.mcmc import metrics
+    from blackjax.mcmc.hmc import HMCState
+    from blackjax.mcmc.nuts import build_kernel
+
+    dense = settings.metric == "dense"
+    target = float(settings.target_accept)
+    max_depth = int(settings.max_treedepth)
+    kernel = build_kernel(divergence_threshold=float(settings.max_energy_error))
+
+    def dual_averaging_init(step_size):
+        log_eps = jnp.log(step_size)
+        zero = jnp.zeros_like(log_eps)
+        return DualAveragingState(log_eps, zero, jnp.zeros((), jnp.int64), zero, jnp.log(10.0) + log_eps)
+
+    def dual_averaging_update(da, acceptance_rate, gamma=0.05, t0=10.0, kappa=0.75):
+        acceptance_rate = jnp.where(jnp.isnan(acceptance_rate), 0.0, jnp.minimum(acceptance_rate, 1.0))
+        step = da.step + 1
+        eta = 1.0 / (step + t0)
+        avg_error = (1.0 - eta) * da.avg_error + eta * (target - acceptance_rate)
+        x = da.mu - avg_error * jnp.sqrt(step) / gamma
+        x_eta = step ** (-kappa)
+        x_bar = (1.0 - x_eta) * da.log_step_size_avg + x_eta * x
+        return DualAveragingState(x, x_bar, step, avg_error, da.mu)
+
+    def welford_init():
+        m2 = jnp.zeros((dim, dim) if dense else (dim,))
+        return WelfordState(jnp.zeros((), jnp.int64), jnp.zeros(dim), m2)
+
+    def welford_update(w, x):
+        count = w.count + 1
+        delta = x - w.mean
+        mean = w.mean + delta / count
+        m2 = w.m2 + (jnp.outer(x - mean, delta) if dense else delta * (x - mean))
+        return WelfordState(count, mean, m2)
+
+    def regularized_covariance(w):
+        n = w.count.astype(jnp.float64)
+        cov = w.m2 / (n - 1.0)
+        if dense:
+            cov = 0.5 * (cov + cov.T)
+        cov = (n / (n + 5.0)) * cov
+        shrink = 1e-3 * (5.0 / (n + 5.0))
+        return cov + (shrink * jnp.eye(dim) if dense else shrink)
+
+    def iteration(data, state: JaxChainState, flags, active):
+        logdensity_fn = lambda x: fn(x, data)  # noqa: E731
+        in_slow, window_end, adapting, last_warmup, search = (flags[k].astype(bool) for k in range(5))
+        adapt = state.adaptation
+        key, k_nuts, k_eps = jax.random.split(state.key, 3)
+        hmc_state = HMCState(state.position, state.logdensity, state.logdensity_grad)
+
+        # Stan's step-size heuristic at the first iteration and after each metric update (the
+        # window ended at the previous iteration), then dual averaging restarts from it
+        eps, trials = _find_step_size(logdensity_fn, hmc_state, adapt.inverse_mass_matrix, adapt.step_size, k_eps,
+                                      search & active)
+        restarted = adapt._replace(step_size=eps, dual_averaging=dual_averaging_init(eps))
+        adapt = jax.tree.map(lambda a, b: jnp.where(search, a, b), restarted, adapt)
+
+        new, info = kernel(k_nuts, hmc_state, logdensity_fn, adapt.step_size, adapt.inverse_mass_matrix, max_depth)
+        kinetic0 = metrics.default_metric(adapt.inverse_mass_matrix).kinetic_energy(info.momentum)
+        energy_error = info.energy - (kinetic0 - state.logdensity)
+
+        # warmup: dual averaging always, Welford in slow windows, a new metric at window ends
+        da = dual_averaging_update(adapt.dual_averaging, info.acceptance_rate)
+        welford = jax.tree.map(
+            lambda a, b: jnp.where(in_slow, a, b), welford_update(adapt.welford, new.position), adapt.welford
+        )
+        imm = jnp.where(window_end, regularized_covariance(welford), adapt.inverse_mass_matrix)
+        welford = jax.tree.map(lambda a, b: jnp.where(window_end, a, b), welford_init(), welford)
+        final_step_size = jnp.where(da.step > 0, jnp.exp(da.log_step_size_avg), jnp.exp(da.log_step_size))
+        step_size = jnp.where(last_warmup, final_step_size, jnp.exp(da.log_step_size))
+        adapted = WindowAdaptationState(step_size, imm, da, welford)
+        adaptation = jax.tree.map(lambda a, b: jnp.where(adapting, a, b), adapted, adapt)
+
+        next_state = JaxChainState(new.position, new.logdensity, new.logdensity_grad, adaptation, key)
+        next_state = jax.tree.map(lambda a, b: jnp.where(active, a, b), next_state, state)
+        depth = info.num_trajectory_expansions
+        out = {
+            "position": new.position,
+            "lp": new.logdensity,
+            "acceptance_rate": info.acceptance_rate,
+            "step_size": adapt.step_size,
+            "n_steps": info.num_integration_steps,
+            "diverging": info.is_divergent,
+            "energy": info.energy,
+            "energy_error": energy_error,
+            "tree_depth": depth,
+            "reached_max_treedepth": depth >= max_depth,
+            "heuristic_steps": trials,
+        }
+        return next_state, out
+
+    def chunk(state, data, flags, active):
+        def body(s, xs):
+            f, a = xs
+            return iteration(data, s, f, a)
+
+        return jax.lax.scan(body, state, (flags, active))
+
+    return chunk
+
+
+def _initial_state(ld, position, key, settings):
+    """The state before the first iteration: the backend's value and gradient at ``position``,
+    the unit metric, and ``initial_step_size`` for the heuristic to start from."""
+    import jax.numpy as jnp
+
+    dim, dense = int(ld.dimension), settings.metric == "dense"
+    logdensity, grad = ld.logdensity_and_gradient(np.asarray(position, dtype=np.float64))
+    imm = jnp.eye(dim) if dense else jnp.ones(dim)
+    da = DualAveragingState(jnp.zeros(()), jnp.zeros(()), jnp.zeros((), jnp.int64), jnp.zeros(()), jnp.zeros(()))
+    welford = WelfordState(
+        jnp.zeros((), jnp.int64), jnp.zeros(dim), jnp.zeros((dim, dim) if dense else (dim,))
+    )
+    adaptation = WindowAdaptationState(jnp.asarray(float(settings.initial_step_size)), imm, da, welford)
+    return JaxChainState(jnp.asarray(position), jnp.asarray(logdensity), jnp.asarray(grad), adaptation, key)
+
+
+def _chain_key(seed_seq) -> np.ndarray:
+    """The raw ``uint32[2]`` JAX key of a chain, from its ``SeedSequence`` (not the NumPy stream)."""
+    child = np.random.SeedSequence(seed_seq.entropy, spawn_key=tuple(seed_seq.spawn_key) + (0x6A6178,))
+    return child.generate_state(2, dtype=np.uint32)
+
+
+def run_chains(ld, seeds, starts, settings, progress=None, vectorized: bool = True) -> list[ChainResult]:
+    """Run chains with the compiled engine.
+
+    Parameters
+    ----------
+    ld : LogDensity
+        With a traceable backend (``ld.traceable()``).
+    seeds : list of numpy.random.SeedSequence
+        One per chain.
+    starts : list of numpy.ndarray
+        Initial unconstrained positions (finite log density and gradient).
+    settings : ppl_ad.infer.chain.ChainSettings
+    progress : list of callable, optional
+        One ``progress(done, tuning, divergences)`` per chain, called between chunks.
+    vectorized : bool, optional
+        All chains at once in one program (``jax.vmap``); else one after another, with the
+        program compiled once.
+
+    Returns
+    -------
+    list of ChainResult
+
+    Raises
+    ------
+    ppl_ad.errors.SamplingError
+        Warmup failed (non-finite step size or metric: the posterior is probably improper).
+    """
+    import jax
+    import jax.numpy as jnp
+
+    enable_compilation_cache()
+    fn, data = ld.traceable()
+    data = jax.device_put(data)
+    dim = int(ld.dimension)
+    vectorized = bool(vectorized) and len(seeds) > 1
+    groups = [list(range(len(seeds)))] if vectorized else [[c] for c in range(len(seeds))]
+    chunk = _build_chunk(fn, settings, dim)
+    if vectorized:
+        chunk = jax.vmap(chunk, in_axes=(0, None, None, None))
+    flags, active, size = _chunks(int(settings.tune), int(settings.draws))
+    compiled, compile_time = None, 0.0
+    results = []
+    for group in groups:
+        start = time.perf_counter()
+        states = [_initial_state(ld, starts[c], jnp.asarray(_chain_key(seeds[c])), settings) for c in group]
+        state = jax.tree.map(lambda *xs: jnp.stack(xs), *states) if vectorized else states[0]
+        if compiled is None:
+            compile_start = time.perf_counter()
+            compiled = jax.jit(chunk).lower(state, data, flags[:size], active[:size]).compile()
+            compile_time = time.perf_counter() - compile_start
+            start += compile_time
+        reports = [progress[c] for c in group] if progress else None
+        results += _run_group(ld, compiled, state, data, flags, active, size, settings, reports, start,
+                              len(group), vectorized, compile_time)
+    return results
+
+
+def _chunks(tune: int, draws: int):
+    """Per-iteration flags padded to whole chunks, the mask of real iterations, the chunk size."""
+    total = tune + draws
+    size = max(1, min(CHUNK, total))
+    padded = -(-total // size) * size
+    flags = np.concatenate([_phases(tune, draws), np.zeros((padded - total, 5), np.int8)])
+    return flags, np.arange(padded) < total, size
+
+
+def _run_group(ld, compiled, state, data, flags, active, size, settings, progress, start, n_chains, vectorized,
+               compile_time):
+    """Advance one chain (or a vectorized group) chunk by chunk; returns its ``ChainResult``s."""
+    import jax
+
+    tune, total = int(settings.tune), int(settings.tune) + int(settings.draws)
+    outputs = []
+    divergences = np.zeros((n_chains, 2), dtype=np.int64)  # warmup, sampling
+    tuning_time, phase_start = 0.0, time.perf_counter()
+    for begin in range(0, len(active), size):
+        state, out = compiled(state, data, flags[begin:begin + size], active[begin:begin + size])
+        out = jax.device_get(out)
+        if not vectorized:
+            out = {k: v[None] for k, v in out.items()}
+        n = min(size, total - begin)
+        out = {k: v[:, :n] for k, v in out.items()}
+        outputs.append(out)
+        done = begin + n
+        in_warmup = np.arange(begin, done) < tune
+        divergences[:, 0] += out["diverging"][:, in_warmup].sum(axis=1)
+        divergences[:, 1] += out["diverging"][:, ~in_warmup].sum(axis=1)
+        _check_adaptation(state, ld)
+        if done >= tune and begin < tune:
+            now = time.perf_counter()
+            tuning_time, phase_start = now - start, now
+        for c, report in enumerate(progress or ()):
+            if done <= tune:
+                report(done, True, int(divergences[c, 0]))
+            else:
+                report(done - tune, False, int(divergences[c, 1]))
+    sampling_time = time.perf_counter() - phase_start
+    out = {k: np.concatenate([o[k] for o in outputs], axis=1) for k in outputs[0]}
+    final = jax.device_get(state.adaptation)
+    dtypes = stat_dtypes("nuts")
+    results = []
+    for c in range(n_chains):
+        adaptation = jax.tree.map(lambda a: a[c], final) if vectorized else final
+        evaluations = 1 + int(out["n_steps"][c].sum() + out["heuristic_steps"][c].sum())
+        results.append(ChainResult(
+            draws=np.asarray(out["position"][c, tune:], dtype=np.float64),
+            stats={name: np.asarray(out[name][c, tune:], dtype=dt) for name, dt in dtypes.items()},
+            step_size=float(adaptation.step_size),
+            inverse_mass_matrix=np.asarray(adaptation.inverse_mass_matrix),
+            tuning_time=tuning_time / n_chains,
+            sampling_time=sampling_time / n_chains,
+            warmup_divergences=int(divergences[c, 0]),
+            gradient_evaluations=evaluations,
+            gradient_time=math.nan,
+            compile_time=compile_time,
+        ))
+    return results
+
+
+def _check_adaptation(state, ld) -> None:
+    step_size = np.asarray(state.adaptation.step_size)
+    imm = np.asarray(state.adaptation.inverse_mass_matrix)
+    if not (np.all(np.isfinite(step_size)) and np.all(step_size > 0) and np.all(step_size <= 1e7)):
+        raise SamplingError(
+            f"model '{getattr(ld.model, 'name', '?')}': warmup produced the step size(s) {step_size.tolist()}: "
+            "the posterior is probably improper (or the log density is not finite where the sampler goes). "
+            "Please check the model."
+        )
+    if not np.all(np.isfinite(imm)):
+        raise SamplingError("the metric estimated during warmup is not finite")

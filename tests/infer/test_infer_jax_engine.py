@@ -1,0 +1,151 @@
+"""Tests of the compiled engine (ppl_ad.infer.jax_engine) and engine selection (ppl_ad.infer.engine)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import ppl_ad as pa
+from ppl_ad import dist
+from ppl_ad.errors import ConfigError
+from ppl_ad.infer import jax_engine
+from ppl_ad.infer.adaptation import build_schedule
+from ppl_ad.infer.chain import stat_dtypes
+from ppl_ad.infer.engine import select_chain_method, select_engine
+from ppl_ad.infer.sample import sample
+from ppl_ad.testing import get_scenario
+
+pytest.importorskip("jax")
+pytest.importorskip("blackjax")
+
+FAST = dict(draws=200, tune=200, progressbar=False)
+
+
+@pa.model
+def conjugate(y, prior_sd, noise_sd):
+    mu = pa.sample("mu", dist.Normal(0.0, prior_sd))
+    pa.observe("y", dist.Normal(mu, noise_sd), y)
+
+
+@pa.model
+def scale_model(y):
+    s = pa.sample("s", dist.HalfNormal(2.0))
+    pa.observe("y", dist.Normal(0.0, s), y)
+
+
+def _conjugate_model(rng=np.random.default_rng(3)):
+    y = rng.normal(1.0, 2.0, size=30)
+    return conjugate(y=y, prior_sd=3.0, noise_sd=2.0), y
+
+
+def test_default_engine_follows_the_backend():
+    model, _ = _conjugate_model()
+    assert select_engine(pa.logdensity(model, backend="jax", prepare=False)) == "jax"
+    assert select_engine(pa.logdensity(model, backend="jax-forward", prepare=False)) == "jax"
+    assert select_engine(pa.logdensity(model, backend="torch", prepare=False)) == "python"
+    assert select_engine(pa.logdensity(model, backend="jax", prepare=False), sampler="hmc") == "python"
+
+
+def test_jax_engine_with_a_tape_backend_names_the_backend():
+    model, _ = _conjugate_model()
+    with pytest.raises(ConfigError, match="backend 'torch' supports only engine='python'"):
+        sample(model, backend="torch", engine="jax", **FAST)
+    with pytest.raises(ConfigError, match="unknown engine|engine="):
+        sample(model, backend="jax", engine="xla", **FAST)
+
+
+def test_vectorized_needs_the_jax_engine():
+    with pytest.raises(ConfigError, match="vectorized"):
+        select_chain_method("python", "vectorized", 4, 2)
+    assert select_chain_method("jax", None, 4, 1) == ("sequential", 1)
+    assert select_chain_method("jax", None, 4, 2) == ("parallel", 2)
+
+
+def test_phases_follow_the_shared_schedule():
+    flags = jax_engine._phases(1000, 10)
+    schedule = np.array(build_schedule(1000), dtype=np.int8)
+    np.testing.assert_array_equal(flags[:1000, :2], schedule)
+    assert flags[:1000, 2].all() and not flags[1000:, 2].any()
+    assert flags[999, 3] == 1 and flags[:, 3].sum() == 1
+    # the heuristic runs first and right after every window end
+    assert list(np.flatnonzero(flags[:, 4])) == [0] + [i + 1 for i in np.flatnonzero(schedule[:, 1])]
+
+
+def test_conjugate_posterior_matches_the_closed_form():
+    model, y = _conjugate_model()
+    idata = sample(model, backend="jax", chains=2, cores=1, seed=5, draws=1000, tune=500, progressbar=False)
+    precision = 1 / 3.0**2 + len(y) / 2.0**2
+    mean, sd = (y.sum() / 2.0**2) / precision, precision**-0.5
+    draws = idata.posterior["mu"].to_numpy().ravel()
+    assert idata.attrs["engine"] == "jax"
+    assert abs(draws.mean() - mean) < 5 * sd / np.sqrt(500)
+    assert abs(draws.std() / sd - 1) < 0.1
+
+
+def test_same_seed_same_draws_and_python_engine_names():
+    model, _ = _conjugate_model()
+    a = sample(model, backend="jax", chains=2, cores=1, seed=7, **FAST)
+    b = sample(model, backend="jax", chains=2, cores=1, seed=7, **FAST)
+    np.testing.assert_array_equal(a.posterior["mu"].to_numpy(), b.posterior["mu"].to_numpy())
+    c = sample(model, backend="jax", chains=2, cores=1, seed=8, **FAST)
+    assert not np.array_equal(a.posterior["mu"].to_numpy(), c.posterior["mu"].to_numpy())
+    python = sample(model, backend="jax", engine="python", chains=2, cores=1, seed=7, **FAST)
+    assert set(a.sample_stats.data_vars) == set(python.sample_stats.data_vars) == set(stat_dtypes("nuts"))
+    for name, dtype in stat_dtypes("nuts").items():
+        assert a.sample_stats[name].dtype == np.dtype(dtype), name
+    for key in ("gradient_evaluations", "gradient_time", "tuning_time", "sampling_time", "wall_time"):
+        assert key in a.attrs and key in python.attrs
+    assert a.attrs["compile_time"] > 0
+    # one NUTS step per leapfrog step, plus the heuristic's trials and the initial point
+    n_steps = int(a.sample_stats["n_steps"].sum())
+    assert a.attrs["gradient_evaluations"] > n_steps
+    assert python.attrs["engine"] == "python"
+
+
+def test_vectorized_chains_sample_the_same_posterior():
+    model, _ = _conjugate_model()
+    seq = sample(model, backend="jax", chains=2, cores=1, seed=9, **FAST)
+    vec = sample(model, backend="jax", chains=2, seed=9, chain_method="vectorized", **FAST)
+    assert vec.attrs["chain_method"] == "vectorized"
+    # the same chains with the same keys: equal up to floating-point reassociation under vmap
+    np.testing.assert_allclose(seq.posterior["mu"].to_numpy(), vec.posterior["mu"].to_numpy(), rtol=1e-6, atol=1e-8)
+
+
+def test_dense_metric_and_forward_mode():
+    idata = sample(get_scenario("eight_schools").model(), backend="jax-forward", chains=1, seed=2,
+                   metric="dense", target_accept=0.9, draws=300, tune=300, progressbar=False)
+    assert idata.attrs["engine"] == "jax" and idata.attrs["backend"] == "jax-forward"
+    assert np.isfinite(idata.sample_stats["lp"]).all()
+    assert 0.5 < float(idata.posterior["tau"].mean()) < 8
+
+
+def test_warmup_adapts_step_size_and_metric():
+    rng = np.random.default_rng(0)
+    model = scale_model(y=rng.normal(0.0, 0.05, size=200))
+    idata = sample(model, backend="jax", chains=1, seed=1, draws=200, tune=300, progressbar=False)
+    step = idata.sample_stats["step_size"].to_numpy()
+    assert np.all(step == step.flat[0]) and 0.1 < step.flat[0] < 3
+    assert 0.6 < float(idata.sample_stats["acceptance_rate"].mean()) < 0.97
+
+
+def test_compiled_programs_go_to_the_disk_cache():
+    import os
+    from pathlib import Path
+
+    import jax
+
+    model, _ = _conjugate_model()
+    sample(model, backend="jax", chains=1, seed=1, draws=20, tune=20, progressbar=False)
+    # the test session's cache (tests/conftest.py sets PPL_AD_CACHE_DIR to a temporary folder)
+    folder = Path(os.environ["PPL_AD_CACHE_DIR"]) / "xla"
+    assert jax.config.jax_compilation_cache_dir == str(folder)
+    assert any(folder.iterdir())
+
+
+def test_data_enter_as_arguments():
+    ld = pa.logdensity(get_scenario("logistic_regression").model(), backend="jax")
+    assert ld.data_mode == "arguments"
+    fn, data = ld.traceable()
+    assert set(data) == {"X", "y"}
+    theta = np.full(ld.dimension, 0.1)
+    np.testing.assert_allclose(float(fn(theta, data)), ld.logdensity(theta), rtol=1e-12)
