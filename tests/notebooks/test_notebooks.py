@@ -11,7 +11,7 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.i
 
 def test_there_are_notebooks():
     names = {p.name for p in NOTEBOOKS}
-    assert {"quickstart.ipynb", "choosing_a_backend.ipynb", "migrating_off_sympy.ipynb"} <= names
+    assert {"quickstart.ipynb", "choosing_a_backend.ipynb", "migrating_off_sympy.ipynb", "model_comparison.ipynb"} <= names
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
