@@ -6,6 +6,15 @@ own ``LogDensity`` from a picklable recipe (:func:`worker_spec`) and runs its ch
 engine the parent chose; progress comes back through a queue. Every worker gets
 ``cpus // workers`` intra-op threads (:func:`worker_environment`), and a worker ends as soon
 as its parent is gone.
+
+Workers never run the user's main script. Spawn would re-run it in every worker (as
+``__mp_main__``) so that objects defined there can be unpickled: a script without an
+``if __name__ == "__main__":`` guard would then sample again in each worker, and a script read
+from stdin (``python -``) cannot be re-run at all. Instead, models defined in ``__main__`` (a
+script, a notebook, a REPL, ``python -c``) or inside a function travel by value (cloudpickle:
+their code and the globals they use, as PyMC and Dask send them), and the workers start with the
+main module hidden from spawn's preparation data (:func:`main_module_hidden`); they still get the
+parent's ``sys.path`` and working directory.
 """
 
 from __future__ import annotations
@@ -18,21 +27,24 @@ import os
 import pickle
 import sys
 import threading
+import types
 import warnings
 from typing import Any
 
 from ppl_ad.errors import SamplingError
 from ppl_ad.infer.progress import ChainProgress
 
-__all__ = ["worker_spec", "worker_environment", "environment", "run_parallel", "THREAD_VARIABLES"]
+__all__ = [
+    "worker_spec", "worker_environment", "environment", "main_module_hidden", "run_parallel", "THREAD_VARIABLES",
+]
 
 _WORKER: dict[str, Any] = {}
 
 
-def _rebuild_logdensity(model, backend):
+def _rebuild_logdensity(model, backend, jacobian=True):
     from ppl_ad.logdensity import logdensity
 
-    return logdensity(model, backend=backend)
+    return logdensity(model, backend=backend, jacobian=jacobian)
 
 
 def _is_ppl_ad_logdensity(ld) -> bool:
@@ -43,34 +55,27 @@ def _is_ppl_ad_logdensity(ld) -> bool:
     return isinstance(ld, LogDensity)
 
 
-def _rebuild_from_function(fn, name, preferred_backend, data, backend):
+def _rebuild_from_function(fn, name, preferred_backend, data, backend, jacobian=True):
     """Rebuild a log density from a model function sent by value (see :func:`_by_value_spec`)."""
     from ppl_ad.model.model import Model, ModelFunction
 
-    return _rebuild_logdensity(Model(ModelFunction(fn, name, preferred_backend), data), backend)
-
-
-def _interactive_main() -> bool:
-    """Whether ``__main__`` is an interactive session (notebook, REPL, ``python -c``), not a script.
-
-    A spawned worker re-runs the parent's main *script*, but there is none to re-run here.
-    """
-    main = sys.modules.get("__main__")
-    return main is not None and not getattr(main, "__file__", None)
+    return _rebuild_logdensity(Model(ModelFunction(fn, name, preferred_backend), data), backend, jacobian)
 
 
 def _by_value_spec(ld) -> bytes | None:
     """The recipe with the model function pickled by value (cloudpickle), or None.
 
-    For models defined in a notebook or REPL: a fresh process cannot import them by name, but
-    cloudpickle sends the function's code and the globals it uses, as PyMC and Dask do.
+    For models defined in ``__main__`` (a script, a notebook, a REPL) or inside a function: a
+    fresh process cannot import them by name, but cloudpickle sends the function's code and the
+    globals it uses, as PyMC and Dask do.
     """
     try:
         import cloudpickle
     except ImportError:
         return None
     function = ld.model.function
-    spec = (_rebuild_from_function, (function.fn, function.name, function.backend, ld.model.data, ld.backend))
+    jacobian = getattr(ld, "jacobian", True)
+    spec = (_rebuild_from_function, (function.fn, function.name, function.backend, ld.model.data, ld.backend, jacobian))
     try:
         data = cloudpickle.dumps(spec, protocol=pickle.HIGHEST_PROTOCOL)
         pickle.loads(data)
@@ -80,9 +85,14 @@ def _by_value_spec(ld) -> bytes | None:
 
 
 def worker_spec(ld) -> bytes | None:
-    """Pickled recipe for rebuilding ``ld`` in a fresh process, or None if impossible."""
+    """Pickled recipe for rebuilding ``ld`` in a fresh process, or None if impossible.
+
+    A ppl_ad model is pickled by reference to its module when it can be imported from there,
+    and by value (cloudpickle) when it was defined in ``__main__`` or inside a function. Other
+    log densities must pickle by reference (None otherwise: the chains then run in this process).
+    """
     is_ppl_ad = _is_ppl_ad_logdensity(ld)
-    spec = (_rebuild_logdensity, (ld.model, ld.backend)) if is_ppl_ad else (None, ld)
+    spec = (_rebuild_logdensity, (ld.model, ld.backend, ld.jacobian)) if is_ppl_ad else (None, ld)
     try:
         data = pickle.dumps(spec, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception:  # noqa: BLE001 - any pickling failure means "run in-process"
@@ -92,10 +102,9 @@ def worker_spec(ld) -> bytes | None:
         # cannot be imported by name in a spawned process.
         data = None
     if data is None:
-        # A model typed into a notebook or REPL still runs in parallel, sent by value. A script's
-        # models do not: the workers would re-run the script (without a __main__ guard, sampling
-        # again in every worker), so they run in this process.
-        return _by_value_spec(ld) if is_ppl_ad and _interactive_main() else None
+        # A model defined in __main__ (script, notebook, REPL) or in a function still runs in
+        # parallel, sent by value; the workers never re-run the main script (main_module_hidden).
+        return _by_value_spec(ld) if is_ppl_ad else None
     try:
         pickle.loads(data)  # objects pickled by name must be found again
     except Exception:  # noqa: BLE001
@@ -219,6 +228,32 @@ def environment(changes: dict[str, str]):
                 os.environ[name] = value
 
 
+@contextlib.contextmanager
+def main_module_hidden():
+    """Hide the main module from spawn's preparation data while worker processes start.
+
+    A spawned process re-runs the parent's main module (by ``__spec__`` name, or ``__file__``
+    path) before it unpickles its task. The workers here never need it (models from ``__main__``
+    travel by value, see :func:`worker_spec`), and re-running it is wrong or impossible: a script
+    without an ``if __name__ == "__main__":`` guard would sample again in every worker, and
+    ``python -`` has no file to re-run. For the block, ``sys.modules["__main__"]`` is a bare
+    stand-in module, so the workers start like those of an interactive session; ``sys.path`` and
+    the working directory still go to the workers. The user's module is put back afterwards.
+    """
+    main = sys.modules.get("__main__")
+    if main is None or (getattr(main, "__spec__", None) is None and getattr(main, "__file__", None) is None):
+        yield  # nothing to hide (notebook, REPL, python -c)
+        return
+    stand_in = types.ModuleType("__main__")
+    stand_in.__spec__ = None
+    sys.modules["__main__"] = stand_in
+    try:
+        yield
+    finally:
+        if sys.modules.get("__main__") is stand_in:
+            sys.modules["__main__"] = main
+
+
 def run_parallel(spec, seeds, settings, init, cores, bars) -> list:
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue() if bars is not None else None
@@ -226,7 +261,9 @@ def run_parallel(spec, seeds, settings, init, cores, bars) -> list:
         max_workers=cores, mp_context=ctx, initializer=_worker_init, initargs=(spec, queue)
     )
     try:
-        with environment(worker_environment(cores)):  # the workers start during these submits
+        # The workers start during these submits, with the thread limits and without re-running
+        # the user's main script.
+        with environment(worker_environment(cores)), main_module_hidden():
             futures = [
                 executor.submit(_worker_run_chain, chain, seed_seq, settings, init)
                 for chain, seed_seq in enumerate(seeds)
@@ -250,11 +287,9 @@ def run_parallel(spec, seeds, settings, init, cores, bars) -> list:
             process.terminate()
         if isinstance(exc, concurrent.futures.process.BrokenProcessPool):
             raise SamplingError(
-                "a worker process running chains ended before returning its result. Chains run in "
-                "processes started with the 'spawn' method, which re-import your main script: in a "
-                "script, call pa.sample(...) under 'if __name__ == \"__main__\":'. It can also mean "
-                "the worker ran out of memory or was killed. To sample in this process instead, "
-                "pass cores=1."
+                "a worker process running chains ended before returning its result: it ran out of "
+                "memory, was killed, or crashed inside a native library. To sample in this process "
+                "instead, pass cores=1."
             ) from exc
         raise
     finally:

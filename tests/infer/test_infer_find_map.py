@@ -152,3 +152,16 @@ def test_find_map_start_may_fix_some_sites_only():
     reference = find_MAP(location_and_scale(Y), backend="autograd", seed=0)
     np.testing.assert_allclose([result[k] for k in ("mu", "sigma", "w")],
                                [reference[k] for k in ("mu", "sigma", "w")], rtol=1e-5)
+
+
+def test_the_find_map_example_in_the_docs():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "sampling.md").read_text()
+    start = text.index("<!-- example: find-map -->")
+    block = text[text.index("```python", start) + len("```python"):]
+    block = block[: block.index("```")]
+    namespace: dict = {}
+    exec(compile(block, "docs/sampling.md", "exec"), namespace)  # noqa: S102 - our own docs
+    assert float(namespace["mode"]) == pytest.approx(1.0, rel=1e-6)
+    assert float(namespace["unconstrained"]) == pytest.approx(np.sqrt(np.sqrt(5.0) - 1.0), rel=1e-6)

@@ -1,9 +1,11 @@
-"""Tests of ppl_ad.infer.sample (and its parallel, init and results modules): sample(), chains and processes, InferenceData."""
+"""Tests of ppl_ad.infer.sample (and its init and results modules): sample(), chains, InferenceData.
+
+Chains in worker processes: tests/infer/test_infer_parallel.py.
+"""
 
 from __future__ import annotations
 
 import math
-import os
 import pickle
 import warnings
 
@@ -17,7 +19,7 @@ from ppl_ad.infer import init as init_module
 from ppl_ad.infer import parallel
 from ppl_ad.infer.gaussian import GaussianLogDensity, NormalNormalLogDensity
 from ppl_ad.infer.sample import sample
-from ppl_ad.testing.scenarios import get_scenario, normal_normal
+from ppl_ad.testing.scenarios import get_scenario
 
 
 def arviz():
@@ -136,83 +138,6 @@ def test_seed_none_is_recorded_and_reproducible():
     a = sample(ld, **kwargs)
     b = sample(ld, seed=int(a.attrs["seed"]), **kwargs)
     np.testing.assert_array_equal(a.posterior.x.values, b.posterior.x.values)
-
-
-def test_sequential_and_parallel_give_identical_draws():
-    ld = GaussianLogDensity(np.arange(3.0), correlated_cov(np.ones(3), 0.5))
-    kwargs = dict(draws=100, tune=100, chains=2, seed=7, progressbar=False)
-    parallel = sample(ld, cores=2, **kwargs)
-    sequential = sample(ld, cores=1, **kwargs)
-    assert parallel.attrs["processes"] == 2
-    assert sequential.attrs["processes"] == 1
-    np.testing.assert_array_equal(parallel.posterior.x.values, sequential.posterior.x.values)
-    for name in sequential.sample_stats.data_vars:
-        np.testing.assert_array_equal(parallel.sample_stats[name].values, sequential.sample_stats[name].values)
-
-
-def test_parallel_with_a_dsl_model_matches_sequential():
-    model = normal_normal(np.array([0.5, 1.5, 2.0]), 10.0, 1.0)
-    kwargs = dict(backend="finite-difference", draws=60, tune=60, chains=2, seed=3, progressbar=False)
-    parallel = sample(model, cores=2, **kwargs)
-    sequential = sample(model, cores=1, **kwargs)
-    assert parallel.attrs["processes"] == 2
-    np.testing.assert_array_equal(parallel.posterior.mu.values, sequential.posterior.mu.values)
-    assert parallel.attrs["backend"] == "finite-difference"
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("backend", ["jax", "torch"])
-def test_parallel_with_fork_unsafe_backends(backend):
-    pytest.importorskip(backend)
-    model = normal_normal(np.array([0.5, 1.5, 2.0]), 10.0, 1.0)
-    kwargs = dict(backend=backend, draws=50, tune=50, chains=2, seed=3, progressbar=False)
-    parallel = sample(model, cores=2, **kwargs)
-    sequential = sample(model, cores=1, **kwargs)
-    assert parallel.attrs["processes"] == 2
-    np.testing.assert_array_equal(parallel.posterior.mu.values, sequential.posterior.mu.values)
-
-
-class _Holder:
-    def __init__(self, fn):
-        self.fn = fn
-
-
-def test_unpicklable_or_main_models_run_in_process():
-    assert parallel.worker_spec(GaussianLogDensity(np.zeros(2), [1.0, 1.0])) is not None
-    assert parallel.worker_spec(_Holder(lambda x: x)) is None  # a lambda does not pickle
-
-    def local(x):
-        return x
-
-    assert parallel.worker_spec(_Holder(local)) is None
-
-    class Local:  # defined in a function: not importable in a fresh process
-        pass
-
-    assert parallel.worker_spec(_Holder(Local)) is None
-    import __main__
-
-    __main__._ppl_ad_test_main_object = _Holder(1)
-    try:
-        _Holder.__module__ = "__main__"
-        __main__._Holder = _Holder
-        assert parallel.worker_spec(_Holder(2)) is None
-    finally:
-        _Holder.__module__ = __name__
-        del __main__._ppl_ad_test_main_object
-        del __main__._Holder
-
-
-def test_local_model_with_several_cores_runs_sequentially():
-    @pa.model
-    def local_model(y):
-        mu = pa.sample("mu", dist.Normal(0.0, 10.0))
-        pa.observe("y", dist.Normal(mu, 1.0), y)
-
-    idata = sample(local_model(np.array([1.0, 2.0])), backend="finite-difference", draws=30, tune=30,
-                   chains=2, cores=2, seed=1, progressbar=False)
-    assert idata.attrs["processes"] == 1
-    assert idata.posterior.mu.shape == (2, 30)
 
 
 # --------------------------------------------------------------------------- #
@@ -412,165 +337,6 @@ def test_pickled_settings_round_trip():
 
     s = ChainSettings(draws=3, metric="dense")
     assert pickle.loads(pickle.dumps(s)) == s
-
-
-# --------------------------------------------------------------------------- #
-# Worker processes and their parent
-# --------------------------------------------------------------------------- #
-
-_LONG_RUN = """
-import numpy as np
-import ppl_ad as pa
-from ppl_ad.infer.gaussian import GaussianLogDensity
-
-def main():
-    pa.sample(GaussianLogDensity(np.zeros(2), [1.0, 1.0]), draws=10**7, tune=10, chains=2, cores=2,
-              progressbar=False)
-"""
-
-
-def _spawn_workers_of(pid: int) -> list[int]:
-    path = f"/proc/{pid}/task/{pid}/children"
-    try:
-        with open(path) as handle:
-            children = [int(c) for c in handle.read().split()]
-    except OSError:
-        return []
-    out = []
-    for child in children:
-        try:
-            with open(f"/proc/{child}/cmdline", "rb") as handle:
-                if b"spawn_main" in handle.read():
-                    out.append(child)
-        except OSError:
-            pass
-    return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
-    except OSError:
-        return False
-
-
-@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="needs Linux /proc")
-def test_workers_stop_when_the_parent_is_killed(tmp_path):
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    script = tmp_path / "long_run.py"
-    script.write_text(_LONG_RUN + "\nif __name__ == '__main__':\n    main()\n")
-    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 60
-        workers = []
-        while len(workers) < 2 and time.monotonic() < deadline:
-            time.sleep(0.2)
-            workers = _spawn_workers_of(parent.pid)
-        assert len(workers) == 2, "the chains' worker processes did not start"
-        time.sleep(1.0)  # let them start sampling
-        os.kill(parent.pid, signal.SIGKILL)
-        parent.wait()
-        deadline = time.monotonic() + 20
-        while any(_alive(w) for w in workers) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not any(_alive(w) for w in workers), "worker processes outlived their parent"
-    finally:
-        if parent.poll() is None:
-            parent.kill()
-        for worker in workers:
-            if _alive(worker):
-                os.kill(worker, signal.SIGKILL)
-
-
-def test_a_script_without_a_main_guard_gets_a_clear_error(tmp_path):
-    import subprocess
-    import sys
-
-    script = tmp_path / "no_guard.py"
-    script.write_text(_LONG_RUN.replace("10**7", "10") + "\nmain()\n")
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
-    assert done.returncode != 0
-    assert "SamplingError" in done.stderr
-    assert "if __name__ == \"__main__\":" in done.stderr and "cores=1" in done.stderr
-
-
-class ReportsItsEnvironment(GaussianLogDensity):
-    """Fails at its first evaluation with the thread settings of the process it runs in."""
-
-    def logdensity_and_gradient(self, theta):
-        names = ("OMP_NUM_THREADS", "XLA_FLAGS")
-        raise RuntimeError("environment " + repr({n: os.environ.get(n) for n in names}))
-
-
-def test_worker_environment_shares_the_cpus(monkeypatch):
-    for name in parallel.THREAD_VARIABLES + ("XLA_FLAGS",):
-        monkeypatch.delenv(name, raising=False)
-    env = parallel.worker_environment(2, cpus=2)
-    assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == env["OPENBLAS_NUM_THREADS"] == "1"
-    assert "--xla_cpu_multi_thread_eigen=false" in env["XLA_FLAGS"]
-    env = parallel.worker_environment(4, cpus=16)
-    assert env["OMP_NUM_THREADS"] == "4" and "XLA_FLAGS" not in env
-    monkeypatch.setenv("OMP_NUM_THREADS", "3")
-    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=true")
-    assert "OMP_NUM_THREADS" not in parallel.worker_environment(2, cpus=2)  # the user's choice stands
-    assert "XLA_FLAGS" not in parallel.worker_environment(2, cpus=2)
-
-
-def test_workers_start_with_one_thread_per_core(monkeypatch):
-    for name in parallel.THREAD_VARIABLES + ("XLA_FLAGS",):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(os, "cpu_count", lambda: 2)
-    ld = ReportsItsEnvironment(np.zeros(2), [1.0, 1.0])
-    assert parallel.worker_spec(ld) is not None
-    with pytest.raises(RuntimeError, match="environment") as info:
-        sample(ld, draws=5, tune=5, chains=2, cores=2, progressbar=False)
-    assert "'OMP_NUM_THREADS': '1'" in str(info.value) and "xla_cpu_multi_thread_eigen=false" in str(info.value)
-    assert "OMP_NUM_THREADS" not in os.environ  # the parent's environment is restored
-
-
-_NOTEBOOK_MODEL = """
-import numpy as np
-import ppl_ad as pa
-from ppl_ad import dist
-
-@pa.model
-def coin(y):
-    p = pa.sample("p", dist.Beta(1.0, 1.0))
-    pa.observe("y", dist.Bernoulli(p), y)
-
-m = coin(np.array([1, 0, 1, 1, 0, 1, 1, 1]))
-kw = dict(backend="autograd", chains=2, draws=100, tune=100, seed=3, progressbar=False)
-a = pa.sample(m, cores=2, **kw)
-b = pa.sample(m, cores=1, **kw)
-print("processes", a.attrs["processes"], b.attrs["processes"],
-      "identical", np.array_equal(a.posterior.p.values, b.posterior.p.values))
-"""
-
-
-def test_a_model_typed_into_an_interactive_session_samples_in_parallel():
-    """``python -c`` has no main script, like a notebook or a REPL: the model goes by value."""
-    import subprocess
-    import sys
-
-    done = subprocess.run([sys.executable, "-c", _NOTEBOOK_MODEL], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    assert "processes 2 1 identical True" in done.stdout
-
-
-def test_a_model_defined_in_a_script_samples_in_process_even_without_a_main_guard(tmp_path):
-    import subprocess
-    import sys
-
-    script = tmp_path / "script_model.py"
-    script.write_text(_NOTEBOOK_MODEL)
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    assert "processes 1 1 identical True" in done.stdout
 
 
 def test_beta_bernoulli_matches_its_closed_form_posterior():
