@@ -29,7 +29,7 @@ from ppl_ad.infer.init import model_name
 
 __all__ = [
     "to_inference_data", "import_arviz", "preload_arviz", "user_stacklevel", "site_dims", "dims_for",
-    "check_coords", "inherited_coords", "make_groups", "replace_groups",
+    "check_coords", "merge_coords", "inherited_coords", "make_groups", "replace_groups", "check_sample_coords",
 ]
 
 
@@ -84,9 +84,6 @@ def dims_for(values: Mapping[str, np.ndarray], leading: int, named: Mapping | No
         given += (None,) * (ndim - len(given))
         out[name] = [dim if dim is not None else f"{name}_dim_{k}" for k, dim in enumerate(given)]
     return out
-
-
-_dims_for = dims_for
 
 
 def _shapes(values: Mapping, leading: int) -> dict[str, tuple]:
