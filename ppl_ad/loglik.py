@@ -73,12 +73,6 @@ class LogLikelihoodHandler(_Handler):
         return log_weight
 
 
-def _observed_sites(model) -> dict:
-    from ppl_ad.predictive import model_sites
-
-    return {name: site for name, site in model_sites(model).items() if site.kind == "observe"}
-
-
 def pointwise_log_likelihood(model, posterior: Mapping, var_names=None) -> dict[str, np.ndarray]:
     """``log p(y_i | theta)`` for each draw and each observed element (one value per event).
 
