@@ -11,7 +11,7 @@ from ppl_ad._version import __version__
 from ppl_ad import backends, constraints, distributions, math, transforms
 from ppl_ad import distributions as dist
 from ppl_ad.errors import (
-    BackendRemovedError, BackendUnavailableError, ConfigError, DataError, ModelDefinitionError,
+    BackendRemovedError, BackendUnavailableError, CheckpointError, ConfigError, DataError, ModelDefinitionError,
     ModelError, ModelEvaluationError, PplAdDeprecationWarning, PplAdError, SamplingError,
     SamplingWarning, UnknownBackendError,
 )
@@ -23,10 +23,10 @@ __all__ = [
     "__version__", "model", "Model", "ModelFunction", "sample", "observe", "deterministic",
     "factor", "logdensity", "LogDensity", "dist", "distributions", "math", "backends",
     "constraints", "transforms", "check_gradients", "find_MAP", "sample_prior_predictive",
-    "sample_posterior_predictive", "benchmark", "PplAdError", "ModelError",
+    "sample_posterior_predictive", "read_checkpoint", "benchmark", "PplAdError", "ModelError",
     "ModelDefinitionError", "ModelEvaluationError", "DataError", "ConfigError",
     "UnknownBackendError", "BackendUnavailableError", "BackendRemovedError", "SamplingError",
-    "SamplingWarning", "PplAdDeprecationWarning", "condition", "sbc", "SBCResult",
+    "SamplingWarning", "CheckpointError", "PplAdDeprecationWarning", "condition", "sbc", "SBCResult",
     "compute_log_likelihood",
 ]
 
@@ -66,7 +66,7 @@ def _sample_signature():
                   ("seed", None), ("sampler", "nuts"), ("target_accept", 0.8), ("max_treedepth", 10),
                   ("metric", "diag"), ("init", "jitter"), ("progressbar", True)]
     keyword = [("engine", None), ("chain_method", None), ("path_length", 2.0), ("coords", None),
-               ("log_likelihood", False)]
+               ("log_likelihood", False), ("checkpoint", None), ("checkpoint_every", None), ("overwrite", False)]
     parameters = [P("name_or_model", P.POSITIONAL_OR_KEYWORD)]
     parameters += [P(n, P.POSITIONAL_OR_KEYWORD, default=d) for n, d in positional]
     parameters += [P(n, P.KEYWORD_ONLY, default=d) for n, d in keyword]
@@ -83,6 +83,7 @@ def __getattr__(name):
         "find_MAP": ("ppl_ad.infer.find_map", "find_MAP"),
         "sample_prior_predictive": ("ppl_ad.predictive", "sample_prior_predictive"),
         "sample_posterior_predictive": ("ppl_ad.predictive", "sample_posterior_predictive"),
+        "read_checkpoint": ("ppl_ad.infer.checkpoint", "read_checkpoint"),
         "compute_log_likelihood": ("ppl_ad.loglik", "compute_log_likelihood"),
         "benchmark": ("ppl_ad.bench.benchmark", "benchmark"),
         "testing": ("ppl_ad.testing", None),

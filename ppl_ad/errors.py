@@ -68,6 +68,10 @@ class ConfigError(PplAdError, ValueError):
     """Invalid ppl_ad configuration (file, key and value are named)."""
 
 
+class CheckpointError(PplAdError):
+    """A checkpoint belongs to another run (model, data, backend, settings...) or cannot be read."""
+
+
 class SamplingError(PplAdError, RuntimeError):
     """The sampler could not start or run (e.g. no finite initial point)."""
 

@@ -42,6 +42,7 @@ from ppl_ad.infer.adaptation import (
 from ppl_ad.infer.hmc import HMCState
 from ppl_ad.infer.integrators import EVALUATION_ERRORS
 from ppl_ad.infer.metrics import gaussian_euclidean
+from ppl_ad.infer.state import ChainState, capture_rng, restore_rng
 from ppl_ad.infer.uniforms import UniformStream
 
 __all__ = ["ChainSettings", "ChainResult", "run_chain", "stat_dtypes"]
@@ -182,14 +183,32 @@ def _initial_state(logdensity_and_gradient, position) -> HMCState:
     return HMCState(position, logp, grad)
 
 
+def initial_chain_state(logdensity_and_gradient, position, rng, settings: ChainSettings) -> tuple[ChainState, HMCState]:
+    """The state before the first iteration: the initial point, Stan's step-size heuristic with
+    the unit metric, and fresh warmup state."""
+    hmc_state = _initial_state(logdensity_and_gradient, position)
+    dim = hmc_state.position.shape[0]
+    metric = gaussian_euclidean(np.eye(dim) if settings.metric == "dense" else np.ones(dim))
+    step_size = find_reasonable_step_size(
+        logdensity_and_gradient, hmc_state, metric, float(settings.initial_step_size), rng
+    )
+    adaptation = window_adaptation_init(step_size, metric.inverse_mass_matrix)
+    return ChainState(hmc_state.position, hmc_state.logdensity, hmc_state.logdensity_grad, adaptation, None), hmc_state
+
+
 def run_chain(
     logdensity_and_gradient: Callable[[np.ndarray], tuple[float, np.ndarray]],
     initial_position: np.ndarray,
     rng: np.random.Generator,
     settings: ChainSettings,
     progress: Callable[[int, bool, int], None] | None = None,
+    checkpoint=None,
 ) -> ChainResult:
     """Run one chain: ``settings.tune`` warmup iterations, then ``settings.draws``.
+
+    The loop carries an explicit :class:`~ppl_ad.infer.state.ChainState`; with a
+    ``checkpoint`` it starts from the saved state and saves as it goes, and the result is the
+    same, draw for draw, as a run that was never interrupted.
 
     Parameters
     ----------
@@ -205,6 +224,8 @@ def run_chain(
     progress : callable, optional
         ``progress(iterations_done, tuning, divergences)`` called after every
         iteration; ``divergences`` counts the current phase only.
+    checkpoint : ppl_ad.infer.checkpoint.ChainCheckpoint, optional
+        Where this chain's state and draws are saved (and resumed from).
 
     Returns
     -------
@@ -219,13 +240,11 @@ def run_chain(
     if settings.sampler not in ("nuts", "hmc"):
         raise ValueError(f"unknown sampler {settings.sampler!r}")
     logdensity_and_gradient, gradient_counters = _timed(logdensity_and_gradient)
-    state = _initial_state(logdensity_and_gradient, initial_position)
-    dim = state.position.shape[0]
-    dense = settings.metric == "dense"
     is_nuts = settings.sampler == "nuts"
     max_energy_error = settings.max_energy_error
     max_num_steps = 2 ** int(settings.max_treedepth)
     path_length = settings.path_length
+    target_accept = settings.target_accept
     uniform = UniformStream(rng)
 
     def make_kernel(metric):
@@ -242,78 +261,101 @@ def run_chain(
         return kernel(state, step_size, momentum, num_steps, uniform())
 
     n_draws, n_tune = int(settings.draws), int(settings.tune)
+    total = n_tune + n_draws
+    dim = int(np.shape(initial_position)[0])
     draws = np.empty((n_draws, dim))
     dtypes = stat_dtypes(settings.sampler)
     stats = {name: np.empty(n_draws, dtype=dt) for name, dt in dtypes.items()}
+    totals = {"tuning_time": 0.0, "sampling_time": 0.0, "warmup_divergences": 0, "gradient_evaluations": 0,
+              "gradient_time": 0.0}
 
     with np.errstate(all="ignore"):
-        start = time.perf_counter()
-        metric = gaussian_euclidean(np.eye(dim) if dense else np.ones(dim))
-        step_size = find_reasonable_step_size(
-            logdensity_and_gradient, state, metric, float(settings.initial_step_size), rng
-        )
+        phase_start = time.perf_counter()
+        resumed = checkpoint.resume(draws, stats) if checkpoint is not None else None
+        if resumed is None:
+            start = 0
+            chain_state, hmc_state = initial_chain_state(logdensity_and_gradient, initial_position, rng, settings)
+        else:
+            start, chain_state, saved_totals = resumed
+            totals.update(saved_totals)
+            restore_rng(rng, uniform, chain_state.rng)
+            hmc_state = HMCState(np.asarray(chain_state.position, dtype=np.float64), float(chain_state.logdensity),
+                                 np.asarray(chain_state.logdensity_grad, dtype=np.float64))
+        adapt = chain_state.adaptation
+        metric = gaussian_euclidean(adapt.inverse_mass_matrix)
         kernel = make_kernel(metric)
-        adapt = window_adaptation_init(step_size, metric.inverse_mass_matrix)
         schedule = build_schedule(n_tune)
-        warmup_divergences = 0
-        for i in range(n_tune):
-            momentum = metric.sample_momentum(rng)
-            state, info = transition(kernel, state, step_size, momentum)
-            warmup_divergences += info.is_divergent
-            adapt, metric_updated = window_adaptation_update(
-                adapt, schedule[i], state.position, info.acceptance_rate, settings.target_accept
-            )
-            if metric_updated:
-                metric = gaussian_euclidean(adapt.inverse_mass_matrix)
-                kernel = make_kernel(metric)
-                new_step_size = find_reasonable_step_size(logdensity_and_gradient, state, metric, adapt.step_size, rng)
-                adapt = window_adaptation_restart_step_size(adapt, new_step_size)
-            step_size = adapt.step_size
-            if progress is not None:
-                progress(i + 1, True, warmup_divergences)
-        if n_tune > 0:
-            step_size, inverse_mass_matrix = window_adaptation_final(adapt)
-            metric = gaussian_euclidean(inverse_mass_matrix)
-            kernel = make_kernel(metric)
-        tuning_time = time.perf_counter() - start
+        divergences = 0 if start <= n_tune else int(stats["diverging"][: start - n_tune].sum())
+        warmup_divergences = int(totals["warmup_divergences"])
+        marks = [phase_start, 0, 0.0]  # time and gradient counters at the last accounting
 
-        start = time.perf_counter()
-        divergences = 0
-        lp = stats["lp"]
-        acc = stats["acceptance_rate"]
-        n_steps = stats["n_steps"]
-        diverging = stats["diverging"]
-        energy = stats["energy"]
-        energy_error = stats["energy_error"]
-        stats["step_size"][:] = step_size
-        tree_depth = stats.get("tree_depth")
-        max_depth_hit = stats.get("reached_max_treedepth")
-        for i in range(n_draws):
+        def account(done: int) -> None:
+            """Add the time and gradient calls since the last accounting to the totals."""
+            now = time.perf_counter()
+            totals["tuning_time" if done <= n_tune else "sampling_time"] += now - marks[0]
+            totals["gradient_evaluations"] += gradient_counters[0] - marks[1]
+            totals["gradient_time"] += gradient_counters[1] - marks[2]
+            totals["warmup_divergences"] = warmup_divergences
+            marks[:] = [now, gradient_counters[0], gradient_counters[1]]
+
+        for i in range(start, total):
+            tuning = i < n_tune
             momentum = metric.sample_momentum(rng)
-            state, info = transition(kernel, state, step_size, momentum)
-            draws[i] = state.position
-            lp[i] = state.logdensity
-            acc[i] = info.acceptance_rate
-            n_steps[i] = info.num_integration_steps
-            diverging[i] = info.is_divergent
-            energy[i] = info.energy
-            energy_error[i] = info.energy_error
-            if is_nuts:
-                tree_depth[i] = info.tree_depth
-                max_depth_hit[i] = info.reached_max_treedepth
-            divergences += info.is_divergent
-            if progress is not None:
-                progress(i + 1, False, divergences)
-        sampling_time = time.perf_counter() - start
+            hmc_state, info = transition(kernel, hmc_state, adapt.step_size, momentum)
+            if tuning:
+                warmup_divergences += info.is_divergent
+                adapt, metric_updated = window_adaptation_update(
+                    adapt, schedule[i], hmc_state.position, info.acceptance_rate, target_accept
+                )
+                if metric_updated:
+                    metric = gaussian_euclidean(adapt.inverse_mass_matrix)
+                    kernel = make_kernel(metric)
+                    new_step_size = find_reasonable_step_size(
+                        logdensity_and_gradient, hmc_state, metric, adapt.step_size, rng
+                    )
+                    adapt = window_adaptation_restart_step_size(adapt, new_step_size)
+                if i == n_tune - 1:
+                    step_size, inverse_mass_matrix = window_adaptation_final(adapt)
+                    adapt = adapt._replace(step_size=step_size, inverse_mass_matrix=inverse_mass_matrix)
+                    metric = gaussian_euclidean(inverse_mass_matrix)
+                    kernel = make_kernel(metric)
+                if progress is not None:
+                    progress(i + 1, True, warmup_divergences)
+            else:
+                j = i - n_tune
+                draws[j] = hmc_state.position
+                stats["lp"][j] = hmc_state.logdensity
+                stats["acceptance_rate"][j] = info.acceptance_rate
+                stats["step_size"][j] = adapt.step_size
+                stats["n_steps"][j] = info.num_integration_steps
+                stats["diverging"][j] = info.is_divergent
+                stats["energy"][j] = info.energy
+                stats["energy_error"][j] = info.energy_error
+                if is_nuts:
+                    stats["tree_depth"][j] = info.tree_depth
+                    stats["reached_max_treedepth"][j] = info.reached_max_treedepth
+                divergences += info.is_divergent
+                if progress is not None:
+                    progress(j + 1, False, divergences)
+            done = i + 1
+            if done == n_tune:
+                account(done)  # the phases are timed apart
+            if checkpoint is not None and (done == total or checkpoint.due(done)):
+                account(done)
+                state = ChainState(hmc_state.position, hmc_state.logdensity, hmc_state.logdensity_grad, adapt,
+                                   capture_rng(rng, uniform))
+                checkpoint.save(done, state, draws, stats, totals)
+        if start < total:
+            account(total)
 
     return ChainResult(
         draws,
         stats,
-        float(step_size),
-        np.array(metric.inverse_mass_matrix),
-        tuning_time,
-        sampling_time,
+        float(adapt.step_size),
+        np.array(adapt.inverse_mass_matrix),
+        float(totals["tuning_time"]),
+        float(totals["sampling_time"]),
         int(warmup_divergences),
-        int(gradient_counters[0]),
-        float(gradient_counters[1]),
+        int(totals["gradient_evaluations"]),
+        float(totals["gradient_time"]),
     )

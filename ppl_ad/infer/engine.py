@@ -107,26 +107,40 @@ def select_chain_method(engine: str, chain_method, chains: int, cores: int | Non
     return chain_method, cores
 
 
-def run_one_chain(ld, chain: int, seed_seq, settings, init, progress) -> ChainResult:
-    """Run chain number ``chain`` of ``ld`` with the engine named in ``settings.engine``."""
+def _start(ld, rng, init, chain, checkpoint):
+    """The initial point, or a placeholder for a chain that resumes from its checkpoint."""
+    if checkpoint is not None and checkpoint.load() is not None:
+        return np.zeros(int(ld.dimension))
+    return initial_position(ld, rng, init, chain)
+
+
+def run_one_chain(ld, chain: int, seed_seq, settings, init, progress, checkpoint=None) -> ChainResult:
+    """Run chain number ``chain`` of ``ld`` with the engine named in ``settings.engine``.
+
+    With a ``checkpoint`` (:class:`ppl_ad.infer.checkpoint.ChainCheckpoint`) the chain resumes
+    from its saved state and saves as it goes.
+    """
     rng = np.random.default_rng(seed_seq)
-    theta0 = initial_position(ld, rng, init, chain)
+    theta0 = _start(ld, rng, init, chain, checkpoint)
     if settings.engine == "jax":
         from ppl_ad.infer import jax_engine
 
-        return jax_engine.run_chains(ld, [seed_seq], [theta0], settings, [progress] if progress else None, False)[0]
-    return run_chain(ld.logdensity_and_gradient, theta0, rng, settings, progress)
+        return jax_engine.run_chains(ld, [seed_seq], [theta0], settings, [progress] if progress else None, False,
+                                     [checkpoint] if checkpoint is not None else None)[0]
+    return run_chain(ld.logdensity_and_gradient, theta0, rng, settings, progress, checkpoint)
 
 
-def run_sequential(ld, seeds, settings, init, bars, vectorized: bool = False) -> list[ChainResult]:
+def run_sequential(ld, seeds, settings, init, bars, vectorized: bool = False, checkpoints=None) -> list[ChainResult]:
     """Run the chains in this process, one after another (or all at once, ``vectorized``)."""
     progress = [ChainProgress(c, bars.update, settings.tune, settings.draws) for c in range(len(seeds))] if bars else None
+    checkpoints = checkpoints or [None] * len(seeds)
     if settings.engine == "jax":
         from ppl_ad.infer import jax_engine
 
-        starts = [initial_position(ld, np.random.default_rng(s), init, c) for c, s in enumerate(seeds)]
-        return jax_engine.run_chains(ld, seeds, starts, settings, progress, vectorized=vectorized)
+        starts = [_start(ld, np.random.default_rng(s), init, c, checkpoints[c]) for c, s in enumerate(seeds)]
+        return jax_engine.run_chains(ld, seeds, starts, settings, progress, vectorized=vectorized,
+                                     checkpoints=checkpoints if checkpoints[0] is not None else None)
     return [
-        run_one_chain(ld, chain, seed_seq, settings, init, progress[chain] if progress else None)
+        run_one_chain(ld, chain, seed_seq, settings, init, progress[chain] if progress else None, checkpoints[chain])
         for chain, seed_seq in enumerate(seeds)
     ]

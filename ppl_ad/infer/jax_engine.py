@@ -18,9 +18,10 @@ every warmup iteration, Welford (co)variance over the slow windows, the regulari
 each window end followed by Stan's step-size heuristic and a dual-averaging restart, and
 ``exp(x_bar)`` after warmup.
 
-The chain state (:class:`JaxChainState`) is pure data: position, log density and gradient,
-the adaptation state (step size, inverse metric, dual averaging, Welford moments) and the
-chain's JAX PRNG key. The key comes from the chain's ``numpy.random.SeedSequence``, so the same
+The chain state is the same :class:`~ppl_ad.infer.state.ChainState` as the Python engine's, as
+pure data (a pytree of arrays): position, log density and gradient, the adaptation state (step
+size, inverse metric, dual averaging, Welford moments) and, as its ``rng``, the chain's raw JAX
+PRNG key. The key comes from the chain's ``numpy.random.SeedSequence``, so the same
 seed gives the same draws whether the chain runs in this process or in a worker; with
 ``chain_method="vectorized"`` (``jax.vmap`` over chains) results agree up to floating-point
 reassociation.
@@ -51,40 +52,20 @@ from __future__ import annotations
 import math
 import os
 import time
-from typing import NamedTuple
 
 import numpy as np
 
 from ppl_ad.errors import SamplingError
 from ppl_ad.infer.adaptation import DualAveragingState, WelfordState, WindowAdaptationState, build_schedule
 from ppl_ad.infer.chain import ChainResult, stat_dtypes
+from ppl_ad.infer.state import ChainState
 
-__all__ = ["JaxChainState", "run_chains", "enable_compilation_cache", "CHUNK"]
+__all__ = ["run_chains", "enable_compilation_cache", "CHUNK"]
 
 #: iterations per compiled chunk (progress bars and checkpoints advance between chunks)
 CHUNK = 50
 
 _LOG_08 = math.log(0.8)
-
-
-class JaxChainState(NamedTuple):
-    """Everything a chain needs to continue: pure data (arrays), one per chain.
-
-    Attributes
-    ----------
-    position, logdensity, logdensity_grad : jax.Array
-        Where the chain is.
-    adaptation : WindowAdaptationState
-        Step size, inverse metric, dual averaging and Welford state.
-    key : jax.Array
-        The chain's PRNG key (raw ``uint32[2]``).
-    """
-
-    position: object
-    logdensity: object
-    logdensity_grad: object
-    adaptation: WindowAdaptationState
-    key: object
 
 
 def _cache_dir() -> str:
@@ -226,11 +207,11 @@ def _build_chunk(fn, settings, dim: int):
         shrink = 1e-3 * (5.0 / (n + 5.0))
         return cov + (shrink * jnp.eye(dim) if dense else shrink)
 
-    def iteration(data, state: JaxChainState, flags, active):
+    def iteration(data, state: ChainState, flags, active):
         logdensity_fn = lambda x: fn(x, data)  # noqa: E731
         in_slow, window_end, adapting, last_warmup, search = (flags[k].astype(bool) for k in range(5))
         adapt = state.adaptation
-        key, k_nuts, k_eps = jax.random.split(state.key, 3)
+        key, k_nuts, k_eps = jax.random.split(state.rng, 3)
         hmc_state = HMCState(state.position, state.logdensity, state.logdensity_grad)
 
         # Stan's step-size heuristic at the first iteration and after each metric update (the
@@ -256,7 +237,7 @@ def _build_chunk(fn, settings, dim: int):
         adapted = WindowAdaptationState(step_size, imm, da, welford)
         adaptation = jax.tree.map(lambda a, b: jnp.where(adapting, a, b), adapted, adapt)
 
-        next_state = JaxChainState(new.position, new.logdensity, new.logdensity_grad, adaptation, key)
+        next_state = ChainState(new.position, new.logdensity, new.logdensity_grad, adaptation, key)
         next_state = jax.tree.map(lambda a, b: jnp.where(active, a, b), next_state, state)
         depth = info.num_trajectory_expansions
         out = {
@@ -297,7 +278,7 @@ def _initial_state(ld, position, key, settings):
         jnp.zeros((), jnp.int64), jnp.zeros(dim), jnp.zeros((dim, dim) if dense else (dim,))
     )
     adaptation = WindowAdaptationState(jnp.asarray(float(settings.initial_step_size)), imm, da, welford)
-    return JaxChainState(jnp.asarray(position), jnp.asarray(logdensity), jnp.asarray(grad), adaptation, key)
+    return ChainState(jnp.asarray(position), jnp.asarray(logdensity), jnp.asarray(grad), adaptation, key)
 
 
 def _chain_key(seed_seq) -> np.ndarray:
@@ -306,7 +287,7 @@ def _chain_key(seed_seq) -> np.ndarray:
     return child.generate_state(2, dtype=np.uint32)
 
 
-def run_chains(ld, seeds, starts, settings, progress=None, vectorized: bool = True) -> list[ChainResult]:
+def run_chains(ld, seeds, starts, settings, progress=None, vectorized: bool = True, checkpoints=None) -> list[ChainResult]:
     """Run chains with the compiled engine.
 
     Parameters
@@ -315,14 +296,17 @@ def run_chains(ld, seeds, starts, settings, progress=None, vectorized: bool = Tr
         With a traceable backend (``ld.traceable()``).
     seeds : list of numpy.random.SeedSequence
         One per chain.
-    starts : list of numpy.ndarray
-        Initial unconstrained positions (finite log density and gradient).
+    starts : list of numpy.ndarray or None
+        Initial unconstrained positions (finite log density and gradient); None for a chain
+        that resumes from its checkpoint.
     settings : ppl_ad.infer.chain.ChainSettings
     progress : list of callable, optional
         One ``progress(done, tuning, divergences)`` per chain, called between chunks.
     vectorized : bool, optional
         All chains at once in one program (``jax.vmap``); else one after another, with the
         program compiled once.
+    checkpoints : list of ppl_ad.infer.checkpoint.ChainCheckpoint, optional
+        One per chain (not with ``vectorized``): resume from and save to them between chunks.
 
     Returns
     -------
@@ -339,10 +323,11 @@ def run_chains(ld, seeds, starts, settings, progress=None, vectorized: bool = Tr
     enable_compilation_cache()
     fn, data = ld.traceable()
     data = jax.device_put(data)
-    dim = int(ld.dimension)
     vectorized = bool(vectorized) and len(seeds) > 1
+    if vectorized and checkpoints:
+        raise ValueError("checkpointed chains run one per program (not vectorized)")
     groups = [list(range(len(seeds)))] if vectorized else [[c] for c in range(len(seeds))]
-    chunk = _build_chunk(fn, settings, dim)
+    chunk = _build_chunk(fn, settings, int(ld.dimension))
     if vectorized:
         chunk = jax.vmap(chunk, in_axes=(0, None, None, None))
     flags, active, size = _chunks(int(settings.tune), int(settings.draws))
@@ -350,16 +335,23 @@ def run_chains(ld, seeds, starts, settings, progress=None, vectorized: bool = Tr
     results = []
     for group in groups:
         start = time.perf_counter()
-        states = [_initial_state(ld, starts[c], jnp.asarray(_chain_key(seeds[c])), settings) for c in group]
-        state = jax.tree.map(lambda *xs: jnp.stack(xs), *states) if vectorized else states[0]
+        run = _GroupRun(ld, settings, len(group), checkpoints[group[0]] if checkpoints else None)
+        if run.done >= run.total:  # a finished chain of a resumed run: nothing to compute
+            results += run.results(compile_time, vectorized)
+            continue
+        if run.resumed is not None:
+            state = _from_chain_state(run.resumed)
+        else:
+            states = [_initial_state(ld, starts[c], jnp.asarray(_chain_key(seeds[c])), settings) for c in group]
+            state = jax.tree.map(lambda *xs: jnp.stack(xs), *states) if vectorized else states[0]
         if compiled is None:
             compile_start = time.perf_counter()
             compiled = jax.jit(chunk).lower(state, data, flags[:size], active[:size]).compile()
             compile_time = time.perf_counter() - compile_start
             start += compile_time
         reports = [progress[c] for c in group] if progress else None
-        results += _run_group(ld, compiled, state, data, flags, active, size, settings, reports, start,
-                              len(group), vectorized, compile_time)
+        run.advance(compiled, state, data, flags, active, size, reports, start, vectorized)
+        results += run.results(compile_time, vectorized)
     return results
 
 
@@ -367,62 +359,120 @@ def _chunks(tune: int, draws: int):
     """Per-iteration flags padded to whole chunks, the mask of real iterations, the chunk size."""
     total = tune + draws
     size = max(1, min(CHUNK, total))
-    padded = -(-total // size) * size
+    padded = -(-total // size) * size + size  # room for a chunk that starts anywhere (resume)
     flags = np.concatenate([_phases(tune, draws), np.zeros((padded - total, 5), np.int8)])
     return flags, np.arange(padded) < total, size
 
 
-def _run_group(ld, compiled, state, data, flags, active, size, settings, progress, start, n_chains, vectorized,
-               compile_time):
-    """Advance one chain (or a vectorized group) chunk by chunk; returns its ``ChainResult``s."""
+def _from_chain_state(saved: ChainState) -> ChainState:
+    import jax.numpy as jnp
+
+    a = saved.adaptation
+    da = a.dual_averaging
+    adaptation = WindowAdaptationState(
+        jnp.asarray(a.step_size, jnp.float64), jnp.asarray(a.inverse_mass_matrix, jnp.float64),
+        DualAveragingState(*(jnp.asarray(x, jnp.int64 if i == 2 else jnp.float64) for i, x in enumerate(da))),
+        WelfordState(jnp.asarray(a.welford.count, jnp.int64), jnp.asarray(a.welford.mean, jnp.float64),
+                     jnp.asarray(a.welford.m2, jnp.float64)),
+    )
+    return ChainState(jnp.asarray(saved.position, jnp.float64), jnp.asarray(saved.logdensity, jnp.float64),
+                         jnp.asarray(saved.logdensity_grad, jnp.float64), adaptation,
+                         jnp.asarray(saved.rng, jnp.uint32))
+
+
+def _to_chain_state(state: ChainState) -> ChainState:
     import jax
 
-    tune, total = int(settings.tune), int(settings.tune) + int(settings.draws)
-    outputs = []
-    divergences = np.zeros((n_chains, 2), dtype=np.int64)  # warmup, sampling
-    tuning_time, phase_start = 0.0, time.perf_counter()
-    for begin in range(0, len(active), size):
-        state, out = compiled(state, data, flags[begin:begin + size], active[begin:begin + size])
-        out = jax.device_get(out)
-        if not vectorized:
-            out = {k: v[None] for k, v in out.items()}
-        n = min(size, total - begin)
-        out = {k: v[:, :n] for k, v in out.items()}
-        outputs.append(out)
-        done = begin + n
-        in_warmup = np.arange(begin, done) < tune
-        divergences[:, 0] += out["diverging"][:, in_warmup].sum(axis=1)
-        divergences[:, 1] += out["diverging"][:, ~in_warmup].sum(axis=1)
-        _check_adaptation(state, ld)
-        if done >= tune and begin < tune:
+    s = jax.device_get(state)
+    return ChainState(np.asarray(s.position), float(s.logdensity), np.asarray(s.logdensity_grad), s.adaptation,
+                      np.asarray(s.rng))
+
+
+class _GroupRun:
+    """The outputs of one chain (or a vectorized group) filled chunk by chunk, with its checkpoint."""
+
+    def __init__(self, ld, settings, n_chains, checkpoint):
+        self.ld, self.settings, self.checkpoint = ld, settings, checkpoint
+        self.tune, self.draws = int(settings.tune), int(settings.draws)
+        self.total = self.tune + self.draws
+        dim = int(ld.dimension)
+        self.positions = np.empty((n_chains, self.draws, dim))
+        self.stats = [{name: np.empty(self.draws, dtype=dt) for name, dt in stat_dtypes("nuts").items()}
+                      for _ in range(n_chains)]
+        self.totals = [{"tuning_time": 0.0, "sampling_time": 0.0, "warmup_divergences": 0,
+                        "gradient_evaluations": 0, "gradient_time": math.nan} for _ in range(n_chains)]
+        self.adaptation = [None] * n_chains
+        self.done, self.resumed = 0, None
+        for totals in self.totals:
+            totals["gradient_evaluations"] = 1  # the initial point
+        if checkpoint is not None:
+            resumed = checkpoint.resume(self.positions[0], self.stats[0])
+            if resumed is not None:
+                self.done, self.resumed, saved_totals = resumed
+                self.totals[0].update(saved_totals, gradient_time=math.nan)
+                self.adaptation[0] = self.resumed.adaptation
+
+    def advance(self, compiled, state, data, flags, active, size, progress, start, vectorized):
+        import jax
+
+        tune, total = self.tune, self.total
+        n_chains = len(self.stats)
+        sampling_divergences = [int(s["diverging"][: max(0, self.done - tune)].sum()) for s in self.stats]
+        last = start
+        for begin in range(self.done, total, size):
+            state, out = compiled(state, data, flags[begin:begin + size], active[begin:begin + size])
+            out = jax.device_get(out)
+            n = min(size, total - begin)
+            for c in range(n_chains):
+                o = {k: (v[c] if vectorized else v)[:n] for k, v in out.items()}
+                warm = min(n, max(0, tune - begin))
+                totals = self.totals[c]
+                totals["warmup_divergences"] += int(o["diverging"][:warm].sum())
+                totals["gradient_evaluations"] += int(o["n_steps"].sum() + o["heuristic_steps"].sum())
+                if n > warm:
+                    rows = slice(begin + warm - tune, begin + n - tune)
+                    self.positions[c, rows] = o["position"][warm:]
+                    for name, values in self.stats[c].items():
+                        values[rows] = o[name][warm:]
+                    sampling_divergences[c] += int(o["diverging"][warm:].sum())
+            self.done = begin + n
+            _check_adaptation(state, self.ld)
             now = time.perf_counter()
-            tuning_time, phase_start = now - start, now
-        for c, report in enumerate(progress or ()):
-            if done <= tune:
-                report(done, True, int(divergences[c, 0]))
-            else:
-                report(done - tune, False, int(divergences[c, 1]))
-    sampling_time = time.perf_counter() - phase_start
-    out = {k: np.concatenate([o[k] for o in outputs], axis=1) for k in outputs[0]}
-    final = jax.device_get(state.adaptation)
-    dtypes = stat_dtypes("nuts")
-    results = []
-    for c in range(n_chains):
-        adaptation = jax.tree.map(lambda a: a[c], final) if vectorized else final
-        evaluations = 1 + int(out["n_steps"][c].sum() + out["heuristic_steps"][c].sum())
-        results.append(ChainResult(
-            draws=np.asarray(out["position"][c, tune:], dtype=np.float64),
-            stats={name: np.asarray(out[name][c, tune:], dtype=dt) for name, dt in dtypes.items()},
-            step_size=float(adaptation.step_size),
-            inverse_mass_matrix=np.asarray(adaptation.inverse_mass_matrix),
-            tuning_time=tuning_time / n_chains,
-            sampling_time=sampling_time / n_chains,
-            warmup_divergences=int(divergences[c, 0]),
-            gradient_evaluations=evaluations,
-            gradient_time=math.nan,
-            compile_time=compile_time,
-        ))
-    return results
+            for totals in self.totals:
+                totals["tuning_time" if begin < tune else "sampling_time"] += (now - last) / n_chains
+            last = now
+            for c, report in enumerate(progress or ()):
+                if self.done <= tune:
+                    report(self.done, True, self.totals[c]["warmup_divergences"])
+                else:
+                    report(self.done - tune, False, sampling_divergences[c])
+            cp = self.checkpoint
+            if cp is not None and (self.done >= total or self.done == tune or cp.due(self.done)):
+                chain_state = _to_chain_state(state)
+                cp.save(self.done, chain_state, self.positions[0], self.stats[0], self.totals[0])
+        final = jax.device_get(state.adaptation)
+        for c in range(n_chains):
+            self.adaptation[c] = jax.tree.map(lambda a: a[c], final) if vectorized else final
+
+    def results(self, compile_time, vectorized) -> list[ChainResult]:
+        out = []
+        for c, stats in enumerate(self.stats):
+            totals, adaptation = self.totals[c], self.adaptation[c]
+            step_size = float(adaptation.step_size) if adaptation is not None else float(stats["step_size"][-1])
+            imm = np.asarray(adaptation.inverse_mass_matrix) if adaptation is not None else np.empty(0)
+            out.append(ChainResult(
+                draws=self.positions[c],
+                stats=stats,
+                step_size=step_size,
+                inverse_mass_matrix=imm,
+                tuning_time=float(totals["tuning_time"]),
+                sampling_time=float(totals["sampling_time"]),
+                warmup_divergences=int(totals["warmup_divergences"]),
+                gradient_evaluations=int(totals["gradient_evaluations"]),
+                gradient_time=math.nan,
+                compile_time=compile_time,
+            ))
+        return out
 
 
 def _check_adaptation(state, ld) -> None:

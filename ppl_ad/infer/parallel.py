@@ -158,14 +158,19 @@ def _queue_sink(chain, done, tuning, divergences):
     _WORKER["queue"].put((chain, done, tuning, divergences))
 
 
-def _worker_run_chain(chain: int, seed_seq, settings, init):
+def _worker_run_chain(chain: int, seed_seq, settings, init, checkpoint=None):
     from ppl_ad.infer.engine import run_one_chain
 
     ld = _worker_logdensity()
     progress = None
     if _WORKER.get("queue") is not None:
         progress = ChainProgress(chain, _queue_sink, settings.tune, settings.draws)
-    return run_one_chain(ld, chain, seed_seq, settings, init, progress)
+    if checkpoint is None:
+        return run_one_chain(ld, chain, seed_seq, settings, init, progress)
+    from ppl_ad.infer.checkpoint import handle_signals
+
+    with handle_signals():  # SIGINT/SIGTERM: save this chain at the next iteration, then stop
+        return run_one_chain(ld, chain, seed_seq, settings, init, progress, checkpoint)
 
 
 def _drain(queue, bars) -> None:
@@ -254,7 +259,7 @@ def main_module_hidden():
             sys.modules["__main__"] = main
 
 
-def run_parallel(spec, seeds, settings, init, cores, bars) -> list:
+def run_parallel(spec, seeds, settings, init, cores, bars, checkpoints=None) -> list:
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue() if bars is not None else None
     executor = concurrent.futures.ProcessPoolExecutor(
@@ -265,7 +270,8 @@ def run_parallel(spec, seeds, settings, init, cores, bars) -> list:
         # the user's main script.
         with environment(worker_environment(cores)), main_module_hidden():
             futures = [
-                executor.submit(_worker_run_chain, chain, seed_seq, settings, init)
+                executor.submit(_worker_run_chain, chain, seed_seq, settings, init,
+                                checkpoints[chain] if checkpoints else None)
                 for chain, seed_seq in enumerate(seeds)
             ]
         pending = set(futures)

@@ -19,6 +19,7 @@ Stan Development Team. *Stan Reference Manual*, "HMC algorithm parameters".
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import inspect
 import math
@@ -119,6 +120,33 @@ def _validate(draws, tune, chains, cores, sampler, target_accept, max_treedepth,
         bad("chain_method", chain_method, "None, 'sequential', 'parallel' or 'vectorized'")
 
 
+def _open_checkpoint(path, every, overwrite, ld, settings, chains, seed_seq, init, chain_method):
+    """One :class:`~ppl_ad.infer.checkpoint.ChainCheckpoint` per chain, or None without a path."""
+    if path is None:
+        return None
+    if chain_method == "vectorized":
+        raise ConfigError("checkpoint=... runs chains one per program: use chain_method='sequential' or 'parallel'")
+    if every is not None and (isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1):
+        raise ConfigError(f"sample: invalid checkpoint_every={every!r}; expected None or an integer >= 1")
+    from ppl_ad.infer.chain import stat_dtypes
+    from ppl_ad.infer.checkpoint import CheckpointStore, fingerprint, model_recipe
+
+    compiled = getattr(ld, "compiled", None)
+    names = compiled.flat_names() if compiled is not None else [f"theta[{k}]" for k in range(ld.dimension)]
+    store = CheckpointStore(path, fingerprint(ld, settings, chains, seed_seq, init), chains, settings.draws,
+                            int(ld.dimension), stat_dtypes(settings.sampler), names, model_recipe(ld), overwrite)
+    return [store.chain(c, every) for c in range(chains)]
+
+
+def _signals(checkpoints):
+    """While checkpointed chains run, SIGINT/SIGTERM save them and stop (see ppl_ad.infer.checkpoint)."""
+    if not checkpoints:
+        return contextlib.nullcontext()
+    from ppl_ad.infer.checkpoint import handle_signals
+
+    return handle_signals()
+
+
 def _warn_reference_backend(ld) -> None:
     """A :class:`SamplingWarning` when ``ld``'s backend is for reference only (finite differences)."""
     backend = getattr(ld, "backend", None)
@@ -151,6 +179,9 @@ def sample(
     path_length: float = 2.0,
     coords=None,
     log_likelihood: bool = False,
+    checkpoint=None,
+    checkpoint_every: int | None = None,
+    overwrite: bool = False,
 ):
     """Draw posterior samples of a model with NUTS (or static HMC).
 
@@ -222,10 +253,23 @@ def sample(
         ``wall_time``: seconds for the whole call). With ``log_likelihood=True``, also
         ``log_likelihood``.
 
+    checkpoint : str or os.PathLike, optional
+        Stream draws, statistics and each chain's full state to this zarr store as the run
+        proceeds; the same call with the same path resumes where the chains stopped and gives
+        the same draws as an uninterrupted run (see :mod:`ppl_ad.infer.checkpoint` and
+        :func:`ppl_ad.read_checkpoint`). Not with ``chain_method="vectorized"``.
+    checkpoint_every : int, optional
+        Save every this many iterations; default: every 2 seconds of work.
+    overwrite : bool, optional
+        Start over when ``checkpoint`` holds another run's checkpoint (else
+        :class:`~ppl_ad.errors.CheckpointError`).
+
     Raises
     ------
     ppl_ad.errors.ConfigError
         An invalid argument or an engine the backend does not support.
+    ppl_ad.errors.CheckpointError
+        ``checkpoint`` holds a checkpoint of another run (the message says what differs).
     ppl_ad.errors.SamplingError
         No finite initial point (the message names the sites), or warmup failed.
 
@@ -259,22 +303,28 @@ def sample(
     spec = worker_spec(ld) if chain_method == "parallel" else None
     if spec is None and chain_method == "parallel":
         chain_method, cores = "sequential", 1
+    checkpoints = _open_checkpoint(checkpoint, checkpoint_every, overwrite, ld, settings, chains, seed_seq, init,
+                                   chain_method)
     if spec is None and hasattr(ld, "prepare"):
         ld.prepare()  # in-process chains: a preparation error is raised here, before sampling
 
     bars = ProgressBars(chains, tune, draws) if progress_enabled(progressbar) else None
     try:
-        if spec is not None:
-            # This process waits while the workers sample: import ArviZ (about 1.5 s) meanwhile.
-            threading.Thread(target=preload_arviz, name="ppl_ad-import-arviz", daemon=True).start()
-            results = run_parallel(spec, chain_seeds, settings, init, cores, bars)
-        else:
-            results = run_sequential(ld, chain_seeds, settings, init, bars, vectorized=chain_method == "vectorized")
+        with _signals(checkpoints):
+            if spec is not None:
+                # This process waits while the workers sample: import ArviZ (about 1.5 s) meanwhile.
+                threading.Thread(target=preload_arviz, name="ppl_ad-import-arviz", daemon=True).start()
+                results = run_parallel(spec, chain_seeds, settings, init, cores, bars, checkpoints)
+            else:
+                results = run_sequential(ld, chain_seeds, settings, init, bars,
+                                         vectorized=chain_method == "vectorized", checkpoints=checkpoints)
     finally:
         if bars is not None:
             bars.close()
 
     extra = {"engine": engine, "chain_method": chain_method}
+    if checkpoint is not None:
+        extra["checkpoint"] = str(checkpoint)
     if engine == "jax":
         extra["compile_time"] = float(max(r.compile_time for r in results))
     return to_inference_data(ld, results, settings, chains, cores, seed_seq, init, wall_start, extra,
