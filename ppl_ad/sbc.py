@@ -394,7 +394,7 @@ def sbc(
     start = time.perf_counter()
     with _progress(simulations, progressbar, model.name) as bar:
         if executor is not None and _is_dask_client(executor):
-            where = f"dask ({len(executor.scheduler_info().get('workers', {}))} workers)"
+            where = f"dask ({len(executor.nthreads())} workers)"
             results = _run_dask(executor, payload, seeds, settings, bar)
         elif executor is not None:
             where = type(executor).__name__
