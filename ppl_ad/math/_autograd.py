@@ -62,7 +62,8 @@ def build():
             concatenate=lambda xs, axis: anp.concatenate([anp.atleast_1d(x) for x in xs], axis=axis),
             reshape=anp.reshape, broadcast_to=broadcast_to,
             transpose=lambda x: anp.swapaxes(x, -1, -2),
-            diagonal=lambda x: anp.diagonal(x, axis1=-2, axis2=-1),
+            # the same diagonal; autograd's gradient supports only axis1=-1, axis2=-2
+            diagonal=lambda x: anp.diagonal(x, axis1=-1, axis2=-2),
             tril=lambda x, k: anp.tril(x, k),
             cholesky=anp.linalg.cholesky,
             solve_triangular=lambda a, b, lower: asl.solve_triangular(a, b, lower=lower),

@@ -10,11 +10,13 @@ function that every AD backend differentiates.
 from __future__ import annotations
 
 import difflib
+import linecache
+import sys
 
 import numpy as np
 
 from ppl_ad import math as M
-from ppl_ad.errors import DataError
+from ppl_ad.errors import DataError, ModelEvaluationError
 from ppl_ad.model.handlers import CompileHandler, EvaluateHandler, run_model
 from ppl_ad.model.primitives import HANDLERS
 from ppl_ad.transforms import biject_to
@@ -124,7 +126,11 @@ class CompiledModel:
             try:
                 run(**data)
             except Exception as error:
-                _reraise(model, handler, error)
+                if not is_numerical_failure(error):
+                    _reraise(model, handler, error)
+                # A numerical failure (a Cholesky of a matrix that is not positive definite at
+                # this theta) rejects the point, as a NaN does under JAX: -inf, zero gradient.
+                return ns.sum(theta, None) * 0.0 - np.inf
             finally:
                 state.pop()
                 validate.pop()
@@ -144,13 +150,34 @@ class CompiledModel:
         """Evaluate at ``theta`` with NumPy and return the handler holding values and terms.
 
         ``log_density=False`` records the values only (no log-density terms are computed).
+        A numerical failure of the model at ``theta`` (a failed Cholesky) does not raise: the
+        values it prevents from being computed are NaN, and the term of the last site reached
+        is -inf.
         """
         theta = self.check_theta(theta)
         handler = EvaluateHandler(theta, self.sites, self.name, record=True, log_density=log_density,
                                   jacobian=self.jacobian)
         with np.errstate(all="ignore"), M.using("numpy"):
-            run_model(self.model, handler)
+            try:
+                run_model(self.model, handler)
+            except ModelEvaluationError as error:
+                if not is_numerical_failure(error.__cause__):
+                    raise
+                self._fill_after_failure(theta, handler)
         return handler
+
+    def _fill_after_failure(self, theta, handler) -> None:
+        """Complete a trace cut short by a numerical failure: NaN for what was not reached."""
+        if handler.current is not None:
+            handler.terms[handler.current] = -np.inf
+        for site in self.sites.values():
+            if site.name in handler.values or site.kind not in ("sample", "deterministic"):
+                continue
+            if site.kind == "sample" and site.transform is not None:
+                u = theta[site.start:site.stop].reshape(site.unconstrained_shape)
+                handler.values[site.name] = np.asarray(site.transform.forward(u), dtype=float)
+            else:
+                handler.values[site.name] = np.full(site.shape, np.nan)
 
     def constrain(self, theta, deterministics: bool = False) -> dict:
         """Model-space values of the parameters (and deterministics) at ``theta``."""
@@ -275,12 +302,86 @@ def _short(value) -> str:
     return np.array2string(np.asarray(value), threshold=6, precision=6)
 
 
+def is_numerical_failure(error: BaseException) -> bool:
+    """Whether ``error`` is a numerical failure of the log density at one point, not a bug.
+
+    A failed factorisation (NumPy/SciPy ``LinAlgError``, PyTorch ``torch.linalg.LinAlgError``),
+    a ``FloatingPointError`` or an ``OverflowError`` depend on the parameter values: the point
+    is rejected (log density -inf; a divergence inside a trajectory). Errors of the model's
+    code (``NameError``, shape mismatches, ...) are not numerical failures.
+    """
+    if isinstance(error, (np.linalg.LinAlgError, FloatingPointError, OverflowError)):
+        return True
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(error, torch.linalg.LinAlgError)
+
+
+#: JAX's errors for a NumPy function (or ``if``/``int``) applied to a traced parameter
+_JAX_CONCRETE_ERRORS = frozenset({
+    "TracerArrayConversionError", "TracerBoolConversionError", "TracerIntegerConversionError",
+    "ConcretizationTypeError",
+})
+
+#: messages of the errors PyTorch, NumPy and autograd raise when NumPy meets a parameter
+_NUMPY_ON_PARAMETER_MESSAGES = (
+    "Can't call numpy() on Tensor that requires grad",
+    "returned NotImplemented from __array_ufunc__",
+    "which has no callable",  # autograd: np.exp(ArrayBox) "... of type ArrayBox which has no callable exp method"
+    "'numpy.ndarray' and 'Tensor'",
+    "'Tensor' and 'numpy.ndarray'",
+    "Concatenation operation is not implemented for NumPy arrays",
+)
+
+
+def is_numpy_on_parameter(error: BaseException) -> bool:
+    """Whether ``error`` says that a NumPy function was applied to a parameter."""
+    if type(error).__module__.startswith("jax"):
+        return type(error).__name__ in _JAX_CONCRETE_ERRORS
+    message = str(error)
+    return any(text in message for text in _NUMPY_ON_PARAMETER_MESSAGES)
+
+
+def _model_line(model, error) -> str:
+    """``line N of file: <source>`` for the deepest traceback frame in the model's own code."""
+    code = getattr(getattr(model.function, "fn", None), "__code__", None)
+    filename = code.co_filename if code is not None else None
+    found = None
+    tb = error.__traceback__
+    while tb is not None:
+        frame_file = tb.tb_frame.f_code.co_filename
+        if frame_file == filename or found is None and not _is_library_file(frame_file):
+            found = (frame_file, tb.tb_lineno)
+        tb = tb.tb_next
+    if found is None:
+        return ""
+    source = linecache.getline(found[0], found[1]).strip()
+    return f" (line {found[1]} of {found[0]}{': ' + source if source else ''})"
+
+
+def _is_library_file(filename: str) -> bool:
+    import os
+
+    parts = filename.replace("\\", "/").split("/")
+    return "site-packages" in parts or "ppl_ad" in parts or filename.startswith("<frozen") or filename.startswith(
+        os.path.dirname(os.__file__)
+    )
+
+
 def _reraise(model, handler, error):
     from ppl_ad.errors import ModelEvaluationError, PplAdError
 
-    if isinstance(error, PplAdError) or type(error).__module__.startswith("jax"):
+    if isinstance(error, PplAdError):
         raise error
     where = f"at or after site '{handler.current}'" if handler.current else "before its first site"
+    if is_numpy_on_parameter(error):
+        raise ModelEvaluationError(
+            f"model '{model.name}' applied a NumPy function or operation to a parameter {where}"
+            f"{_model_line(model, error)}: {type(error).__name__}: {str(error).splitlines()[0][:200]}. "
+            "Use pa.math (from ppl_ad import math as M: M.exp, M.square, M.matmul, M.eye, ...) on "
+            "values that depend on parameters; NumPy is fine for computations on data only"
+        ) from error
+    if type(error).__module__.startswith("jax"):
+        raise error
     raise ModelEvaluationError(f"model '{model.name}' raised {type(error).__name__} {where}: {error}") from error
 
 
