@@ -1,14 +1,15 @@
 """The ``torch`` backend: PyTorch autograd records a tape on each call, then ``backward()``.
 
 The model's Python code runs on every call (so data-dependent control flow is free); data
-arrays are converted to tensors once, when the backend is prepared.
+arrays are converted to tensors once, when the backend is prepared (a model that computes
+with NumPy inside runs in the NumPy-interop mode of :mod:`ppl_ad.backends._torch_common`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ppl_ad.backends._torch_common import float64_default, set_threads, tensor_data
+from ppl_ad.backends._torch_common import set_threads, torch_logdensity_fn
 from ppl_ad.backends.base import Prepared
 
 
@@ -16,8 +17,7 @@ def prepare(compiled, backend) -> Prepared:
     import torch
 
     set_threads(backend)
-    with float64_default():
-        logdensity_fn = compiled.make_logdensity_fn("torch", tensor_data(compiled.model.data))
+    logdensity_fn = torch_logdensity_fn(compiled)
     set_default = torch.set_default_dtype
     get_default = torch.get_default_dtype
     f64 = torch.float64

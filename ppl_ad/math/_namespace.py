@@ -102,6 +102,7 @@ _BUILDERS = {
     "jax": "ppl_ad.math._jax",
     "jaxlib": "ppl_ad.math._jax",
     "torch": "ppl_ad.math._torch",
+    "torch-numpy": "ppl_ad.math._torch:build_numpy_interop",
     "autograd": "ppl_ad.math._autograd",
     "sympy": "ppl_ad.math._sympy",
 }
@@ -115,9 +116,10 @@ def namespace_named(name: str) -> Namespace:
         if name not in _BUILDERS:
             raise ValueError(
                 f"ppl_ad.math has no namespace {name!r}; known: "
-                f"{sorted(set(_BUILDERS) - {'jaxlib'} | {'numpy'})}"
+                f"{sorted(set(_BUILDERS) - {'jaxlib', 'torch-numpy'} | {'numpy'})}"
             )
-        namespace = importlib.import_module(_BUILDERS[name]).build()
+        module, _, builder = _BUILDERS[name].partition(":")
+        namespace = getattr(importlib.import_module(module), builder or "build")()
         _CACHE[name] = namespace
         if name == "jax":
             _CACHE["jaxlib"] = namespace
@@ -125,7 +127,14 @@ def namespace_named(name: str) -> Namespace:
 
 
 def namespace_for_type(cls: type) -> Namespace:
-    """Return the namespace for values of type ``cls`` (NumPy for unknown types)."""
+    """Return the namespace for values of type ``cls`` (NumPy for unknown types).
+
+    A class may name its namespace in a ``_ppl_ad_namespace`` attribute (ppl_ad's own array
+    subclasses); otherwise the top-level module of the class decides.
+    """
+    named = getattr(cls, "_ppl_ad_namespace", None)
+    if isinstance(named, str):
+        return namespace_named(named)
     top = (cls.__module__ or "").partition(".")[0]
     if top in _BUILDERS:
         return namespace_named(top)

@@ -9,7 +9,62 @@ from __future__ import annotations
 import math as _pymath
 
 
-def build():
+_INTEROP_CLASS = []
+
+
+def numpy_interop_tensor_class():
+    """The ``torch.Tensor`` subclass that NumPy arrays combine with (``ndarray / tensor``).
+
+    PyTorch tensors and NumPy arrays do not mix: ``tensor + np.eye(n)`` and ``ndarray / tensor``
+    raise (or call ``numpy()`` on a tensor that requires grad). Tensors of this class take part
+    in NumPy's ``__array_ufunc__`` protocol: an arithmetic or comparison ufunc with such a tensor
+    among its operands (which is what Python operators between an array and a tensor become)
+    runs as the PyTorch operation, on the tape. Other NumPy functions of a parameter still
+    raise. The subclass costs a Python call per operation, so the ``torch`` backend uses it only
+    for models that need it (see :mod:`ppl_ad.backends._torch_common`).
+    """
+    if _INTEROP_CLASS:
+        return _INTEROP_CLASS[0]
+    import numpy as np
+    import torch
+
+    f64 = torch.float64
+    ufuncs = {
+        "add": torch.add, "subtract": torch.sub, "multiply": torch.mul, "true_divide": torch.true_divide,
+        "divide": torch.true_divide, "power": torch.pow, "matmul": torch.matmul, "negative": torch.neg,
+        "positive": torch.positive, "floor_divide": torch.floor_divide, "remainder": torch.remainder,
+        "less": torch.lt, "less_equal": torch.le, "greater": torch.gt, "greater_equal": torch.ge,
+        "equal": torch.eq, "not_equal": torch.ne, "maximum": torch.maximum, "minimum": torch.minimum,
+    }
+
+    def convert(x):
+        if isinstance(x, np.ndarray):
+            return torch.as_tensor(x, dtype=f64 if x.dtype.kind == "f" else None)
+        if isinstance(x, np.generic):
+            return x.item()
+        return x
+
+    class NumpyInteropTensor(torch.Tensor):
+        """A tensor that NumPy arrays combine with (see :func:`numpy_interop_tensor_class`)."""
+
+        _ppl_ad_namespace = "torch-numpy"
+
+        def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+            function = ufuncs.get(ufunc.__name__) if method == "__call__" and not kwargs else None
+            if function is None:
+                return NotImplemented
+            return function(*[convert(x) for x in inputs])
+
+    _INTEROP_CLASS.append(NumpyInteropTensor)
+    return NumpyInteropTensor
+
+
+def build_numpy_interop():
+    """The PyTorch namespace whose new tensors are :func:`numpy_interop_tensor_class` tensors."""
+    return build(numpy_interop_tensor_class())
+
+
+def build(tensor_class=None):
     import numpy as np
     import torch
 
@@ -17,13 +72,16 @@ def build():
 
     Tensor = torch.Tensor
     f64 = torch.float64
+    name = "torch" if tensor_class is None else "torch-numpy"
 
     def t(x):
         if isinstance(x, Tensor):
             return x
         if isinstance(x, np.ndarray) and x.dtype.kind in "iub":
-            return torch.as_tensor(x)
-        return torch.as_tensor(x, dtype=f64)
+            x = torch.as_tensor(x)
+        else:
+            x = torch.as_tensor(x, dtype=f64)
+        return x if tensor_class is None else x.as_subclass(tensor_class)
 
     def tf(x):
         x = t(x)
@@ -62,17 +120,20 @@ def build():
         out = torch.linalg.solve_triangular(a, b[:, None] if vector else b, upper=not lower)
         return out[:, 0] if vector else out
 
+    def new(x):
+        return x if tensor_class is None else x.as_subclass(tensor_class)
+
     def zeros(shape):
-        return torch.zeros(shape, dtype=f64)
+        return new(torch.zeros(shape, dtype=f64))
 
     def ones(shape):
-        return torch.ones(shape, dtype=f64)
+        return new(torch.ones(shape, dtype=f64))
 
     def eye(n):
-        return torch.eye(n, dtype=f64)
+        return new(torch.eye(n, dtype=f64))
 
     return Namespace(
-        "torch",
+        name,
         dict(
             asarray=asarray,
             exp=unary(torch.exp), log=unary(torch.log), log1p=unary(torch.log1p),

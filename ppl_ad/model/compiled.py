@@ -330,6 +330,7 @@ _NUMPY_ON_PARAMETER_MESSAGES = (
     "'numpy.ndarray' and 'Tensor'",
     "'Tensor' and 'numpy.ndarray'",
     "Concatenation operation is not implemented for NumPy arrays",
+    "Cannot access data pointer of Tensor that doesn't have storage",  # torch.func (torch-forward)
 )
 
 
