@@ -283,7 +283,7 @@ def run_chain(
                                  np.asarray(chain_state.logdensity_grad, dtype=np.float64))
         adapt = chain_state.adaptation
         metric = gaussian_euclidean(adapt.inverse_mass_matrix)
-        kernel = make_kernel(metric)
+        kernel = make_kernel(metric) if start < total else None  # a finished chain does not run
         schedule = build_schedule(n_tune)
         divergences = 0 if start <= n_tune else int(stats["diverging"][: start - n_tune].sum())
         warmup_divergences = int(totals["warmup_divergences"])
@@ -340,7 +340,7 @@ def run_chain(
             done = i + 1
             if done == n_tune:
                 account(done)  # the phases are timed apart
-            if checkpoint is not None and (done == total or checkpoint.due(done)):
+            if checkpoint is not None and (checkpoint.due(done) or done == total):
                 account(done)
                 state = ChainState(hmc_state.position, hmc_state.logdensity, hmc_state.logdensity_grad, adapt,
                                    capture_rng(rng, uniform))

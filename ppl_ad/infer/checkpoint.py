@@ -2,23 +2,24 @@
 
 This module owns ``pa.sample(..., checkpoint=PATH)`` and :func:`read_checkpoint`.
 
-**Store.** PATH is a zarr (v3) group, the format PyMC's ``ZarrTrace`` uses for the same job
-and that xarray/ArviZ read. It holds
+**Store.** PATH is a folder holding
 
-* ``attrs["ppl_ad_checkpoint"]``: the run's fingerprint (model name and source, a hash of the
-  data, backend, engine, sampler settings, seed, ppl_ad version) and its shape (chains,
-  draws, dimension, flat parameter names);
-* ``model.pkl``: the recipe that rebuilds the model's log density (used by
-  :func:`read_checkpoint` to convert draws to model space in another process);
-* per chain ``c``, a group ``chain_c`` with the unconstrained ``draws`` (draws x dimension) and
-  one array per sampler statistic, and ``state.json``: the iteration reached, the chain's full
+* ``draws.zarr``: a zarr (v3) group, the format PyMC's ``ZarrTrace`` uses for the same job and
+  that xarray/ArviZ read. Its ``attrs["ppl_ad_checkpoint"]`` hold the run's fingerprint (model
+  name and source, a hash of the data, backend, engine, sampler settings, seed, ppl_ad
+  version) and its shape (chains, draws, dimension, flat parameter names); per chain ``c`` a
+  group ``chain_c`` holds the unconstrained ``draws`` (draws x dimension) and one array per
+  sampler statistic;
+* ``model.pkl``: the model function and data (cloudpickle), used by :func:`read_checkpoint`
+  to convert draws to model space in another process;
+* ``chain_c.json`` per chain: the iteration reached, the chain's full
   :class:`~ppl_ad.infer.state.ChainState` (position, log density and gradient, step size,
   metric, dual-averaging and Welford state, random-number state including buffered uniforms)
   and the running totals (times, gradient evaluations, warmup divergences).
 
 **Crash safety.** zarr writes every chunk and metadata document to a temporary file and
-renames it; ``state.json`` is written the same way (temporary file, ``fsync``, ``os.replace``)
-*after* the draws it covers. ``state.json`` is the commit point: a reader trusts the draws up to
+renames it; ``chain_c.json`` is written the same way (temporary file, ``fsync``, ``os.replace``)
+*after* the draws it covers. ``chain_c.json`` is the commit point: a reader trusts the draws up to
 the iteration it names and ignores anything written after it, so a ``kill -9`` at any instant
 leaves a store that reads and resumes.
 
@@ -96,7 +97,8 @@ def _hash_value(h, value) -> None:
         h.update(repr(value).encode())
 
 
-def _data_hash(data: dict) -> str:
+def data_hash(data: dict) -> str:
+    """A short SHA-256 of ``data`` (arrays by dtype, shape and bytes; other values by ``repr``)."""
     h = hashlib.sha256()
     _hash_value(h, dict(data))
     return h.hexdigest()[:16]
@@ -133,7 +135,7 @@ def fingerprint(ld, settings, chains: int, seed_seq, init) -> dict:
     return {
         "model": str(getattr(model, "name", type(ld).__name__)),
         "model_source": hashlib.sha256(_model_source(ld).encode()).hexdigest()[:16],
-        "data": _data_hash(getattr(model, "data", {}) or {}),
+        "data": data_hash(getattr(model, "data", {}) or {}),
         "backend": str(getattr(backend, "name", backend)),
         "engine": settings.engine,
         "sampler": settings.sampler,
@@ -144,7 +146,7 @@ def fingerprint(ld, settings, chains: int, seed_seq, init) -> dict:
         "metric": settings.metric,
         "path_length": float(settings.path_length),
         "seed": str(seed_seq.entropy),
-        "init": init if isinstance(init, str) else _data_hash({"init": init}),
+        "init": init if isinstance(init, str) else data_hash({"init": init}),
         "ppl_ad_version": __version__,
     }
 
@@ -221,8 +223,8 @@ class CheckpointStore:
         self.path = Path(path)
         self.tune = int(print_["tune"])
         existing = None
-        if (self.path / "zarr.json").exists() and not overwrite:
-            existing = zarr.open_group(str(self.path), mode="r").attrs.get(_ATTR)
+        if (self.path / "draws.zarr" / "zarr.json").exists() and not overwrite:
+            existing = zarr.open_group(str(self.path / "draws.zarr"), mode="r").attrs.get(_ATTR)
             if existing is None:
                 raise CheckpointError(
                     f"checkpoint path {str(self.path)!r} holds a zarr store that is not a ppl_ad checkpoint; "
@@ -243,8 +245,13 @@ class CheckpointStore:
         import shutil
 
         if self.path.exists():
+            if not (self.path / "draws.zarr").exists() and any(self.path.iterdir()):
+                raise CheckpointError(
+                    f"checkpoint path {str(self.path)!r} is a folder with other files in it; pass an empty or new path"
+                )
             shutil.rmtree(self.path)
-        group = zarr.open_group(str(self.path), mode="w")
+        self.path.mkdir(parents=True)
+        group = zarr.open_group(str(self.path / "draws.zarr"), mode="w")
         rows = max(1, min(draws, 256))
         for c in range(chains):
             chain = group.create_group(f"chain_{c}")
@@ -260,7 +267,7 @@ class CheckpointStore:
                               "dimension": int(dimension), "names": list(names)}
 
     def _resize(self, zarr, existing, chains, draws, dimension):
-        group = zarr.open_group(str(self.path), mode="r+")
+        group = zarr.open_group(str(self.path / "draws.zarr"), mode="r+")
         for c in range(chains):
             chain = group[f"chain_{c}"]
             for name in chain.array_keys():
@@ -306,15 +313,15 @@ class ChainCheckpoint:
 
     @property
     def _state_path(self) -> Path:
-        return Path(self.path) / f"chain_{self.chain}" / "state.json"
+        return Path(self.path) / f"chain_{self.chain}.json"
 
     def _arrays(self):
         if self._group is None:
-            self._group = _zarr().open_group(self.path, mode="r+")[f"chain_{self.chain}"]
+            self._group = _zarr().open_group(str(Path(self.path) / "draws.zarr"), mode="r+")[f"chain_{self.chain}"]
         return self._group
 
     def load(self) -> dict | None:
-        """The saved ``state.json`` of this chain, or None."""
+        """The saved ``chain_c.json`` of this chain, or None."""
         try:
             return json.loads(self._state_path.read_text())
         except FileNotFoundError:
@@ -438,7 +445,7 @@ def read_checkpoint(path, model=None):
     zarr = _zarr()
     root = Path(path)
     try:
-        group = zarr.open_group(str(root), mode="r")
+        group = zarr.open_group(str(root / "draws.zarr"), mode="r")
         meta = group.attrs[_ATTR]
     except Exception as error:  # noqa: BLE001 - any failure: there is no readable checkpoint
         raise CheckpointError(f"{str(root)!r} holds no ppl_ad checkpoint ({type(error).__name__}: {error})") from None

@@ -327,11 +327,15 @@ def run_chains(ld, seeds, starts, settings, progress=None, vectorized: bool = Tr
     if vectorized and checkpoints:
         raise ValueError("checkpointed chains run one per program (not vectorized)")
     groups = [list(range(len(seeds)))] if vectorized else [[c] for c in range(len(seeds))]
-    chunk = _build_chunk(fn, settings, int(ld.dimension))
-    if vectorized:
-        chunk = jax.vmap(chunk, in_axes=(0, None, None, None))
     flags, active, size = _chunks(int(settings.tune), int(settings.draws))
-    compiled, compile_time = None, 0.0
+    key = _program_key(ld, data, settings, size, len(seeds) if vectorized else 1)
+    compiled = _PROGRAMS.get(key)
+    compile_time = 0.0
+    chunk = None
+    if compiled is None:
+        chunk = _build_chunk(fn, settings, int(ld.dimension))
+        if vectorized:
+            chunk = jax.vmap(chunk, in_axes=(0, None, None, None))
     results = []
     for group in groups:
         start = time.perf_counter()
@@ -349,10 +353,39 @@ def run_chains(ld, seeds, starts, settings, progress=None, vectorized: bool = Tr
             compiled = jax.jit(chunk).lower(state, data, flags[:size], active[:size]).compile()
             compile_time = time.perf_counter() - compile_start
             start += compile_time
+            if key is not None:
+                _PROGRAMS[key] = compiled
+                while len(_PROGRAMS) > 16:
+                    _PROGRAMS.pop(next(iter(_PROGRAMS)))
         reports = [progress[c] for c in group] if progress else None
         run.advance(compiled, state, data, flags, active, size, reports, start, vectorized)
         results += run.results(compile_time, vectorized)
     return results
+
+
+#: compiled chunk programs of this process, by :func:`_program_key` (a model refitted to new data
+#: of the same shapes, as in simulation-based calibration, reuses its program)
+_PROGRAMS: dict = {}
+
+
+def _program_key(ld, data, settings, size: int, n_chains: int):
+    """What a compiled chunk program depends on: the model's code and non-array data, the shapes
+    and dtypes of its array data, backend, settings and chunk size; None when not hashable."""
+    model = getattr(ld, "model", None)
+    function = getattr(getattr(model, "function", None), "fn", None)
+    if function is None:
+        return None
+    from ppl_ad.infer.checkpoint import data_hash
+
+    try:
+        rest_key = data_hash({k: v for k, v in model.data.items() if k not in data})  # exact, not a repr
+    except Exception:  # noqa: BLE001 - an unhashable argument: do not cache
+        return None
+    shapes = tuple(sorted((k, tuple(v.shape), str(v.dtype)) for k, v in data.items()))
+    options = (settings.metric, float(settings.target_accept), int(settings.max_treedepth),
+               float(settings.max_energy_error), float(settings.initial_step_size))
+    return (function, getattr(ld.backend, "name", None), getattr(ld.compiled, "jacobian", True), rest_key, shapes,
+            int(ld.dimension), options, int(size), int(n_chains))
 
 
 def _chunks(tune: int, draws: int):
@@ -447,7 +480,7 @@ class _GroupRun:
                 else:
                     report(self.done - tune, False, sampling_divergences[c])
             cp = self.checkpoint
-            if cp is not None and (self.done >= total or self.done == tune or cp.due(self.done)):
+            if cp is not None and (cp.due(self.done) or self.done >= total or self.done == tune):
                 chain_state = _to_chain_state(state)
                 cp.save(self.done, chain_state, self.positions[0], self.stats[0], self.totals[0])
         final = jax.device_get(state.adaptation)

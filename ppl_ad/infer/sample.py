@@ -125,7 +125,10 @@ def _open_checkpoint(path, every, overwrite, ld, settings, chains, seed_seq, ini
     if path is None:
         return None
     if chain_method == "vectorized":
-        raise ConfigError("checkpoint=... runs chains one per program: use chain_method='sequential' or 'parallel'")
+        raise ConfigError(
+            "checkpoint=... cannot be combined with chain_method='vectorized' (checkpointed chains run one per "
+            "program): use chain_method='sequential' or 'parallel'"
+        )
     if every is not None and (isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1):
         raise ConfigError(f"sample: invalid checkpoint_every={every!r}; expected None or an integer >= 1")
     from ppl_ad.infer.chain import stat_dtypes

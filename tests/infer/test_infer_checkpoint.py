@@ -1,0 +1,266 @@
+"""Tests of checkpointed sampling (ppl_ad.infer.checkpoint, ppl_ad.infer.state).
+
+The acceptance tests kill a real sampling process with SIGKILL once the checkpoint shows 100
+draws, then rerun the same call: the draws must equal an uninterrupted run's exactly. The
+property test kills (in-process, by an exception where a save would happen) at random
+iterations of warmup and sampling.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+import ppl_ad as pa
+from ppl_ad import dist
+from ppl_ad.errors import CheckpointError
+from ppl_ad.infer import checkpoint as checkpoint_module
+from ppl_ad.infer.adaptation import window_adaptation_init
+from ppl_ad.infer.state import ChainState, NumpyRNGState, from_jsonable, to_jsonable
+from ppl_ad.testing import get_scenario
+
+pytest.importorskip("zarr")
+
+SMALL = dict(draws=60, tune=60, chains=2, cores=1, seed=4, progressbar=False)
+
+
+@pa.model
+def normal_mean(y):
+    mu = pa.sample("mu", dist.Normal(0.0, 5.0))
+    sigma = pa.sample("sigma", dist.HalfNormal(2.0))
+    pa.observe("y", dist.Normal(mu, sigma), y)
+
+
+def _model(offset=0.0):
+    return normal_mean(y=np.linspace(-1.0, 2.0, 12) + offset)
+
+
+def _posterior(idata):
+    return {name: idata.posterior[name].to_numpy() for name in idata.posterior.data_vars}
+
+
+def _assert_same(a, b):
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+class _Killed(BaseException):
+    """Stands for a kill -9 between two saves."""
+
+
+def test_state_round_trips_exactly_through_json():
+    rng = np.random.default_rng(1)
+    adaptation = window_adaptation_init(0.37, np.array([1.0, 2.5]))
+    state = ChainState(rng.normal(size=2), -1.2345678901234567, rng.normal(size=2), adaptation,
+                       NumpyRNGState(rng.bit_generator.state, (0.1, 0.7)))
+    back = from_jsonable(__import__("json").loads(__import__("json").dumps(to_jsonable(state))))
+    np.testing.assert_array_equal(back.position, state.position)
+    assert back.logdensity == state.logdensity and back.rng == state.rng
+    assert back.adaptation.dual_averaging == adaptation.dual_averaging
+    np.testing.assert_array_equal(back.adaptation.welford.m2, adaptation.welford.m2)
+
+
+@pytest.mark.parametrize("backend", ["autograd", "jax"])
+def test_a_run_that_completes_reads_back_and_a_rerun_does_not_sample_again(backend, tmp_path, monkeypatch):
+    path = tmp_path / "run.zarr"
+    idata = pa.sample(_model(), backend=backend, checkpoint=path, **SMALL)
+    assert idata.attrs["checkpoint"] == str(path)
+    stored = pa.read_checkpoint(path)
+    _assert_same(_posterior(idata), {k: v for k, v in _posterior(stored).items() if k in idata.posterior})
+    assert stored.attrs["iterations"] == [120, 120]
+
+    # finished chains are not rerun: no transition may happen
+    from ppl_ad.infer import chain, jax_engine
+
+    monkeypatch.setattr(chain.nuts, "build_kernel", lambda *a, **k: pytest.fail("a finished chain ran again"))
+    monkeypatch.setattr(jax_engine, "_build_chunk", lambda *a, **k: lambda *b: pytest.fail("ran again"))
+    again = pa.sample(_model(), backend=backend, checkpoint=path, **SMALL)
+    _assert_same(_posterior(idata), _posterior(again))
+
+
+_REFERENCE = {}
+
+
+def _reference(backend):
+    if backend not in _REFERENCE:
+        _REFERENCE[backend] = _posterior(pa.sample(_model(), backend=backend, **SMALL))
+    return _REFERENCE[backend]
+
+
+@pytest.mark.parametrize("backend", ["autograd", "jax"])
+@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kill_at=st.integers(min_value=1, max_value=119), every=st.sampled_from([7, 50]))
+def test_any_kill_resumes_to_the_identical_result(backend, kill_at, every, tmp_path_factory, monkeypatch):
+    """Warmup is iterations 1-60, sampling 61-120; the JAX engine saves between chunks of 50."""
+    reference = _reference(backend)
+    path = tmp_path_factory.mktemp("kill") / "run.zarr"
+    due = checkpoint_module.ChainCheckpoint.due
+
+    def dying_due(self, done):
+        if self.chain == 1 and done >= kill_at:
+            raise _Killed
+        return due(self, done)
+
+    monkeypatch.setattr(checkpoint_module.ChainCheckpoint, "due", dying_due)
+    with pytest.raises(_Killed):
+        pa.sample(_model(), backend=backend, checkpoint=path, checkpoint_every=every, **SMALL)
+    monkeypatch.setattr(checkpoint_module.ChainCheckpoint, "due", due)
+    _assert_same(reference, _posterior(pa.sample(_model(), backend=backend, checkpoint=path, **SMALL)))
+
+
+def test_a_torn_save_is_ignored(tmp_path, monkeypatch):
+    """Draws written but the commit file not: the reader and the resume trust the commit file."""
+    reference = _reference("autograd")
+    path = tmp_path / "run.zarr"
+    write = checkpoint_module._write_atomic
+    calls = []
+
+    def failing_write(target, data):
+        if target.name.startswith("chain_") and len(calls) == 4:  # model.pkl, then chain 0 at 20, 40, 60
+            raise _Killed
+        calls.append(target)
+        write(target, data)
+
+    monkeypatch.setattr(checkpoint_module, "_write_atomic", failing_write)
+    with pytest.raises(_Killed):
+        pa.sample(_model(), backend="autograd", checkpoint=path, checkpoint_every=20, **SMALL)
+    monkeypatch.setattr(checkpoint_module, "_write_atomic", write)
+    partial = pa.read_checkpoint(path)
+    # chain 0 wrote draws 1-20 of iteration 80 but did not commit them; chain 1 had not started
+    assert partial.attrs["iterations"] == [60, 0] and partial.posterior.sizes["draw"] == 0
+    _assert_same(reference, _posterior(pa.sample(_model(), backend="autograd", checkpoint=path, **SMALL)))
+
+
+def test_more_draws_extend_a_finished_run(tmp_path):
+    path = tmp_path / "run.zarr"
+    pa.sample(_model(), backend="autograd", checkpoint=path, **SMALL)
+    longer = dict(SMALL, draws=90)
+    extended = pa.sample(_model(), backend="autograd", checkpoint=path, **longer)
+    _assert_same(_posterior(pa.sample(_model(), backend="autograd", **longer)), _posterior(extended))
+    fewer = pa.sample(_model(), backend="autograd", checkpoint=path, **dict(SMALL, draws=30))
+    _assert_same({k: v[:, :30] for k, v in _posterior(extended).items()}, _posterior(fewer))
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (dict(model=_model(offset=1.0)), "data: .*other data"),
+        (dict(backend="jax"), "backend: .*another backend"),
+        (dict(tune=80), "tune: .*other sampler settings"),
+        (dict(seed=5), "seed: .*another seed"),
+        (dict(metric="dense"), "metric"),
+    ],
+    ids=["data", "backend", "tune", "seed", "metric"],
+)
+def test_a_checkpoint_of_another_run_is_refused(change, expected, tmp_path):
+    path = tmp_path / "run.zarr"
+    pa.sample(_model(), backend="autograd", checkpoint=path, **dict(SMALL, draws=10, tune=10))
+    kwargs = dict(SMALL, draws=10, tune=10, backend="autograd")
+    model = change.pop("model", _model())
+    kwargs.update(change)
+    with pytest.raises(CheckpointError, match=expected) as info:
+        pa.sample(model, checkpoint=path, **kwargs)
+    assert "overwrite=True" in str(info.value)
+    idata = pa.sample(model, checkpoint=path, overwrite=True, **kwargs)
+    assert idata.posterior.sizes["draw"] == 10
+
+
+def test_read_checkpoint_of_nothing_is_a_clear_error(tmp_path):
+    with pytest.raises(CheckpointError, match="no ppl_ad checkpoint"):
+        pa.read_checkpoint(tmp_path / "missing")
+
+
+def test_vectorized_chains_cannot_checkpoint(tmp_path):
+    with pytest.raises(pa.ConfigError, match="vectorized"):
+        pa.sample(_model(), backend="jax", chain_method="vectorized", checkpoint=tmp_path / "x", **SMALL)
+
+
+SCRIPT = """
+import sys
+import numpy as np
+import ppl_ad as pa
+from ppl_ad.testing import get_scenario
+
+if __name__ == "__main__":
+    backend, path, out = sys.argv[1], sys.argv[2], sys.argv[3]
+    idata = pa.sample(get_scenario("eight_schools").model(), backend=backend, draws={draws}, tune={tune},
+                      chains=2, cores=2, seed=21, progressbar=False, target_accept=0.9, checkpoint=path,
+                      checkpoint_every={every})
+    np.save(out, np.stack([idata.posterior[n].to_numpy().reshape(2, {draws}, -1) for n in ("mu", "tau", "theta")], -1))
+"""
+
+
+def _wait_for_draws(path, process, minimum, timeout=240.0):
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if process.poll() is not None:
+            pytest.fail(f"the sampling process ended (code {process.returncode}) before {minimum} draws")
+        try:
+            idata = pa.read_checkpoint(path)
+            if idata.posterior.sizes["draw"] >= minimum:
+                return idata
+        except CheckpointError:
+            pass
+        time.sleep(0.2)
+    pytest.fail("no checkpointed draws in time")
+
+
+@pytest.mark.parametrize(
+    "backend, draws, tune, every",
+    [("torch", 400, 300, 10), ("jax", 6000, 300, 10)],
+    ids=["torch-python-engine", "jax-compiled-engine"],
+)
+@pytest.mark.filterwarnings("ignore::ppl_ad.errors.SamplingWarning")
+def test_kill_9_then_rerun_gives_the_uninterrupted_draws(backend, draws, tune, every, tmp_path):
+    pytest.importorskip(backend)
+    script = tmp_path / "run.py"
+    script.write_text(textwrap.dedent(SCRIPT.format(draws=draws, tune=tune, every=every)))
+    path, out = tmp_path / "ckpt.zarr", tmp_path / "resumed.npy"
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    process = subprocess.Popen([sys.executable, str(script), backend, str(path), str(out)], env=env,
+                               start_new_session=True, stderr=subprocess.DEVNULL)
+    try:
+        partial = _wait_for_draws(path, process, 100)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert partial.posterior.sizes["draw"] >= 100
+    pa.read_checkpoint(path)  # the store reads after the kill
+    subprocess.run([sys.executable, str(script), backend, str(path), str(out)], env=env, check=True,
+                   stderr=subprocess.DEVNULL)
+    fresh = tmp_path / "fresh.npy"
+    subprocess.run([sys.executable, str(script), backend, str(tmp_path / "fresh.zarr"), str(fresh)], env=env,
+                   check=True, stderr=subprocess.DEVNULL)
+    assert np.array_equal(np.load(out), np.load(fresh))
+
+
+def test_sigint_saves_and_the_rerun_resumes(tmp_path):
+    script = tmp_path / "run.py"
+    script.write_text(textwrap.dedent(SCRIPT.format(draws=400, tune=300, every=1000)).replace("cores=2", "cores=1"))
+    path, out = tmp_path / "ckpt.zarr", tmp_path / "resumed.npy"
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    process = subprocess.Popen([sys.executable, str(script), "autograd", str(path), str(out)], env=env,
+                               start_new_session=True, stderr=subprocess.PIPE)
+    # the run saves at the end of warmup (every=1000 never fires): wait for it, then interrupt
+    start = time.monotonic()
+    while not (path / "chain_0.json").exists() and time.monotonic() - start < 120:
+        time.sleep(0.1)
+    time.sleep(0.3)
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode != 0 and b"KeyboardInterrupt" in stderr
+    saved = checkpoint_module.ChainCheckpoint(str(path), 0, 300).load()
+    assert saved["iteration"] > 300  # saved at the interrupt, not only at the end of warmup
+    subprocess.run([sys.executable, str(script), "autograd", str(path), str(out)], env=env, check=True)
+    reference = pa.sample(get_scenario("eight_schools").model(), backend="autograd", draws=400, tune=300, chains=2,
+                          cores=1, seed=21, progressbar=False, target_accept=0.9)
+    expected = np.stack([reference.posterior[n].to_numpy().reshape(2, 400, -1) for n in ("mu", "tau", "theta")], -1)
+    assert np.array_equal(np.load(out), expected)
