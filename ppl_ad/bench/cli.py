@@ -14,8 +14,8 @@ the sampler's worker processes. Unknown backend or model names are errors, with 
 known name.
 
 ``ppl-ad bench --sampling`` runs the sampling matrix instead (:mod:`ppl_ad.bench.sampling`):
-NUTS with every supported backend, and with ``--peers`` PyMC and NumPyro, on the four
-standard models; it writes ``sampling.json``, ``sampling.md`` and ``sampling.png``.
+ppl_ad's NUTS (default engine and ``engine="python"``), and with ``--peers`` PyMC, NumPyro,
+BlackJAX and nutpie, on the four standard models, each cold and warm; it writes ``sampling.json``, ``sampling.md`` and ``sampling.png``.
 """
 
 from __future__ import annotations
@@ -165,16 +165,11 @@ def run_cell(model: str, backend: str, *, repeats=None, timeout: float = 300.0, 
     return _run_subprocess(cmd, base, "correct", timeout, env=measurement_environment())
 
 
-def run_sampling_cell(model: str, sampler: str, *, draws: int, tune: int, chains: int,
-                      timeout: float = 1800.0, seed: int = 1) -> dict:
-    """Run one NUTS cell (:func:`ppl_ad.bench.sampling.sampling_cell`) in a subprocess."""
-    from ppl_ad.bench.sampling import _row
+def run_sampling_cell(model: str, sampler: str, **kw) -> dict:
+    """Run one NUTS cell in a subprocess (:func:`ppl_ad.bench.sampling.run_sampling_cell`)."""
+    from ppl_ad.bench.sampling import run_sampling_cell as run
 
-    cmd = [sys.executable, "-m", "ppl_ad.bench._cell", "--task", "sampling", "--model", model,
-           "--backend", sampler, "--draws", str(draws), "--tune", str(tune), "--chains", str(chains),
-           "--seed", str(seed)]
-    base = {**_row(model, sampler), "draws": draws, "tune": tune, "chains": chains}
-    return _run_subprocess(cmd, base, "status", timeout)[-1]
+    return run(model, sampler, **kw)
 
 
 def machine_info(command: str = "") -> dict:
@@ -331,43 +326,10 @@ def _command(default: str) -> str:
 
 
 def main_sampling(args) -> int:
-    """``ppl-ad bench --sampling``: NUTS per backend (and peers) on the standard models."""
-    from tqdm import tqdm
-
-    from ppl_ad.backends import registry
+    """``ppl-ad bench --sampling``: NUTS per sampler and peers (:func:`ppl_ad.bench.sampling.main`)."""
     from ppl_ad.bench import sampling
-    from ppl_ad.bench.peers import PEERS
-    from ppl_ad.testing.scenarios import STANDARD, scenarios
 
-    if getattr(args, "model", None):
-        raise ModelError("--model benchmarks gradients only; ppl-ad bench --sampling runs the scenario models (--models)")
-    models = check_names(_split(args.models), [s.name for s in scenarios()], "model") or list(STANDARD)
-    samplers = (check_names(_split(args.backends), [*registry.names(), *PEERS], "backend")
-                or [b.name for b in registry.tested() if b.is_available()])
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    if args.peers:
-        from ppl_ad.bench.peers import available_peers
-
-        missing = [p for p in ("pymc", "numpyro") if p not in available_peers()]
-        if missing:
-            print(f"peers not installed (skipped): {', '.join(missing)}; pip install 'ppl_ad[bench]'")
-        samplers += [p for p in ("pymc", "numpyro") if p not in missing and p not in samplers]
-    settings = {"draws": args.draws, "tune": args.tune, "chains": args.chains, "timeout": args.timeout}
-    result = {"machine": machine_info(_command("ppl-ad bench --sampling")), "settings": settings, "cells": []}
-    jobs = [(m, s) for m in models for s in samplers]  # model by model: a stopped run still compares
-    bar = tqdm(jobs, disable=args.no_progress, unit="cell", desc="ppl-ad bench --sampling")
-    for model, sampler in bar:
-        bar.set_postfix_str(f"{model} × {sampler}")
-        result["cells"].append(run_sampling_cell(model, sampler, draws=args.draws, tune=args.tune,
-                                                 chains=args.chains, timeout=args.timeout))
-        # written after every cell: a long run that is stopped keeps what it measured
-        (out / "sampling.json").write_text(json.dumps(result, indent=1))
-        (out / "sampling.md").write_text(sampling.to_markdown(result))
-    sampling.plot(result, out / "sampling.png")
-    print(sampling.to_markdown(result))
-    print(f"wrote {out / 'sampling.json'}, {out / 'sampling.md'}, {out / 'sampling.png'}")
-    return 0
+    return sampling.main(args)
 
 
 def main(args) -> int:
