@@ -238,9 +238,14 @@ def _numpyro(row, model_name, draws, tune, chains, seed):
         return az.convert_to_dataset(samples)
 
 
+#: BlackJAX's compiled programs per (model, tune, draws), reused by later cells in this process
+_BLACKJAX_PROGRAMS: dict = {}
+
+
 def _blackjax(row, model_name, draws, tune, chains, seed):
     """BlackJAX NUTS + ``window_adaptation``, jitted (compiled ahead of time, then timed), chains
-    one after another with the two programs compiled once."""
+    one after another with the two programs compiled once (and reused by a later cell in the same
+    process, as ppl_ad's engine reuses its program: see ``benchmarks/bench_step_time.py``)."""
     import jax
     import jax.numpy as jnp
 
@@ -249,7 +254,11 @@ def _blackjax(row, model_name, draws, tune, chains, seed):
     from ppl_ad.bench.peers import jax_logdensity
 
     start = time.perf_counter()
-    logdensity, layout = jax_logdensity(model_name)
+    key_programs = (model_name, tune, draws)
+    programs = _BLACKJAX_PROGRAMS.setdefault(key_programs, {})
+    if "layout" not in programs:
+        programs["logdensity"], programs["layout"] = jax_logdensity(model_name)
+    logdensity, layout = programs["logdensity"], programs["layout"]
     dim = layout[-1][1].stop
 
     def warmup(key, position):
@@ -270,25 +279,24 @@ def _blackjax(row, model_name, draws, tune, chains, seed):
 
     keys = jax.random.split(jax.random.PRNGKey(seed), chains)
     compile_s = warm_s = sample_s = 0.0
-    compiled_warmup = compiled_sample = None
     positions, steps, divergences, warm_steps = [], [], 0, 0
     for c in range(chains):
         k_init, k_warm, k_sample = jax.random.split(keys[c], 3)
         position = jax.random.uniform(k_init, (dim,), jnp.float64, -2.0, 2.0)  # Stan's init
-        if compiled_warmup is None:
+        if "warmup" not in programs:
             t = time.perf_counter()
-            compiled_warmup = jax.jit(warmup).lower(k_warm, position).compile()
+            programs["warmup"] = jax.jit(warmup).lower(k_warm, position).compile()
             compile_s += time.perf_counter() - t
         t = time.perf_counter()
-        state, step_size, imm, n_warm, _ = jax.block_until_ready(compiled_warmup(k_warm, position))
+        state, step_size, imm, n_warm, _ = jax.block_until_ready(programs["warmup"](k_warm, position))
         warm_s += time.perf_counter() - t
         warm_steps += int(n_warm)
-        if compiled_sample is None:
+        if "sample" not in programs:
             t = time.perf_counter()
-            compiled_sample = jax.jit(sample).lower(k_sample, state, step_size, imm).compile()
+            programs["sample"] = jax.jit(sample).lower(k_sample, state, step_size, imm).compile()
             compile_s += time.perf_counter() - t
         t = time.perf_counter()
-        pos, n, div = jax.block_until_ready(compiled_sample(k_sample, state, step_size, imm))
+        pos, n, div = jax.block_until_ready(programs["sample"](k_sample, state, step_size, imm))
         sample_s += time.perf_counter() - t
         positions.append(np.asarray(pos))
         steps.append(np.asarray(n))
