@@ -66,7 +66,8 @@ def _sample_signature():
                   ("seed", None), ("sampler", "nuts"), ("target_accept", 0.8), ("max_treedepth", 10),
                   ("metric", "diag"), ("init", "jitter"), ("progressbar", True)]
     keyword = [("engine", None), ("chain_method", None), ("path_length", 2.0), ("coords", None),
-               ("log_likelihood", False), ("checkpoint", None), ("checkpoint_every", None), ("overwrite", False)]
+               ("log_likelihood", False), ("checkpoint", None), ("checkpoint_every", None), ("overwrite", False),
+               ("executor", None)]
     parameters = [P("name_or_model", P.POSITIONAL_OR_KEYWORD)]
     parameters += [P(n, P.POSITIONAL_OR_KEYWORD, default=d) for n, d in positional]
     parameters += [P(n, P.KEYWORD_ONLY, default=d) for n, d in keyword]

@@ -35,7 +35,8 @@ from ppl_ad.errors import SamplingError
 from ppl_ad.infer.progress import ChainProgress
 
 __all__ = [
-    "worker_spec", "worker_environment", "environment", "main_module_hidden", "run_parallel", "THREAD_VARIABLES",
+    "worker_spec", "logdensity_from_spec", "worker_environment", "environment", "main_module_hidden", "run_parallel",
+    "THREAD_VARIABLES",
 ]
 
 _WORKER: dict[str, Any] = {}
@@ -139,18 +140,24 @@ def _worker_init(spec: bytes, queue) -> None:
     _WORKER["queue"] = queue
 
 
+def logdensity_from_spec(spec: bytes):
+    """The log density that :func:`worker_spec` pickled, rebuilt in this process.
+
+    The parent already warned about a deprecated backend at the user's line; the rebuild does
+    not warn again.
+    """
+    from ppl_ad.errors import PplAdDeprecationWarning
+
+    factory, arg = pickle.loads(spec)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PplAdDeprecationWarning)
+        return arg if factory is None else factory(*arg)
+
+
 def _worker_logdensity():
     ld = _WORKER.get("ld")
     if ld is None:
-        from ppl_ad.errors import PplAdDeprecationWarning
-
-        factory, arg = pickle.loads(_WORKER["spec"])
-        with warnings.catch_warnings():
-            # The parent warned about a deprecated backend at the user's line; one copy per worker
-            # on stderr would only repeat it.
-            warnings.simplefilter("ignore", PplAdDeprecationWarning)
-            ld = arg if factory is None else factory(*arg)
-        _WORKER["ld"] = ld
+        ld = _WORKER["ld"] = logdensity_from_spec(_WORKER["spec"])
     return ld
 
 

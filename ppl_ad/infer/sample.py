@@ -7,7 +7,8 @@ This module owns the user-facing :func:`sample` (re-exported as ``ppl_ad.sample`
 2. builds the model's ``LogDensity`` (:mod:`ppl_ad.infer.init`);
 3. chooses the engine (``"jax"``: the whole sampler in XLA, for traceable backends;
    ``"python"``: the NumPy loop, for every backend; see :mod:`ppl_ad.infer.engine`) and the
-   chain method (sequential, parallel worker processes, or vectorized);
+   chain method (sequential, parallel worker processes, vectorized, or one task per chain on an
+   ``executor``: a Dask client or any ``concurrent.futures.Executor``, :mod:`ppl_ad.infer.distributed`);
 4. seeds chain ``c`` with ``numpy.random.SeedSequence(seed).spawn(chains)[c]``, so the same
    ``seed`` gives the same draws whether chains run in this process or in workers;
 5. converts the draws to ``arviz.InferenceData`` (:mod:`ppl_ad.infer.results`).
@@ -185,6 +186,7 @@ def sample(
     checkpoint=None,
     checkpoint_every: int | None = None,
     overwrite: bool = False,
+    executor=None,
 ):
     """Draw posterior samples of a model with NUTS (or static HMC).
 
@@ -266,6 +268,12 @@ def sample(
     overwrite : bool, optional
         Start over when ``checkpoint`` holds another run's checkpoint (else
         :class:`~ppl_ad.errors.CheckpointError`).
+    executor : distributed.Client or concurrent.futures.Executor, optional
+        Run each chain as one task there (``attrs["chain_method"] == "executor"``,
+        ``attrs["executor"]``: ``"dask"`` or the executor's class name). A Dask client gets the
+        model scattered to every worker once and reruns the chains of a worker that died; the
+        draws equal those of a local run with the same seed. A ``checkpoint`` path must be on
+        storage that the workers share. See :mod:`ppl_ad.infer.distributed`.
 
     Raises
     ------
@@ -289,7 +297,13 @@ def sample(
     check_sample_coords(ld, coords, log_likelihood)
     chains, draws, tune = int(chains), int(draws), int(tune)
     engine = select_engine(ld, engine, sampler)
-    chain_method, cores = select_chain_method(engine, chain_method, chains, cores)
+    if executor is not None:
+        if chain_method is not None:
+            raise ConfigError(f"sample: executor=... runs one task per chain; chain_method={chain_method!r} must be "
+                              "left at None")
+        chain_method, cores = "executor", 1
+    else:
+        chain_method, cores = select_chain_method(engine, chain_method, chains, cores)
     settings = ChainSettings(
         draws=draws,
         tune=tune,
@@ -308,13 +322,20 @@ def sample(
         chain_method, cores = "sequential", 1
     checkpoints = _open_checkpoint(checkpoint, checkpoint_every, overwrite, ld, settings, chains, seed_seq, init,
                                    chain_method)
-    if spec is None and hasattr(ld, "prepare"):
+    if spec is None and chain_method != "executor" and hasattr(ld, "prepare"):
         ld.prepare()  # in-process chains: a preparation error is raised here, before sampling
 
     bars = ProgressBars(chains, tune, draws) if progress_enabled(progressbar) else None
     try:
-        with _signals(checkpoints):
-            if spec is not None:
+        # Chains on an executor are not this process's to stop: Ctrl-C cancels their tasks.
+        with _signals(checkpoints if chain_method != "executor" else None):
+            if chain_method == "executor":
+                from ppl_ad.infer.distributed import run_chains
+
+                threading.Thread(target=preload_arviz, name="ppl_ad-import-arviz", daemon=True).start()
+                results, cores, executor_kind = run_chains(executor, ld, chain_seeds, settings, init, bars,
+                                                           checkpoints)
+            elif spec is not None:
                 # This process waits while the workers sample: import ArviZ (about 1.5 s) meanwhile.
                 threading.Thread(target=preload_arviz, name="ppl_ad-import-arviz", daemon=True).start()
                 results = run_parallel(spec, chain_seeds, settings, init, cores, bars, checkpoints)
@@ -326,6 +347,8 @@ def sample(
             bars.close()
 
     extra = {"engine": engine, "chain_method": chain_method}
+    if chain_method == "executor":
+        extra["executor"] = executor_kind
     if checkpoint is not None:
         extra["checkpoint"] = str(checkpoint)
     if engine == "jax":
