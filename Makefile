@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP_INSTALL := $(BIN)/python -m pip install --disable-pip-version-check -q -c constraints.txt
 
-.PHONY: install demo test test-slow validate bench bench-peers bench-sampling docs notebooks clean
+.PHONY: install demo test test-slow validate validate-posteriordb validate-sbc bench bench-peers bench-sampling docs notebooks clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,8 +25,16 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
 
-validate: $(STAMP)
+# The slow validation: every posteriordb posterior, then simulation-based calibration of the four
+# standard models with every supported backend (hours on 2 cores; pass SBC_ARGS=--smoke for a quick one,
+# or run on a Dask cluster with SBC_ARGS="--executor tcp://scheduler:8786").
+validate: validate-posteriordb validate-sbc
+
+validate-posteriordb: $(STAMP)
 	$(BIN)/python benchmarks/validate_posteriordb.py --out benchmarks/results
+
+validate-sbc: $(STAMP)
+	$(BIN)/python benchmarks/validate_sbc.py --out benchmarks/results --docs docs $(SBC_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/ppl-ad bench --out benchmarks/results
@@ -42,6 +50,7 @@ bench-sampling: $(STAMP)
 docs: export NO_MKDOCS_2_WARNING = 1
 docs: $(STAMP)
 	rm -rf build/docs-src && mkdir -p build/docs-src && cp docs/*.md build/docs-src/
+	cp docs/*.png build/docs-src/ 2>/dev/null || true
 	$(BIN)/mkdocs build --strict --quiet -f docs/mkdocs.yml
 
 clean:

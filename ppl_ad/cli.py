@@ -40,14 +40,23 @@ def _migrate(args) -> int:
 
 
 def _cache(args) -> int:
-    from ppl_ad.bench.auto import cache_dir, clear_cache
+    import shutil
+    from pathlib import Path
 
-    folder = cache_dir()
+    from ppl_ad.bench.auto import cache_dir, clear_cache
+    from ppl_ad.infer.jax_engine import compilation_cache_dir
+
+    folder, programs = cache_dir(), Path(compilation_cache_dir())
     if args.clear:
-        print(f"deleted {clear_cache()} cached backend='auto' decisions from {folder}")
+        count = len(list(programs.iterdir())) if programs.is_dir() else 0
+        shutil.rmtree(programs, ignore_errors=True)
+        print(f"deleted {clear_cache()} cached backend='auto' decisions from {folder} and {count} compiled "
+              f"programs from {programs}")
         return 0
     decisions = sorted(folder.glob("*.json")) if folder.is_dir() else []
-    print(f"{len(decisions)} cached backend='auto' decisions in {folder} (ppl-ad cache --clear deletes them)")
+    count = len(list(programs.iterdir())) if programs.is_dir() else 0
+    print(f"{len(decisions)} cached backend='auto' decisions in {folder}, {count} compiled programs in {programs} "
+          "(ppl-ad cache --clear deletes them)")
     return 0
 
 

@@ -60,7 +60,7 @@ from ppl_ad.infer.adaptation import DualAveragingState, WelfordState, WindowAdap
 from ppl_ad.infer.chain import ChainResult, stat_dtypes
 from ppl_ad.infer.state import ChainState
 
-__all__ = ["run_chains", "enable_compilation_cache", "CHUNK"]
+__all__ = ["run_chains", "enable_compilation_cache", "compilation_cache_dir", "CHUNK"]
 
 #: iterations per compiled chunk (progress bars and checkpoints advance between chunks)
 CHUNK = 50
@@ -68,7 +68,9 @@ CHUNK = 50
 _LOG_08 = math.log(0.8)
 
 
-def _cache_dir() -> str:
+def compilation_cache_dir() -> str:
+    """The folder of ppl_ad's persistent compilation cache: ``$PPL_AD_CACHE_DIR/xla`` or the user
+    cache folder's ``xla`` (``platformdirs.user_cache_dir("ppl_ad")``)."""
     root = os.environ.get("PPL_AD_CACHE_DIR")
     if not root:
         import platformdirs
@@ -87,7 +89,7 @@ def enable_compilation_cache() -> str:
     """
     import jax
 
-    folder = _cache_dir()
+    folder = compilation_cache_dir()
     if jax.config.jax_compilation_cache_dir != folder:
         os.makedirs(folder, exist_ok=True)
         jax.config.update("jax_compilation_cache_dir", folder)
