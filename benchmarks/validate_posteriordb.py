@@ -14,7 +14,12 @@ routine (see ``docs/sampling.md``, "Choosing the metric").
 Usage::
 
     python benchmarks/validate_posteriordb.py --out benchmarks/results [--only a,b] [--merge]
-        [--draws N] [--tune N]
+        [--draws N] [--tune N] [--executor tcp://scheduler:8786]
+
+``--executor ADDRESS`` runs each posterior as one task on that Dask scheduler, where it is
+validated in a process of its own (this script, sent with the task, run as ``python -`` with
+``--cell NAME``); the workers need ppl_ad and JAX installed, not this checkout. Without it the
+posteriors are validated one after another in this process.
 
 ``--merge`` keeps the posteriors of an earlier ``posteriordb_validation.json`` in ``--out``
 that this run does not redo, so a long validation can be completed in parts.
@@ -24,8 +29,11 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
+import math
 import os
+import subprocess
 import sys
 import time
 import warnings
@@ -84,6 +92,48 @@ def validate_one(scenario, draws, tune, chains, seed):
     else:
         summary["verdict"] = "pass" if summary["passed"] else "FAIL"
     return summary, rows
+
+
+#: prefix of the result line that a ``--cell`` process prints
+CELL = "CELL "
+
+
+def _cell_arguments(name: str, args) -> list[str]:
+    return ["--cell", name, "--draws", str(args.draws), "--tune", str(args.tune), "--chains", str(args.chains),
+            "--seed", str(args.seed)]
+
+
+def _error_result(name: str, args, note: str) -> dict:
+    """The row of a posterior whose cell process failed (a crash becomes a row, not a dead run)."""
+    nan = math.nan
+    summary = {"posterior": name, "verdict": "error", "worst_abs_z": nan, "worst_sd_ratio": nan,
+               "min_ess_bulk": nan, "chains": args.chains, "draws": args.draws, "tune": args.tune,
+               "target_accept": "-", "max_treedepth": "-", "time_s": nan,
+               "date": datetime.date.today().isoformat(), "note": note}
+    return {"summary": summary, "rows": []}
+
+
+def _from_process(name: str, args, done: subprocess.CompletedProcess) -> dict:
+    lines = [line for line in done.stdout.splitlines() if line.startswith(CELL)]
+    if done.returncode == 0 and lines:
+        return json.loads(lines[-1][len(CELL):])
+    tail = [line for line in done.stderr.strip().splitlines() if line.strip()]
+    return _error_result(name, args, f"cell process failed ({done.returncode}): {tail[-1] if tail else ''}"[:300])
+
+
+def run_on_executor(names: list[str], args, on_result) -> None:
+    """Validate ``names`` as Dask tasks on ``args.executor``, one process per posterior on a worker.
+
+    ``on_result(name, result)`` is called in this process as each posterior finishes.
+    """
+    from ppl_ad.infer.distributed import connect, map_tasks
+
+    source = Path(__file__).read_text(encoding="utf-8")
+    run = functools.partial(subprocess.run, input=source, capture_output=True, text=True)
+    calls = [([sys.executable, "-", *_cell_arguments(name, args)],) for name in names]
+    with connect(args.executor) as client:
+        map_tasks(client, run, calls, name="ppl_ad-validate",
+                  on_done=lambda i, done: on_result(names[i], _from_process(names[i], args, done)))
 
 
 def write_report(out_dir: Path, results: list) -> None:
@@ -150,9 +200,21 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=20240501)
     parser.add_argument("--merge", action="store_true",
                         help="keep earlier results in --out for the posteriors this run does not redo")
+    parser.add_argument("--executor", default=None, metavar="ADDRESS",
+                        help="run each posterior as a task on this Dask scheduler (tcp://host:8786)")
+    parser.add_argument("--cell", default=None, metavar="NAME",
+                        help="validate one posterior and print its result as one JSON line (what a task runs)")
     args = parser.parse_args(argv)
 
     from ppl_ad.testing.scenarios import scenarios
+
+    if args.cell:
+        scenario = next((s for s in scenarios("posteriordb") if s.name == args.cell), None)
+        if scenario is None:
+            parser.error(f"unknown posterior: {args.cell}")
+        summary, rows = validate_one(scenario, args.draws, args.tune, args.chains, args.seed)
+        print(CELL + json.dumps({"summary": summary, "rows": rows}), flush=True)
+        return 0
 
     chosen = scenarios("posteriordb")
     if args.only:
@@ -164,16 +226,26 @@ def main(argv=None) -> int:
     earlier = _earlier_results(Path(args.out)) if args.merge else {}
     order = [s.name for s in scenarios("posteriordb")]
     fresh = {}
-    for scenario in chosen:
-        summary, rows = validate_one(scenario, args.draws, args.tune, args.chains, args.seed)
-        print(f"{scenario.name}: {summary['verdict']} worst|z|={summary['worst_abs_z']:.2f} "
+    results = [earlier[name] for name in order if name in earlier]
+
+    def record(name: str, result: dict) -> None:
+        nonlocal results
+        summary = result["summary"]
+        print(f"{name}: {summary['verdict']} worst|z|={summary['worst_abs_z']:.2f} "
               f"worst sd ratio={summary['worst_sd_ratio']:.3f} divergences={summary.get('divergences')} "
-              f"time={summary['time_s']:.1f}s", flush=True)
-        fresh[scenario.name] = {"summary": summary, "rows": rows}
+              f"time={summary['time_s']:.1f}s" + (f" ({summary['note']})" if summary.get("note") else ""), flush=True)
+        fresh[name] = result
         merged = {**earlier, **fresh}
-        results = [merged[name] for name in order if name in merged]
+        results = [merged[n] for n in order if n in merged]
         write_report(Path(args.out), results)  # keep partial results of a long run
-    failed = [r["summary"]["posterior"] for r in results if r["summary"]["verdict"] == "FAIL"]
+
+    if args.executor:
+        run_on_executor([s.name for s in chosen], args, record)
+    else:
+        for scenario in chosen:
+            summary, rows = validate_one(scenario, args.draws, args.tune, args.chains, args.seed)
+            record(scenario.name, {"summary": summary, "rows": rows})
+    failed = [r["summary"]["posterior"] for r in results if r["summary"]["verdict"] in ("FAIL", "error")]
     return 1 if failed else 0
 
 

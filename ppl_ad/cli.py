@@ -88,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tune", type=int, default=1000, help="--sampling: warmup iterations per chain")
     p.add_argument("--chains", type=int, default=4, help="--sampling: chains")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--executor", default=None, metavar="SCHEDULER_ADDRESS",
+                   help="run the cells as tasks on this Dask scheduler (tcp://host:8786), each in its own process")
     p.set_defaults(func=_bench)
 
     p = sub.add_parser("migrate", help="find uses of deprecated/removed backends (exit 1 if any)")

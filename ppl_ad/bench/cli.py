@@ -13,6 +13,10 @@ user's own bound model instead of the scenarios. Every cell runs under the threa
 the sampler's worker processes. Unknown backend or model names are errors, with the closest
 known name.
 
+``ppl-ad bench --executor tcp://scheduler:8786`` runs the cells as tasks on a Dask cluster, each
+still in its own process on a worker (:func:`ppl_ad.infer.distributed.map_tasks`); the workers need
+ppl_ad and the backends installed, and a ``--model`` file on a path they can read.
+
 ``ppl-ad bench --sampling`` runs the sampling matrix instead (:mod:`ppl_ad.bench.sampling`):
 ppl_ad's NUTS (default engine and ``engine="python"``), and with ``--peers`` PyMC, NumPyro,
 BlackJAX and nutpie, on the four standard models, each cold and warm; it writes ``sampling.json``, ``sampling.md`` and ``sampling.png``.
@@ -165,6 +169,29 @@ def run_cell(model: str, backend: str, *, repeats=None, timeout: float = 300.0, 
     return _run_subprocess(cmd, base, "correct", timeout, env=measurement_environment())
 
 
+def _cell_task(model: str, backend: str, dims, model_ref, repeats, timeout: float) -> list[dict]:
+    """:func:`run_cell` as one executor task (``ppl-ad bench --executor``): a subprocess on the worker."""
+    return run_cell(model, backend, repeats=repeats, timeout=timeout, dims=dims, model_ref=model_ref)
+
+
+def _run_cells(jobs, args, bar) -> list[list[dict]]:
+    """The rows of every ``(model, backend, dims, model_ref)`` job, here or on ``args.executor``."""
+    address = getattr(args, "executor", None)
+    if not address:
+        outputs = []
+        for model, backend, dims, ref in jobs:
+            bar.set_postfix_str(f"{model} × {backend}")
+            outputs.append(run_cell(model, backend, repeats=args.repeats, timeout=args.timeout, dims=dims,
+                                    model_ref=ref))
+            bar.update(1)
+        return outputs
+    from ppl_ad.infer.distributed import connect, map_tasks
+
+    with connect(address) as client:
+        calls = [(model, backend, dims, ref, args.repeats, args.timeout) for model, backend, dims, ref in jobs]
+        return map_tasks(client, _cell_task, calls, name="ppl_ad-bench-cell", on_done=lambda i, rows: bar.update(1))
+
+
 def run_sampling_cell(model: str, sampler: str, **kw) -> dict:
     """Run one NUTS cell in a subprocess (:func:`ppl_ad.bench.sampling.run_sampling_cell`)."""
     from ppl_ad.bench.sampling import run_sampling_cell as run
@@ -269,6 +296,8 @@ def to_markdown(result: dict) -> str:
         f"- Python {info['python']} on {info['platform']}",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()),
         f"- thread limits (as the sampler's worker processes): {_describe_limits(result.get('environment'))}",
+        *([f"- cells ran as Dask tasks on {result['executor']} (on the workers' machines)"] if result.get("executor")
+          else []),
         "",
         "Times are medians in µs of `ld.logdensity` and `ld.logdensity_and_gradient`; `ratio` is "
         "gradient ÷ log density; `correct` compares the value and the gradient with 5-point finite "
@@ -342,6 +371,10 @@ def main(args) -> int:
     from tqdm import tqdm
 
     if getattr(args, "sampling", False):
+        if getattr(args, "executor", None):
+            from ppl_ad.errors import ConfigError
+
+            raise ConfigError("ppl-ad bench --executor runs the gradient cells; --sampling runs on this machine only")
         return main_sampling(args)
 
     from ppl_ad.backends import registry
@@ -372,11 +405,11 @@ def main(args) -> int:
               "cells": [], "crossover": []}
     jobs = ([(m, b, None, user_models.get(m)) for m in [*models, *user_models] for b in backends]
             + [("regression", b, CROSSOVER_DIMS, None) for b in crossover_backends])
-    bar = tqdm(jobs, disable=args.no_progress, unit="cell", desc="ppl-ad bench")
-    for model, backend, dims, ref in bar:
-        bar.set_postfix_str(f"{model} × {backend}")
-        rows = run_cell(model, backend, repeats=args.repeats, timeout=args.timeout, dims=dims, model_ref=ref)
-        (result["crossover"] if dims else result["cells"]).extend(rows)
+    if getattr(args, "executor", None):
+        result["executor"] = args.executor
+    with tqdm(total=len(jobs), disable=args.no_progress, unit="cell", desc="ppl-ad bench") as bar:
+        for (model, backend, dims, ref), rows in zip(jobs, _run_cells(jobs, args, bar)):
+            (result["crossover"] if dims else result["cells"]).extend(rows)
     if args.peers:
         from ppl_ad.bench.peers import available_peers, run_peers
 

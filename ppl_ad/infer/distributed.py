@@ -94,8 +94,14 @@ def _workers(executor, tasks: int) -> int:
 
 
 @contextlib.contextmanager
-def connect(address: str):
+def connect(address: str, timeout: float = 10.0):
     """A Dask client of the scheduler at ``address`` (``tcp://host:8786``), closed afterwards.
+
+    Parameters
+    ----------
+    address : str
+    timeout : float, optional
+        Seconds to wait for the scheduler.
 
     Raises
     ------
@@ -109,7 +115,7 @@ def connect(address: str):
             "--executor needs Dask distributed: pip install 'ppl_ad[distributed]'"
         ) from error
     try:
-        client = distributed.Client(address, timeout=30)
+        client = distributed.Client(address, timeout=timeout)
     except (OSError, TimeoutError) as error:
         raise ConfigError(f"no Dask scheduler answered at {address!r}: {error}") from error
     try:
