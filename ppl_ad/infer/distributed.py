@@ -238,7 +238,12 @@ def _logdensity(recipe, key: str):
 
 
 class _EventSink:
-    """Progress of a chain on a Dask worker, sent as worker events on ``topic`` (picklable)."""
+    """Progress of a chain on a Dask worker, sent as worker events on ``topic`` (picklable).
+
+    At most one event per chain every :attr:`interval` seconds: each goes through the scheduler.
+    """
+
+    interval = 0.25
 
     def __init__(self, topic: str):
         self.topic = topic
@@ -291,7 +296,9 @@ def chain_task(recipe, key: str, chain: int, seed_seq, settings, init, checkpoin
     from ppl_ad.infer.progress import ChainProgress
 
     ld = _logdensity(recipe, key)
-    progress = ChainProgress(chain, sink, settings.tune, settings.draws) if sink is not None else None
+    progress = None
+    if sink is not None:
+        progress = ChainProgress(chain, sink, settings.tune, settings.draws, getattr(sink, "interval", 0.1))
     return run_one_chain(ld, chain, seed_seq, settings, init, progress, checkpoint)
 
 

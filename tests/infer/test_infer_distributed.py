@@ -158,7 +158,7 @@ def test_checkpoints_on_shared_storage(client, local, tmp_path):
 
 
 def test_a_killed_worker_is_replaced_and_the_draws_are_complete_and_identical(client):
-    kwargs = {**PYTHON, "chains": 4, "draws": 300, "tune": 300}
+    kwargs = {**PYTHON, "chains": 4, "draws": 500, "tune": 500}
     reference = pa.sample(model(), cores=1, **kwargs)
     pids = client.run(os.getpid)
     address = sorted(pids)[0]
