@@ -28,7 +28,7 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "validate_posterio
 def address():
     """The scheduler address of a two-process LocalCluster, closed at the end."""
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
         silence_logs=logging.CRITICAL,
     ) as cluster:
         yield cluster.scheduler_address

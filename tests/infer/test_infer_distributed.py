@@ -56,7 +56,7 @@ def _warm_up():
 def client():
     """A real two-process LocalCluster (one thread per worker), closed at the end."""
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
         silence_logs=logging.CRITICAL,
     ) as cluster, distributed.Client(cluster) as client:
         client.run(_warm_up)
