@@ -41,12 +41,11 @@ def _migrate(args) -> int:
 
 def _cache(args) -> int:
     import shutil
-    from pathlib import Path
 
     from ppl_ad.bench.auto import cache_dir, clear_cache
-    from ppl_ad.infer.jax_engine import compilation_cache_dir
+    from ppl_ad.config import cache_root
 
-    folder, programs = cache_dir(), Path(compilation_cache_dir())
+    folder, programs = cache_dir(), cache_root() / "xla"
     if args.clear:
         count = len(list(programs.iterdir())) if programs.is_dir() else 0
         shutil.rmtree(programs, ignore_errors=True)

@@ -181,3 +181,39 @@ def resolve_backend(model, backend=None, config: Config | None = None):
         if registry.get(name, warn=False).is_available():
             return name, "built-in default"
     return "finite-difference", "built-in default (no AD library installed)"
+
+
+def cache_root() -> Path:
+    """ppl_ad's cache folder: ``$PPL_AD_CACHE_DIR`` or the platform's user cache folder.
+
+    ``backend="auto"`` keeps its decisions in ``auto/`` below it, the JAX backends and the
+    compiled engine their compiled programs in ``xla/`` (JAX's persistent compilation cache).
+    """
+    root = os.environ.get("PPL_AD_CACHE_DIR")
+    if not root:
+        import platformdirs
+
+        root = platformdirs.user_cache_dir("ppl_ad")
+    return Path(root)
+
+
+def enable_compilation_cache() -> Path:
+    """Turn on JAX's persistent compilation cache in ``cache_root() / "xla"`` (call before compiling).
+
+    Programs that take longer than 0.2 s to compile are kept, keyed by JAX on the program itself
+    (so on the model, its data shapes and the sampler settings), so a new process skips compiling
+    them again.
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    import jax
+
+    folder = cache_root() / "xla"
+    if jax.config.jax_compilation_cache_dir != str(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+        jax.config.update("jax_compilation_cache_dir", str(folder))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return folder

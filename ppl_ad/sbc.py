@@ -51,6 +51,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ppl_ad.infer.distributed import is_dask_client
+
 __all__ = ["sbc", "SBCResult", "SBCSettings"]
 
 
@@ -257,10 +259,6 @@ def _one_thread_per_worker(processes: int):
 # --------------------------------------------------------------------------- #
 
 
-def _is_dask_client(executor) -> bool:
-    return all(hasattr(executor, name) for name in ("submit", "gather", "scatter"))
-
-
 def _progress(total: int, progressbar: bool, name: str):
     from tqdm.auto import tqdm
 
@@ -393,7 +391,7 @@ def sbc(
     where = "in-process"
     start = time.perf_counter()
     with _progress(simulations, progressbar, model.name) as bar:
-        if executor is not None and _is_dask_client(executor):
+        if executor is not None and is_dask_client(executor):
             where = f"dask ({len(executor.nthreads())} workers)"
             results = _run_dask(executor, payload, seeds, settings, bar)
         elif executor is not None:

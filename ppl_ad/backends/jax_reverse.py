@@ -66,7 +66,10 @@ def traceable(compiled, backend=None):
     """
     import jax
 
+    from ppl_ad.config import enable_compilation_cache
+
     jax.config.update("jax_enable_x64", True)
+    enable_compilation_cache()
     arrays, rest = split_data(compiled.model.data)
 
     def fn(theta, data):

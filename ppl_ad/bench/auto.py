@@ -53,12 +53,9 @@ logger = logging.getLogger(__name__)
 
 def cache_dir() -> Path:
     """Folder of cached decisions: ``$PPL_AD_CACHE_DIR/auto`` or the platform cache dir."""
-    root = os.environ.get("PPL_AD_CACHE_DIR")
-    if not root:
-        import platformdirs
+    from ppl_ad.config import cache_root
 
-        root = platformdirs.user_cache_dir("ppl_ad")
-    return Path(root) / "auto"
+    return cache_root() / "auto"
 
 
 def clear_cache() -> int:

@@ -62,10 +62,8 @@ _CACHE_LOCK = threading.Lock()
 
 
 def is_dask_client(executor) -> bool:
-    """Whether ``executor`` is a Dask ``distributed.Client`` (duck-typed, as :func:`ppl_ad.sbc` does)."""
-    from ppl_ad.sbc import _is_dask_client
-
-    return _is_dask_client(executor)
+    """Whether ``executor`` is a Dask ``distributed.Client`` (duck-typed: ``submit``, ``gather``, ``scatter``)."""
+    return all(hasattr(executor, name) for name in ("submit", "gather", "scatter"))
 
 
 def executor_kind(executor) -> str:

@@ -50,52 +50,22 @@ Stan Development Team. *Stan Reference Manual*, "HMC algorithm parameters" and "
 from __future__ import annotations
 
 import math
-import os
 import time
 
 import numpy as np
 
+from ppl_ad.config import enable_compilation_cache
 from ppl_ad.errors import SamplingError
 from ppl_ad.infer.adaptation import DualAveragingState, WelfordState, WindowAdaptationState, build_schedule
 from ppl_ad.infer.chain import ChainResult, stat_dtypes
 from ppl_ad.infer.state import ChainState
 
-__all__ = ["run_chains", "enable_compilation_cache", "compilation_cache_dir", "CHUNK"]
+__all__ = ["run_chains", "CHUNK"]
 
 #: iterations per compiled chunk (progress bars and checkpoints advance between chunks)
 CHUNK = 50
 
 _LOG_08 = math.log(0.8)
-
-
-def compilation_cache_dir() -> str:
-    """The folder of ppl_ad's persistent compilation cache: ``$PPL_AD_CACHE_DIR/xla`` or the user
-    cache folder's ``xla`` (``platformdirs.user_cache_dir("ppl_ad")``)."""
-    root = os.environ.get("PPL_AD_CACHE_DIR")
-    if not root:
-        import platformdirs
-
-        root = platformdirs.user_cache_dir("ppl_ad")
-    return os.path.join(root, "xla")
-
-
-def enable_compilation_cache() -> str:
-    """Turn on JAX's persistent compilation cache under ppl_ad's cache directory.
-
-    Returns
-    -------
-    str
-        The cache directory (``$PPL_AD_CACHE_DIR/xla`` or the user cache directory).
-    """
-    import jax
-
-    folder = compilation_cache_dir()
-    if jax.config.jax_compilation_cache_dir != folder:
-        os.makedirs(folder, exist_ok=True)
-        jax.config.update("jax_compilation_cache_dir", folder)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
-        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    return folder
 
 
 def _phases(tune: int, draws: int) -> np.ndarray:
@@ -322,7 +292,7 @@ def run_chains(ld, seeds, starts, settings, progress=None, vectorized: bool = Tr
     import jax
     import jax.numpy as jnp
 
-    enable_compilation_cache()
+    enable_compilation_cache()  # before anything compiles (also done by the JAX backends)
     fn, data = ld.traceable()
     data = jax.device_put(data)
     vectorized = bool(vectorized) and len(seeds) > 1

@@ -194,7 +194,7 @@ if __name__ == "__main__":
     idata = pa.sample(get_scenario("eight_schools").model(), backend=backend, draws={draws}, tune={tune},
                       chains=2, cores=2, seed=21, progressbar=False, target_accept=0.9, checkpoint=path,
                       checkpoint_every={every})
-    np.save(out, np.stack([idata.posterior[n].to_numpy().reshape(2, {draws}, -1) for n in ("mu", "tau", "theta")], -1))
+    np.save(out, np.concatenate([idata.posterior[n].to_numpy().reshape(2, {draws}, -1) for n in ("mu", "tau", "theta")], -1))
 """
 
 
@@ -262,5 +262,5 @@ def test_sigint_saves_and_the_rerun_resumes(tmp_path):
     subprocess.run([sys.executable, str(script), "autograd", str(path), str(out)], env=env, check=True)
     reference = pa.sample(get_scenario("eight_schools").model(), backend="autograd", draws=400, tune=300, chains=2,
                           cores=1, seed=21, progressbar=False, target_accept=0.9)
-    expected = np.stack([reference.posterior[n].to_numpy().reshape(2, 400, -1) for n in ("mu", "tau", "theta")], -1)
+    expected = np.concatenate([reference.posterior[n].to_numpy().reshape(2, 400, -1) for n in ("mu", "tau", "theta")], -1)
     assert np.array_equal(np.load(out), expected)
