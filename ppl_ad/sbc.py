@@ -36,7 +36,6 @@ and Computing* 32, 32. doi:10.1007/s11222-022-10090-6.
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import hashlib
 import math
 import multiprocessing
@@ -231,27 +230,12 @@ def _local_task(index: int, seed_seq, settings: SBCSettings) -> dict:
     return simulate_and_rank(_load(_LOCAL["payload"]), index, seed_seq, settings)
 
 
-_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-
-
-@contextlib.contextmanager
 def _one_thread_per_worker(processes: int):
-    """Cap the intra-op threads of the spawned workers (they start during the submits)."""
-    threads = str(max(1, (os.cpu_count() or 1) // max(1, processes)))
-    changes = {name: threads for name in _THREAD_VARIABLES if name not in os.environ}
-    if threads == "1" and "xla_cpu_multi_thread_eigen" not in os.environ.get("XLA_FLAGS", ""):
-        flags = os.environ.get("XLA_FLAGS", "")
-        changes["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1".strip()
-    saved = {name: os.environ.get(name) for name in changes}
-    os.environ.update(changes)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    """Cap the intra-op threads of the spawned workers (they start during the submits), as the
+    sampler does for its chain workers."""
+    from ppl_ad.infer.parallel import environment, worker_environment
+
+    return environment(worker_environment(processes))
 
 
 # --------------------------------------------------------------------------- #

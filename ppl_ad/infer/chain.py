@@ -72,6 +72,10 @@ class ChainSettings(NamedTuple):
         Starting point of the step-size heuristic.
     engine : {"python", "jax"}
         The engine that runs the chain (see :mod:`ppl_ad.infer.engine`).
+    metric_adaptation : {"fisher", "stan"}
+        How warmup windows estimate a diagonal metric: from the draws and their gradients
+        (``"fisher"``, nutpie's estimator, :func:`~ppl_ad.infer.adaptation.fisher_diagonal`) or
+        from the draws' regularised variances (``"stan"``). A dense metric always uses Stan's.
     """
 
     draws: int = 1000
@@ -84,6 +88,7 @@ class ChainSettings(NamedTuple):
     max_energy_error: float = 1000.0
     initial_step_size: float = 1.0
     engine: str = "python"
+    metric_adaptation: str = "fisher"
 
 
 class ChainResult(NamedTuple):
@@ -192,7 +197,7 @@ def initial_chain_state(logdensity_and_gradient, position, rng, settings: ChainS
     step_size = find_reasonable_step_size(
         logdensity_and_gradient, hmc_state, metric, float(settings.initial_step_size), rng
     )
-    adaptation = window_adaptation_init(step_size, metric.inverse_mass_matrix)
+    adaptation = window_adaptation_init(step_size, metric.inverse_mass_matrix, settings.metric_adaptation)
     return ChainState(hmc_state.position, hmc_state.logdensity, hmc_state.logdensity_grad, adaptation, None), hmc_state
 
 
@@ -305,7 +310,8 @@ def run_chain(
             if tuning:
                 warmup_divergences += info.is_divergent
                 adapt, metric_updated = window_adaptation_update(
-                    adapt, schedule[i], hmc_state.position, info.acceptance_rate, target_accept
+                    adapt, schedule[i], hmc_state.position, info.acceptance_rate, target_accept,
+                    hmc_state.logdensity_grad, settings.metric_adaptation,
                 )
                 if metric_updated:
                     metric = gaussian_euclidean(adapt.inverse_mass_matrix)

@@ -144,6 +144,7 @@ def fingerprint(ld, settings, chains: int, seed_seq, init) -> dict:
         "target_accept": float(settings.target_accept),
         "max_treedepth": int(settings.max_treedepth),
         "metric": settings.metric,
+        "metric_adaptation": settings.metric_adaptation,
         "path_length": float(settings.path_length),
         "seed": str(seed_seq.entropy),
         "init": init if isinstance(init, str) else data_hash({"init": init}),

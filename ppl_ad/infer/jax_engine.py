@@ -9,7 +9,8 @@ adaptation step. Between chunks control returns to Python for the progress bars 
 checkpoints), so no Python runs per leapfrog step and at most one program is compiled per model,
 shapes and settings: warmup and sampling share it (the phase is data, not code).
 
-Warmup is Stan's, with the same schedule as the Python engine
+Warmup is Stan's (with nutpie's estimator of a diagonal metric by default, see
+``metric_adaptation`` in :class:`~ppl_ad.infer.chain.ChainSettings`), with the same schedule as the Python engine
 (:func:`ppl_ad.infer.adaptation.build_schedule`) and the same state types
 (:class:`~ppl_ad.infer.adaptation.WindowAdaptationState`,
 :class:`~ppl_ad.infer.adaptation.DualAveragingState`,
@@ -140,6 +141,7 @@ def _build_chunk(fn, settings, dim: int):
     from blackjax.mcmc.nuts import build_kernel
 
     dense = settings.metric == "dense"
+    fisher = settings.metric_adaptation == "fisher" and not dense
     target = float(settings.target_accept)
     max_depth = int(settings.max_treedepth)
     kernel = build_kernel(divergence_threshold=float(settings.max_energy_error))
@@ -159,9 +161,11 @@ def _build_chunk(fn, settings, dim: int):
         x_bar = (1.0 - x_eta) * da.log_step_size_avg + x_eta * x
         return DualAveragingState(x, x_bar, step, avg_error, da.mu)
 
+    width = 2 * dim if fisher else dim  # positions, then gradients
+
     def welford_init():
-        m2 = jnp.zeros((dim, dim) if dense else (dim,))
-        return WelfordState(jnp.zeros((), jnp.int64), jnp.zeros(dim), m2)
+        m2 = jnp.zeros((dim, dim) if dense else (width,))
+        return WelfordState(jnp.zeros((), jnp.int64), jnp.zeros(width), m2)
 
     def welford_update(w, x):
         count = w.count + 1
@@ -172,6 +176,10 @@ def _build_chunk(fn, settings, dim: int):
 
     def regularized_covariance(w):
         n = w.count.astype(jnp.float64)
+        if fisher:  # as ppl_ad.infer.adaptation.fisher_diagonal
+            var = w.m2 / (n - 1.0)
+            imm = jnp.sqrt(var[:dim] / var[dim:])
+            return jnp.where(jnp.isfinite(imm) & (imm > 0), imm, 1.0)
         cov = w.m2 / (n - 1.0)
         if dense:
             cov = 0.5 * (cov + cov.T)
@@ -199,8 +207,9 @@ def _build_chunk(fn, settings, dim: int):
 
         # warmup: dual averaging always, Welford in slow windows, a new metric at window ends
         da = dual_averaging_update(adapt.dual_averaging, info.acceptance_rate)
+        seen = jnp.concatenate([new.position, new.logdensity_grad]) if fisher else new.position
         welford = jax.tree.map(
-            lambda a, b: jnp.where(in_slow, a, b), welford_update(adapt.welford, new.position), adapt.welford
+            lambda a, b: jnp.where(in_slow, a, b), welford_update(adapt.welford, seen), adapt.welford
         )
         imm = jnp.where(window_end, regularized_covariance(welford), adapt.inverse_mass_matrix)
         welford = jax.tree.map(lambda a, b: jnp.where(window_end, a, b), welford_init(), welford)
@@ -246,8 +255,9 @@ def _initial_state(ld, position, key, settings):
     logdensity, grad = ld.logdensity_and_gradient(np.asarray(position, dtype=np.float64))
     imm = jnp.eye(dim) if dense else jnp.ones(dim)
     da = DualAveragingState(jnp.zeros(()), jnp.zeros(()), jnp.zeros((), jnp.int64), jnp.zeros(()), jnp.zeros(()))
+    width = 2 * dim if settings.metric_adaptation == "fisher" and not dense else dim
     welford = WelfordState(
-        jnp.zeros((), jnp.int64), jnp.zeros(dim), jnp.zeros((dim, dim) if dense else (dim,))
+        jnp.zeros((), jnp.int64), jnp.zeros(width), jnp.zeros((dim, dim) if dense else (width,))
     )
     adaptation = WindowAdaptationState(jnp.asarray(float(settings.initial_step_size)), imm, da, welford)
     return ChainState(jnp.asarray(position), jnp.asarray(logdensity), jnp.asarray(grad), adaptation, key)
@@ -354,7 +364,7 @@ def _program_key(ld, data, settings, size: int, n_chains: int):
     except Exception:  # noqa: BLE001 - an unhashable argument: do not cache
         return None
     shapes = tuple(sorted((k, tuple(v.shape), str(v.dtype)) for k, v in data.items()))
-    options = (settings.metric, float(settings.target_accept), int(settings.max_treedepth),
+    options = (settings.metric, settings.metric_adaptation, float(settings.target_accept), int(settings.max_treedepth),
                float(settings.max_energy_error), float(settings.initial_step_size))
     return (function, getattr(ld.backend, "name", None), getattr(ld.compiled, "jacobian", True), rest_key, shapes,
             int(ld.dimension), options, int(size), int(n_chains))

@@ -37,7 +37,7 @@ from ppl_ad.infer.engine import run_sequential, select_chain_method, select_engi
 from ppl_ad.infer.init import resolve_logdensity
 from ppl_ad.infer.parallel import run_parallel, worker_spec
 from ppl_ad.infer.progress import ProgressBars, progress_enabled
-from ppl_ad.infer.results import check_sample_coords, preload_arviz, to_inference_data
+from ppl_ad.infer.results import check_sample_coords, preload_arviz, to_inference_data, user_stacklevel
 
 __all__ = ["sample", "check_keywords"]
 
@@ -90,7 +90,7 @@ class _KeywordError(ConfigError, TypeError):
 
 
 def _validate(draws, tune, chains, cores, sampler, target_accept, max_treedepth, metric, init, path_length,
-              engine, chain_method):
+              engine, chain_method, metric_adaptation="fisher"):
     def bad(name, value, expected):
         raise ConfigError(f"sample: invalid {name}={value!r}; expected {expected}")
 
@@ -115,6 +115,8 @@ def _validate(draws, tune, chains, cores, sampler, target_accept, max_treedepth,
     elif not isinstance(init, Mapping):
         if not (isinstance(init, Sequence) and len(init) == chains and all(isinstance(v, Mapping) for v in init)):
             bad("init", init, "'jitter', a dict of initial values, or a list of such dicts (one per chain)")
+    if metric_adaptation not in ("fisher", "stan"):
+        bad("metric_adaptation", metric_adaptation, "'fisher' or 'stan'")
     if engine is not None and engine not in ("python", "jax"):
         bad("engine", engine, "None, 'python' or 'jax'")
     if chain_method is not None and chain_method not in ("sequential", "parallel", "vectorized"):
@@ -153,10 +155,12 @@ def _signals(checkpoints):
 
 def _warn_reference_backend(ld) -> None:
     """A :class:`SamplingWarning` when ``ld``'s backend is for reference only (finite differences)."""
-    backend = getattr(ld, "backend", None)
-    if backend is None:
-        return
     from ppl_ad.backends import registry
+    from ppl_ad.backends.base import Backend
+
+    backend = getattr(ld, "backend", None)
+    if not isinstance(backend, Backend):  # a hand-made log density
+        return
 
     message = registry.sampling_warning(backend)
     if message:
@@ -186,6 +190,7 @@ def sample(
     checkpoint=None,
     checkpoint_every: int | None = None,
     overwrite: bool = False,
+    metric_adaptation: str = "fisher",
     executor=None,
 ):
     """Draw posterior samples of a model with NUTS (or static HMC).
@@ -258,6 +263,11 @@ def sample(
         ``wall_time``: seconds for the whole call). With ``log_likelihood=True``, also
         ``log_likelihood``.
 
+    metric_adaptation : {"fisher", "stan"}, optional
+        How warmup estimates a diagonal metric at the end of each window: ``"fisher"`` (the
+        default, as nutpie) from the draws and their gradients, ``sqrt(Var(x) / Var(grad log p))``,
+        which minimises a Fisher divergence and needs fewer draws; ``"stan"`` from the draws'
+        regularised variances, as Stan and PyMC. A dense metric always uses Stan's estimator.
     checkpoint : str or os.PathLike, optional
         Stream draws, statistics and each chain's full state to this zarr store as the run
         proceeds; the same call with the same path resumes where the chains stopped and gives
@@ -291,9 +301,10 @@ def sample(
     """
     wall_start = time.perf_counter()
     _validate(draws, tune, chains, cores, sampler, target_accept, max_treedepth, metric, init, path_length,
-              engine, chain_method)
+              engine, chain_method, metric_adaptation)
     # Chains in worker processes prepare their own backend: the parent's would go unused.
     ld = resolve_logdensity(model, backend, prepare=False)
+    _warn_reference_backend(ld)
     check_sample_coords(ld, coords, log_likelihood)
     chains, draws, tune = int(chains), int(draws), int(tune)
     engine = select_engine(ld, engine, sampler)
@@ -313,6 +324,7 @@ def sample(
         metric=metric,
         path_length=float(path_length),
         engine=engine,
+        metric_adaptation=metric_adaptation,
     )
     seed_seq = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
     chain_seeds = seed_seq.spawn(chains)

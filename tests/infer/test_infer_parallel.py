@@ -47,6 +47,8 @@ def test_sequential_and_parallel_give_identical_draws():
         np.testing.assert_array_equal(parallel.sample_stats[name].values, sequential.sample_stats[name].values)
 
 
+# the reference backend: a cheap, deterministic gradient for this test
+@pytest.mark.filterwarnings("ignore:sampling with backend 'finite-difference':ppl_ad.errors.SamplingWarning")
 def test_parallel_with_a_dsl_model_matches_sequential():
     model = normal_normal(np.array([0.5, 1.5, 2.0]), 10.0, 1.0)
     kwargs = dict(backend="finite-difference", draws=60, tune=60, chains=2, seed=3, progressbar=False)
@@ -100,6 +102,8 @@ def test_unpicklable_or_main_models_run_in_process():
         del __main__._Holder
 
 
+# the reference backend: a cheap, deterministic gradient for this test
+@pytest.mark.filterwarnings("ignore:sampling with backend 'finite-difference':ppl_ad.errors.SamplingWarning")
 def test_a_model_defined_in_a_function_samples_in_parallel():
     @pa.model
     def local_model(y):

@@ -206,6 +206,8 @@ def test_init_failure_in_a_worker_process_reaches_the_caller():
         sample(ld, draws=10, tune=10, chains=2, cores=2, progressbar=False)
 
 
+# the reference backend: a cheap, deterministic gradient for this test
+@pytest.mark.filterwarnings("ignore:sampling with backend 'finite-difference':ppl_ad.errors.SamplingWarning")
 def test_init_failure_with_a_dsl_model_names_the_site():
     @pa.model
     def impossible(y):
@@ -363,3 +365,46 @@ def test_init_failure_reports_what_the_backend_raised():
     ld = RaisesInItsGradient(np.zeros(2), [1.0, 1.0], name="grad_bug")
     with pytest.raises(SamplingError, match=r"'grad_bug'.*raised ValueError: array is not broadcastable"):
         sample(ld, draws=5, tune=5, chains=1, progressbar=False)
+
+
+def test_pa_sample_signature_mirrors_the_sampler():
+    import inspect
+
+    mirror = inspect.signature(pa.sample).parameters
+    real = inspect.signature(sample).parameters
+    assert list(mirror)[1:] == list(real)[1:]
+    for name in list(real)[1:]:
+        assert (mirror[name].kind, mirror[name].default) == (real[name].kind, real[name].default), name
+
+
+@pytest.mark.parametrize("wrong, right", [("num_warmup", "tune"), ("num_samples", "draws"), ("chians", "chains")])
+def test_misspelled_keywords_get_a_did_you_mean(wrong, right):
+    model = GaussianLogDensity(np.zeros(2), [1.0, 1.0])
+    with pytest.raises(TypeError, match=f"'{wrong}' \\(did you mean '{right}'\\?\\)") as info:
+        pa.sample(model, **{wrong: 10})
+    assert isinstance(info.value, pa.ConfigError)
+
+
+def test_sampling_with_the_reference_backend_warns():
+    @pa.model
+    def tiny(y):
+        mu = pa.sample("mu", dist.Normal(0.0, 1.0))
+        pa.observe("y", dist.Normal(mu, 1.0), y)
+
+    with pytest.warns(pa.SamplingWarning, match="finite-difference"):
+        sample(tiny(np.array([0.5])), backend="finite-difference", draws=10, tune=10, chains=1, progressbar=False)
+
+
+@pytest.mark.parametrize("estimator", ["fisher", "stan"])
+def test_metric_adaptation_estimators_give_the_right_scales(estimator):
+    scales = np.array([0.1, 10.0])
+    idata = sample(GaussianLogDensity(np.zeros(2), scales**2), draws=400, tune=600, chains=1, seed=3,
+                   progressbar=False, metric_adaptation=estimator)
+    assert idata.attrs["engine"] == "python"
+    # a unit metric would need a step size near the smallest scale (0.1); the adapted one does not
+    assert 0.3 < float(idata.sample_stats["step_size"].to_numpy().flat[0]) < 3.0
+
+
+def test_an_unknown_metric_adaptation_is_refused():
+    with pytest.raises(pa.ConfigError, match="metric_adaptation"):
+        sample(GaussianLogDensity(np.zeros(2), [1.0, 1.0]), metric_adaptation="nutpie", progressbar=False)

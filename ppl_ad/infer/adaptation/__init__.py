@@ -17,6 +17,7 @@ parameters: step size and metric adaptation, warmup windows).
 
 from ppl_ad.infer.adaptation.mass_matrix import (
     WelfordState,
+    fisher_diagonal,
     regularized_covariance,
     welford_covariance,
     welford_init,
@@ -49,6 +50,7 @@ __all__ = [
     "welford_update",
     "welford_covariance",
     "regularized_covariance",
+    "fisher_diagonal",
     "WindowAdaptationState",
     "build_schedule",
     "window_adaptation_init",

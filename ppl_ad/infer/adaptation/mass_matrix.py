@@ -26,7 +26,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["WelfordState", "welford_init", "welford_update", "welford_covariance", "regularized_covariance"]
+__all__ = ["WelfordState", "welford_init", "welford_update", "welford_covariance", "regularized_covariance",
+           "fisher_diagonal"]
 
 
 class WelfordState(NamedTuple):
@@ -131,3 +132,33 @@ def regularized_covariance(state: WelfordState) -> np.ndarray:
     if cov.ndim == 1:
         return cov + shrink
     return cov + shrink * np.eye(cov.shape[0])
+
+
+def fisher_diagonal(state: WelfordState) -> np.ndarray:
+    """Diagonal inverse metric from the draws *and* their gradients (nutpie's estimator).
+
+    ``state`` holds the moments of ``[x, grad log p(x)]`` (length ``2 d``). The inverse metric
+    ``sqrt(Var(x_i) / Var(d_i log p))`` minimises the Fisher divergence between the posterior and
+    a Gaussian with that diagonal covariance; for a Gaussian posterior it is the variance itself,
+    and it uses the gradients the sampler computes anyway, so it converges with fewer draws than
+    the sample variance. A coordinate whose ratio is not a positive finite number keeps 1.
+
+    Parameters
+    ----------
+    state : WelfordState
+        Moments of the stacked draws and gradients, with at least two of them.
+
+    Returns
+    -------
+    numpy.ndarray
+
+    References
+    ----------
+    Seyboldt, A. et al., nutpie: "diagonal mass matrix adaptation based on draws and gradients"
+    (https://github.com/pymc-devs/nutpie).
+    """
+    variance = welford_covariance(state)
+    d = variance.shape[0] // 2
+    with np.errstate(all="ignore"):
+        ratio = np.sqrt(variance[:d] / variance[d:])
+    return np.where(np.isfinite(ratio) & (ratio > 0), ratio, 1.0)

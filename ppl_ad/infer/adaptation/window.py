@@ -33,6 +33,7 @@ import numpy as np
 from ppl_ad.errors import SamplingError
 from ppl_ad.infer.adaptation.mass_matrix import (
     WelfordState,
+    fisher_diagonal,
     regularized_covariance,
     welford_init,
     welford_update,
@@ -124,7 +125,8 @@ def build_schedule(
     return schedule
 
 
-def window_adaptation_init(step_size: float, inverse_mass_matrix: np.ndarray) -> WindowAdaptationState:
+def window_adaptation_init(step_size: float, inverse_mass_matrix: np.ndarray,
+                           estimator: str = "stan") -> WindowAdaptationState:
     """Start warmup.
 
     Parameters
@@ -133,6 +135,10 @@ def window_adaptation_init(step_size: float, inverse_mass_matrix: np.ndarray) ->
         Initial step size (after the initialisation heuristic).
     inverse_mass_matrix : numpy.ndarray
         Initial inverse metric; 1-D for a diagonal metric, 2-D for a dense one.
+    estimator : {"stan", "fisher"}, optional
+        How a window's draws become the inverse metric: Stan's regularised sample (co)variance,
+        or (diagonal only) :func:`~ppl_ad.infer.adaptation.fisher_diagonal` of the draws and their
+        gradients, whose moments are then kept for ``2 d`` values.
 
     Returns
     -------
@@ -144,8 +150,15 @@ def window_adaptation_init(step_size: float, inverse_mass_matrix: np.ndarray) ->
         float(step_size),
         inverse_mass_matrix,
         dual_averaging_init(step_size),
-        welford_init(dim, dense=inverse_mass_matrix.ndim == 2),
+        welford_init(_width(dim, inverse_mass_matrix.ndim == 2, estimator), dense=inverse_mass_matrix.ndim == 2),
     )
+
+
+def _width(dim: int, dense: bool, estimator: str) -> int:
+    """Length of the vectors whose moments the windows keep: ``[x]``, or ``[x, grad]`` (fisher)."""
+    if estimator not in ("stan", "fisher"):
+        raise ValueError(f"unknown metric estimator {estimator!r}; expected 'stan' or 'fisher'")
+    return 2 * dim if estimator == "fisher" and not dense else dim
 
 
 def window_adaptation_update(
@@ -154,6 +167,8 @@ def window_adaptation_update(
     position: np.ndarray,
     acceptance_rate: float,
     target_accept: float = 0.8,
+    gradient: np.ndarray | None = None,
+    estimator: str = "stan",
 ) -> tuple[WindowAdaptationState, bool]:
     """Adapt after one warmup transition.
 
@@ -167,6 +182,10 @@ def window_adaptation_update(
     acceptance_rate : float
         The transition's acceptance statistic.
     target_accept : float, optional
+    gradient : numpy.ndarray, optional
+        The log density's gradient at ``position`` (needed by ``estimator="fisher"``).
+    estimator : {"stan", "fisher"}, optional
+        See :func:`window_adaptation_init` (the same value).
 
     Returns
     -------
@@ -180,13 +199,16 @@ def window_adaptation_update(
     step_size = float(np.exp(da.log_step_size))
     welford = state.welford
     inverse_mass_matrix = state.inverse_mass_matrix
+    dense = inverse_mass_matrix.ndim == 2
+    fisher = estimator == "fisher" and not dense
     if in_slow:
-        welford = welford_update(welford, position)
+        welford = welford_update(welford, np.concatenate([position, gradient]) if fisher else position)
     if is_end:
-        inverse_mass_matrix = regularized_covariance(welford)
+        inverse_mass_matrix = fisher_diagonal(welford) if fisher else regularized_covariance(welford)
         if not np.all(np.isfinite(inverse_mass_matrix)):
             raise SamplingError("the metric estimated during warmup is not finite")
-        welford = welford_init(inverse_mass_matrix.shape[0], dense=inverse_mass_matrix.ndim == 2)
+        dim = inverse_mass_matrix.shape[0]
+        welford = welford_init(_width(dim, dense, estimator), dense=dense)
     return WindowAdaptationState(step_size, inverse_mass_matrix, da, welford), is_end
 
 
