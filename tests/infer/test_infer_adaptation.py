@@ -217,3 +217,24 @@ def test_warmup_metric_converges_to_the_covariance(metric):
         white = np.linalg.solve(L, np.linalg.solve(L, inv).T)
         eig = np.linalg.eigvalsh(0.5 * (white + white.T))
         assert eig.min() > 0.7 and eig.max() < 1.4
+
+
+def test_fisher_diagonal_recovers_gaussian_variances():
+    from ppl_ad.infer.adaptation import fisher_diagonal, welford_init, welford_update
+
+    rng = np.random.default_rng(0)
+    variances = np.array([0.01, 1.0, 400.0])
+    state = welford_init(6)
+    for _ in range(2000):
+        x = rng.normal(0.0, np.sqrt(variances))
+        state = welford_update(state, np.concatenate([x, -x / variances]))  # the Gaussian's gradient
+    np.testing.assert_allclose(fisher_diagonal(state), variances, rtol=1e-10)  # exact: grad is linear in x
+
+
+def test_fisher_diagonal_keeps_one_where_a_gradient_does_not_vary():
+    from ppl_ad.infer.adaptation import fisher_diagonal, welford_init, welford_update
+
+    state = welford_init(4)
+    for x in (0.0, 1.0, 2.0):
+        state = welford_update(state, np.array([x, x, -x, 5.0]))
+    np.testing.assert_array_equal(fisher_diagonal(state), [1.0, 1.0])
