@@ -22,7 +22,7 @@ import numpy as np
 
 import ppl_ad as pa
 from ppl_ad.bench.measure import thread_limits, time_call, time_calls
-from ppl_ad.bench.table import Table
+from ppl_ad.table import Table
 from ppl_ad.testing.scenarios import EIGHT_SCHOOLS_SIGMA, EIGHT_SCHOOLS_Y, get_scenario, standard_data
 
 LOG2PI = np.log(2 * np.pi)

@@ -35,6 +35,16 @@ __all__ = [
 register_backend_resolver("auto", "ppl_ad.bench.auto:choose_backend")
 
 
+def _register_log_likelihood():
+    # pa.sample(..., log_likelihood=True): the results layer computes it (imported on first use)
+    from ppl_ad.infer.results import register_log_likelihood
+
+    register_log_likelihood("ppl_ad.loglik:pointwise_log_likelihood")
+
+
+_register_log_likelihood()
+
+
 def sample(name_or_model, *args, **kwargs):
     """Two uses, told apart by the first argument.
 

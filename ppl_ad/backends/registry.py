@@ -18,7 +18,7 @@ from ppl_ad.backends.base import (
     REFERENCE, REMOVED, SUPPORTED, JAX, Autograd, Backend, FiniteDifference, JAXForward, Prepared,
     SymPy, Torch, TorchForward,
 )
-from ppl_ad.bench.table import Table
+from ppl_ad.table import Table
 from ppl_ad.errors import BackendUnavailableError, UnknownBackendError
 
 __all__ = [

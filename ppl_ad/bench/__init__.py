@@ -5,7 +5,7 @@
 ``backend="auto"`` (and ranks them for ``pa.backends.recommend``) from one cached
 measurement, and :mod:`ppl_ad.bench.cli` runs the benchmark matrix of ``ppl-ad bench`` with
 one subprocess per cell. :mod:`ppl_ad.bench.measure` holds the one relative error, the one
-call timer and the thread limits every measurement uses; :mod:`ppl_ad.bench.table` the one
-table class. Only :mod:`ppl_ad.bench.table` (which imports nothing heavy) is imported by
+call timer and the thread limits every measurement uses; :mod:`ppl_ad.table` the one
+table class. Only :mod:`ppl_ad.table` (which imports nothing heavy) is imported by
 ``import ppl_ad``, for ``pa.backends.list()``.
 """

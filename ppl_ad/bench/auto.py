@@ -37,7 +37,7 @@ import numpy as np
 from ppl_ad.backends import registry
 from ppl_ad.backends.base import EXPERIMENTAL, SUPPORTED
 from ppl_ad.bench.measure import thread_limits, time_calls
-from ppl_ad.bench.table import Table, format_microseconds, format_scientific
+from ppl_ad.table import Table, format_microseconds, format_scientific
 
 __all__ = [
     "choose_backend", "recommend", "measure", "decide", "Recommendation", "fingerprint", "cache_dir",

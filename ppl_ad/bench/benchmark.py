@@ -20,7 +20,7 @@ import numpy as np
 from ppl_ad.backends import registry
 from ppl_ad.backends.base import DEPRECATED, REMOVED
 from ppl_ad.bench.measure import relative_error, thread_limits, time_call, worst_errors
-from ppl_ad.bench.table import Table, format_microseconds, format_scientific
+from ppl_ad.table import Table, format_microseconds, format_scientific
 from ppl_ad.errors import PplAdDeprecationWarning
 
 __all__ = [

@@ -36,7 +36,7 @@ import sys
 from pathlib import Path
 
 from ppl_ad.bench._cell import PREFIX
-from ppl_ad.bench.table import Table, format_microseconds
+from ppl_ad.table import Table, format_microseconds
 from ppl_ad.errors import ModelError, UnknownBackendError
 
 __all__ = [

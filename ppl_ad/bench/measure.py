@@ -31,6 +31,8 @@ from typing import Callable, Mapping, NamedTuple
 
 import numpy as np
 
+from ppl_ad.testing.gradients import relative_error, worst_errors
+
 __all__ = [
     "relative_error", "worst_errors", "Timing", "time_call", "time_calls", "thread_limits", "measurement_environment",
     "SAMPLER_CHAINS",
@@ -40,53 +42,6 @@ logger = logging.getLogger(__name__)
 
 #: chains of ``pa.sample``'s default, whose worker processes the measurements imitate
 SAMPLER_CHAINS = 4
-
-
-def relative_error(value, reference, floor: float = 1e-8) -> float:
-    """Relative error in the max norm: ``max|value - reference| / max(max|reference|, floor)``.
-
-    The one definition of every ``*_rel_error`` column in ppl_ad. For a gradient it bounds
-    the error of every component by a fraction of the largest reference component, however
-    many components there are; for a scalar (a log density) it is the ordinary relative
-    error. ``floor`` keeps a reference of (nearly) zero from dividing by zero.
-
-    Parameters
-    ----------
-    value, reference : float or array_like
-        The value checked and the reference (e.g. finite differences).
-    floor : float
-        Smallest scale used as denominator.
-
-    Returns
-    -------
-    float
-        0.0 for identical inputs (non-finite entries included); ``inf`` when the shapes
-        differ or only one side is non-finite.
-    """
-    value, reference = np.asarray(value, dtype=float), np.asarray(reference, dtype=float)
-    if value.shape != reference.shape:
-        return float("inf")
-    if not (np.all(np.isfinite(value)) and np.all(np.isfinite(reference))):
-        return 0.0 if np.array_equal(value, reference) else float("inf")
-    scale = max(float(np.max(np.abs(reference), initial=0.0)), floor)
-    return float(np.max(np.abs(value - reference), initial=0.0) / scale)
-
-
-def worst_errors(results, references) -> tuple[float, float]:
-    """The largest :func:`relative_error` of gradients and of values over several points.
-
-    Parameters
-    ----------
-    results, references : list of (float, array)
-        ``(value, gradient)`` pairs of the checked backend and of the reference, point by point.
-
-    Returns
-    -------
-    (gradient_rel_error, value_rel_error)
-    """
-    gradient = max((relative_error(g, rg) for (_, g), (_, rg) in zip(results, references)), default=0.0)
-    value = max((relative_error(v, rv) for (v, _), (rv, _) in zip(results, references)), default=0.0)
-    return gradient, value
 
 
 class Timing(NamedTuple):

@@ -267,6 +267,36 @@ def check_sample_coords(ld, coords, log_likelihood: bool = False) -> None:
     check_coords(coords, dims, shapes, where="sample")
 
 
+#: ``"module:function"`` or the function that computes the pointwise log-likelihood group
+#: (``ppl_ad.loglik.pointwise_log_likelihood``, a layer above this one: ``ppl_ad``'s ``__init__``
+#: registers it with :func:`register_log_likelihood`, as it registers ``backend="auto"``)
+_LOG_LIKELIHOOD = {"function": None}
+
+
+def register_log_likelihood(function) -> None:
+    """Set the function behind ``pa.sample(..., log_likelihood=True)``.
+
+    Parameters
+    ----------
+    function : callable or str
+        ``function(model, posterior) -> dict`` of pointwise log-likelihood arrays, or
+        ``"module:function"`` naming it (imported on first use).
+    """
+    _LOG_LIKELIHOOD["function"] = function
+
+
+def _log_likelihood_function():
+    function = _LOG_LIKELIHOOD["function"]
+    if function is None:
+        raise ConfigError("log_likelihood=True: no log-likelihood function is registered (import ppl_ad)")
+    if isinstance(function, str):
+        import importlib
+
+        module, _, name = function.partition(":")
+        function = _LOG_LIKELIHOOD["function"] = getattr(importlib.import_module(module), name)
+    return function
+
+
 def to_inference_data(ld, results, settings, chains, processes, seed_seq, init, wall_start, extra_attrs=None,
                       *, coords=None, log_likelihood: bool = False):
     """The InferenceData of a run: posterior, sample_stats, observed_data, attrs.
@@ -281,9 +311,7 @@ def to_inference_data(ld, results, settings, chains, processes, seed_seq, init, 
     named = site_dims(getattr(getattr(ld, "compiled", None), "sites", None) or {})
     groups = {"posterior": posterior, "sample_stats": stats, "observed_data": observed}
     if log_likelihood:
-        from ppl_ad.loglik import pointwise_log_likelihood
-
-        groups["log_likelihood"] = pointwise_log_likelihood(ld.model, posterior)
+        groups["log_likelihood"] = _log_likelihood_function()(ld.model, posterior)
     leading = {"posterior": 2, "log_likelihood": 2, "observed_data": 0}
     dims = {group: dims_for(groups[group], n, named) for group, n in leading.items() if group in groups}
     used = {}

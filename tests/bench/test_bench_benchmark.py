@@ -95,7 +95,7 @@ def test_time_calls_interleaves_rounds_and_reports_the_spread():
 def test_one_relative_error_one_timer_one_table_class():
     from ppl_ad.backends.registry import BackendTable
     from ppl_ad.bench import auto, benchmark as bench_module, cli, peers
-    from ppl_ad.bench.table import Table
+    from ppl_ad.table import Table
     from ppl_ad.testing import gradients
 
     assert gradients.relative_error is measure.relative_error is bench_module.relative_error
