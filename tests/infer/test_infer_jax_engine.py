@@ -142,16 +142,27 @@ def test_compiled_programs_go_to_the_disk_cache():
     assert any(folder.iterdir())
 
 
-def test_data_enter_as_arguments():
+def test_small_data_are_constants():
+    ld = pa.logdensity(get_scenario("logistic_regression").model(), backend="jax")
+    assert ld.data_mode == "constants" and ld.traceable()[1] == {}
+
+
+def test_large_data_enter_as_arguments(monkeypatch):
+    from ppl_ad.backends import jax_reverse
+
+    monkeypatch.setattr(jax_reverse, "ARGUMENT_MIN_BYTES", 100_000)  # X is 2 MB, y 40 kB
     ld = pa.logdensity(get_scenario("logistic_regression").model(), backend="jax")
     assert ld.data_mode == "arguments"
     fn, data = ld.traceable()
-    assert set(data) == {"X", "y"}
+    assert set(data) == {"X"}
     theta = np.full(ld.dimension, 0.1)
     np.testing.assert_allclose(float(fn(theta, data)), ld.logdensity(theta), rtol=1e-12)
 
 
-def test_new_data_of_the_same_shapes_reuse_the_compiled_program():
+def test_new_data_of_the_same_shapes_reuse_the_compiled_program(monkeypatch):
+    from ppl_ad.backends import jax_reverse
+
+    monkeypatch.setattr(jax_reverse, "ARGUMENT_MIN_BYTES", 0)  # every array an argument
     model, y = _conjugate_model()
     first = sample(model, backend="jax", chains=1, seed=1, draws=50, tune=50, progressbar=False)
     other = conjugate(y=y + 10.0, prior_sd=3.0, noise_sd=2.0)
