@@ -42,7 +42,8 @@ bench: $(STAMP)
 bench-peers: $(STAMP)
 	$(BIN)/ppl-ad bench --peers --out benchmarks/results
 
-# NUTS efficiency per backend with PyMC and NumPyro beside it (about 15 minutes on 2 cores)
+# NUTS efficiency: ppl_ad's engines beside PyMC, NumPyro, BlackJAX and nutpie, cold and warm
+# (about 45 minutes on 2 cores; `ppl-ad bench --sampling --peers --draws 500 --tune 500` takes about 25)
 bench-sampling: $(STAMP)
 	$(BIN)/ppl-ad bench --sampling --peers --out benchmarks/results
 
