@@ -266,12 +266,28 @@ def main_module_hidden():
             sys.modules["__main__"] = main
 
 
+def _exit_reason(codes) -> str:
+    import signal
+
+    names = []
+    for code in codes:
+        if code < 0:
+            try:
+                names.append(f"killed by {signal.Signals(-code).name}")
+            except ValueError:
+                names.append(f"killed by signal {-code}")
+        else:
+            names.append("exited")
+    return ", ".join(names) + (" (SIGKILL often means the out-of-memory killer)" if -9 in codes else "")
+
+
 def run_parallel(spec, seeds, settings, init, cores, bars, checkpoints=None) -> list:
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue() if bars is not None else None
     executor = concurrent.futures.ProcessPoolExecutor(
         max_workers=cores, mp_context=ctx, initializer=_worker_init, initargs=(spec, queue)
     )
+    chain_of = {}
     try:
         # The workers start during these submits, with the thread limits and without re-running
         # the user's main script.
@@ -281,6 +297,7 @@ def run_parallel(spec, seeds, settings, init, cores, bars, checkpoints=None) -> 
                                 checkpoints[chain] if checkpoints else None)
                 for chain, seed_seq in enumerate(seeds)
             ]
+        chain_of = {future: chain for chain, future in enumerate(futures)}
         pending = set(futures)
         while pending:
             done, pending = concurrent.futures.wait(
@@ -289,20 +306,30 @@ def run_parallel(spec, seeds, settings, init, cores, bars, checkpoints=None) -> 
             if queue is not None:
                 _drain(queue, bars)
             for future in done:
-                future.result()  # re-raise a worker's exception now
+                error = future.exception()
+                if error is not None and not isinstance(error, concurrent.futures.process.BrokenProcessPool):
+                    error.add_note(f"(raised in chain {chain_of[future]}, in a worker process)")
+                    raise error  # a worker's exception, now
+                future.result()
         if queue is not None:
             _drain(queue, bars)
         return [future.result() for future in futures]
     except BaseException as exc:
         # A chain failed or the user interrupted: stop the other chains now rather
         # than waiting for them to finish.
-        for process in list((getattr(executor, "_processes", None) or {}).values()):
+        processes = list((getattr(executor, "_processes", None) or {}).values())
+        codes = sorted({p.exitcode for p in processes if p.exitcode is not None and p.exitcode != 0})
+        for process in processes:
             process.terminate()
         if isinstance(exc, concurrent.futures.process.BrokenProcessPool):
+            lost = [c for f, c in chain_of.items() if not (f.done() and not f.cancelled() and f.exception() is None)]
+            how = f" (exit code {', '.join(map(str, codes))}: {_exit_reason(codes)})" if codes else ""
+            saved = (" The chains' checkpoints hold their draws up to their last save: rerun the same call to "
+                     "resume them.") if checkpoints else ""
             raise SamplingError(
-                "a worker process running chains ended before returning its result: it ran out of "
-                "memory, was killed, or crashed inside a native library. To sample in this process "
-                "instead, pass cores=1."
+                f"a worker process ended before returning its result{how}; chains {lost} did not finish. "
+                "It ran out of memory, was killed, or crashed inside a native library. To sample in this "
+                f"process instead, pass cores=1.{saved}"
             ) from exc
         raise
     finally:

@@ -350,3 +350,10 @@ def test_a_model_from_main_is_sent_by_value():
     rebuilt = factory(*args)
     theta = np.array([0.3, -0.2])
     assert rebuilt.logdensity(theta) == pa.logdensity(model, "finite-difference").logdensity(theta)
+
+
+def test_a_dead_worker_is_explained():
+    from ppl_ad.infer.parallel import _exit_reason
+
+    assert "SIGKILL" in _exit_reason([-9]) and "out-of-memory" in _exit_reason([-9])
+    assert _exit_reason([1]) == "exited"

@@ -202,8 +202,9 @@ def test_init_failure_names_model_and_sites():
 def test_init_failure_in_a_worker_process_reaches_the_caller():
     ld = GaussianLogDensity(np.array([np.inf, 0.0]), [1.0, 1.0], name="infinite_mean")
     assert parallel.worker_spec(ld) is not None
-    with pytest.raises(SamplingError, match=r"'infinite_mean'.*\['x'\]"):
+    with pytest.raises(SamplingError, match=r"'infinite_mean'.*\['x'\]") as info:
         sample(ld, draws=10, tune=10, chains=2, cores=2, progressbar=False)
+    assert any("in a worker process" in note for note in info.value.__notes__)  # and which chain
 
 
 # the reference backend: a cheap, deterministic gradient for this test
