@@ -247,6 +247,7 @@ def _plot(results, models, backend, args, plt):
     path = os.path.join(args.out, "sbc_ranks.png")
     canvas.save(path)
     if args.docs:
+        os.makedirs(args.docs, exist_ok=True)
         shutil.copy(path, os.path.join(args.docs, "sbc_ranks.png"))
 
 
