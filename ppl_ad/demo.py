@@ -30,7 +30,11 @@ def main(quick: bool = False) -> int:
     draws = 300 if quick else 1000
     idata = sample(model, backend="jax", draws=draws, tune=draws, chains=2, seed=1, progressbar=True)
     print(az.summary(idata, var_names=["mu", "tau", "theta"]).to_string())
-    print(f"\nbackend: {idata.attrs.get('backend')} ({idata.attrs.get('backend_source')})")
+    a = idata.attrs
+    print(f"\nbackend: {a.get('backend')} ({a.get('backend_source')}); engine: {a.get('engine')} "
+          f"({a.get('chain_method')} chains); compile {a.get('compile_time', 0.0):.1f} s, "
+          f"warmup + sampling {a.get('tuning_time', 0.0) + a.get('sampling_time', 0.0):.1f} s, "
+          f"{a.get('gradient_evaluations')} gradients, wall {a.get('wall_time', 0.0):.1f} s")
     return 0 if check.all_passed else 1
 
 

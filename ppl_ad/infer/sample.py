@@ -209,6 +209,7 @@ def sample(
     chains : int, optional
     cores : int, optional
         Worker processes for ``chain_method="parallel"``; default ``min(chains, os.cpu_count())``.
+        With the JAX engine, chains run in this process unless ``cores`` is 2 or more.
     seed : int or numpy.random.SeedSequence, optional
         Same seed, same draws (for a given backend and engine), in-process or parallel. The
         seed actually used is recorded in ``attrs["seed"]``.
@@ -235,7 +236,8 @@ def sample(
     chain_method : {None, "sequential", "parallel", "vectorized"}, optional
         ``"parallel"``: one worker process per core; ``"sequential"``: one chain after another
         in this process; ``"vectorized"`` (engine ``"jax"``): all chains in one program with
-        ``jax.vmap`` (good on a GPU). None: parallel when more than one core and chain.
+        ``jax.vmap`` (good on a GPU). None: the Python engine runs parallel when more than one core
+        and chain; the JAX engine runs sequential unless ``cores`` is 2 or more.
     path_length : float, optional
         Static HMC nominal integration time (keyword only; unused by NUTS).
     coords : dict, optional

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -58,7 +60,9 @@ def test_vectorized_needs_the_jax_engine():
     with pytest.raises(ConfigError, match="vectorized"):
         select_chain_method("python", "vectorized", 4, 2)
     assert select_chain_method("jax", None, 4, 1) == ("sequential", 1)
-    assert select_chain_method("jax", None, 4, 2) == ("parallel", 2)
+    assert select_chain_method("jax", None, 4, 2) == ("parallel", 2)  # cores asked for processes
+    assert select_chain_method("jax", None, 4, None) == ("sequential", 1)  # a compiled chain is fast
+    assert select_chain_method("python", None, 4, None)[0] == ("parallel" if (os.cpu_count() or 1) > 1 else "sequential")
 
 
 def test_phases_follow_the_shared_schedule():
