@@ -4,7 +4,6 @@ one, the same ranks wherever the simulations run, and a run that survives a kill
 from __future__ import annotations
 
 import concurrent.futures
-import logging
 import os
 import signal
 import threading
@@ -74,26 +73,6 @@ def prepare(compiled, backend):
 # --------------------------------------------------------------------------- #
 # Fixtures
 # --------------------------------------------------------------------------- #
-
-
-def _warm_up():
-    import arviz  # noqa: F401
-    import jax  # noqa: F401
-
-    import ppl_ad.sbc  # noqa: F401
-
-    return os.getpid()
-
-
-@pytest.fixture(scope="module")
-def client():
-    """A real two-process LocalCluster (one thread per worker), closed at the end."""
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
-        silence_logs=logging.CRITICAL,
-    ) as cluster, distributed.Client(cluster) as client:
-        client.run(_warm_up)
-        yield client
 
 
 @pytest.fixture(scope="module")

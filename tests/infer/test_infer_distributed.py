@@ -8,7 +8,6 @@ of the run. The model goes to each Dask worker once; progress and checkpoints fo
 from __future__ import annotations
 
 import concurrent.futures
-import logging
 import multiprocessing
 import os
 import signal
@@ -41,26 +40,6 @@ def _same_draws(a, b):
     np.testing.assert_array_equal(a.posterior.mu.values, b.posterior.mu.values)
     for name in a.sample_stats.data_vars:
         np.testing.assert_array_equal(a.sample_stats[name].values, b.sample_stats[name].values)
-
-
-def _warm_up():
-    import arviz  # noqa: F401
-    import jax  # noqa: F401
-
-    import ppl_ad.infer.distributed  # noqa: F401
-
-    return os.getpid()
-
-
-@pytest.fixture(scope="module")
-def client():
-    """A real two-process LocalCluster (one thread per worker), closed at the end."""
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
-        silence_logs=logging.CRITICAL,
-    ) as cluster, distributed.Client(cluster) as client:
-        client.run(_warm_up)
-        yield client
 
 
 @pytest.fixture(scope="module")
