@@ -48,3 +48,26 @@ def client():
     ) as cluster, distributed.Client(cluster) as client:
         client.run(_warm_up_worker)
         yield client
+
+
+@pytest.fixture
+def wait_until_replaced():
+    """``wait(client, pid)``: see :func:`_wait_until_replaced`."""
+    return _wait_until_replaced
+
+
+def _wait_until_replaced(client, victim: int, timeout: float = 60.0) -> None:
+    """Wait until the Dask worker process ``victim`` (a pid) is gone and a new worker took its place.
+
+    Right after a kill the scheduler may still list the dead worker for a moment, so workers that
+    cannot answer are skipped rather than failing the call.
+    """
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        pids = client.run(os.getpid, on_error="ignore")
+        if len(pids) >= 2 and victim not in pids.values():
+            return
+        assert time.monotonic() < deadline, f"worker {victim} was not replaced within {timeout} s: {pids}"
+        time.sleep(0.2)

@@ -113,7 +113,7 @@ def test_the_cluster_gives_the_ranks_of_the_local_run(client, reference):
     assert set(result.ranks) == {"mu", "tau", "theta_tilde"}  # parameters only, not theta
 
 
-def test_a_killed_worker_is_replaced_and_the_result_is_complete_and_identical(client, reference):
+def test_a_killed_worker_is_replaced_and_the_result_is_complete_and_identical(client, reference, wait_until_replaced):
     pids = client.run(os.getpid)
     victim = pids[sorted(pids)[0]]
     killed = {}
@@ -140,7 +140,7 @@ def test_a_killed_worker_is_replaced_and_the_result_is_complete_and_identical(cl
     assert 2 <= killed["after"] < 8, killed  # the worker died in the middle of the run
     _same(result, reference)
     client.wait_for_workers(2, timeout=60)  # the nanny restarted it
-    assert victim not in client.run(os.getpid).values()
+    wait_until_replaced(client, victim)
 
 
 # --------------------------------------------------------------------------- #

@@ -136,7 +136,7 @@ def test_checkpoints_on_shared_storage(client, local, tmp_path):
     _same_draws(again, local)
 
 
-def test_a_killed_worker_is_replaced_and_the_draws_are_complete_and_identical(client):
+def test_a_killed_worker_is_replaced_and_the_draws_are_complete_and_identical(client, wait_until_replaced):
     kwargs = {**PYTHON, "chains": 4, "draws": 500, "tune": 500}
     reference = pa.sample(model(), cores=1, **kwargs)
     pids = client.run(os.getpid)
@@ -166,7 +166,7 @@ def test_a_killed_worker_is_replaced_and_the_draws_are_complete_and_identical(cl
     assert killed.get("while_running"), "the worker was not killed during the run"
     _same_draws(idata, reference)
     client.wait_for_workers(2, timeout=60)  # the nanny restarted it
-    assert victim not in client.run(os.getpid).values()
+    wait_until_replaced(client, victim)
 
 
 def test_a_chain_error_is_raised_from_the_cluster(client):
