@@ -499,7 +499,7 @@ def _load_model(path: Path):
 def _inference_data(model, results, names, attrs):
     import warnings
 
-    from ppl_ad.infer.results import _posterior_arrays, make_groups
+    from ppl_ad.infer.results import model_space_draws, make_groups
 
     stats = {key: np.stack([r.stats[key] for r in results]) for key in results[0].stats}
     if model is not None and not hasattr(model, "constrain"):
@@ -507,7 +507,7 @@ def _inference_data(model, results, names, attrs):
 
         model = logdensity(model, backend="finite-difference", prepare=False)  # only to constrain
     if model is not None:
-        posterior = _posterior_arrays(model, results)
+        posterior = model_space_draws(model, results)
     else:
         warnings.warn(
             f"read_checkpoint: the model could not be rebuilt from {attrs['checkpoint']!r}; the posterior holds "

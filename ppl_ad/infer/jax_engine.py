@@ -58,6 +58,7 @@ import numpy as np
 from ppl_ad.config import enable_compilation_cache
 from ppl_ad.errors import SamplingError
 from ppl_ad.infer.adaptation import DualAveragingState, WelfordState, WindowAdaptationState, build_schedule
+from ppl_ad.infer.adaptation.window import welford_width
 from ppl_ad.infer.chain import ChainResult, stat_dtypes
 from ppl_ad.infer.state import ChainState
 
@@ -161,7 +162,7 @@ def _build_chunk(fn, settings, dim: int):
         x_bar = (1.0 - x_eta) * da.log_step_size_avg + x_eta * x
         return DualAveragingState(x, x_bar, step, avg_error, da.mu)
 
-    width = 2 * dim if fisher else dim  # positions, then gradients
+    width = welford_width(dim, dense, settings.metric_adaptation)  # positions, then gradients (fisher)
 
     def welford_init():
         m2 = jnp.zeros((dim, dim) if dense else (width,))
@@ -255,7 +256,7 @@ def _initial_state(ld, position, key, settings):
     logdensity, grad = ld.logdensity_and_gradient(np.asarray(position, dtype=np.float64))
     imm = jnp.eye(dim) if dense else jnp.ones(dim)
     da = DualAveragingState(jnp.zeros(()), jnp.zeros(()), jnp.zeros((), jnp.int64), jnp.zeros(()), jnp.zeros(()))
-    width = 2 * dim if settings.metric_adaptation == "fisher" and not dense else dim
+    width = welford_width(dim, dense, settings.metric_adaptation)
     welford = WelfordState(
         jnp.zeros((), jnp.int64), jnp.zeros(width), jnp.zeros((dim, dim) if dense else (width,))
     )

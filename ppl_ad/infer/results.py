@@ -209,7 +209,9 @@ def replace_groups(idata, other) -> None:
     idata.extend(other, join="right")
 
 
-def _posterior_arrays(ld, results: Sequence[ChainResult]) -> dict[str, np.ndarray]:
+def model_space_draws(ld, results: Sequence[ChainResult]) -> dict[str, np.ndarray]:
+    """The chains' unconstrained draws as model-space arrays ``(chain, draw, *shape)`` per site
+    (sampled and deterministic); used for ``pa.sample``'s result and ``pa.read_checkpoint``."""
     chains, draws = len(results), results[0].draws.shape[0]
     arrays: dict[str, np.ndarray] = {}
     if draws == 0:
@@ -305,7 +307,7 @@ def to_inference_data(ld, results, settings, chains, processes, seed_seq, init, 
     the pointwise ``log_likelihood`` group (:func:`ppl_ad.loglik.pointwise_log_likelihood`).
     """
     name = model_name(ld)
-    posterior = _posterior_arrays(ld, results)
+    posterior = model_space_draws(ld, results)
     stats = {key: np.stack([r.stats[key] for r in results]) for key in results[0].stats}
     observed = {k: np.asarray(v) for k, v in (ld.observed_data() or {}).items()}
     named = site_dims(getattr(getattr(ld, "compiled", None), "sites", None) or {})

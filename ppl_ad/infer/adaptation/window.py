@@ -52,6 +52,7 @@ __all__ = [
     "window_adaptation_update",
     "window_adaptation_restart_step_size",
     "window_adaptation_final",
+    "welford_width",
 ]
 
 
@@ -150,12 +151,12 @@ def window_adaptation_init(step_size: float, inverse_mass_matrix: np.ndarray,
         float(step_size),
         inverse_mass_matrix,
         dual_averaging_init(step_size),
-        welford_init(_width(dim, inverse_mass_matrix.ndim == 2, estimator), dense=inverse_mass_matrix.ndim == 2),
+        welford_init(welford_width(dim, inverse_mass_matrix.ndim == 2, estimator), dense=inverse_mass_matrix.ndim == 2),
     )
 
 
-def _width(dim: int, dense: bool, estimator: str) -> int:
-    """Length of the vectors whose moments the windows keep: ``[x]``, or ``[x, grad]`` (fisher)."""
+def welford_width(dim: int, dense: bool, estimator: str) -> int:
+    """Length of the vectors whose moments the windows keep: ``[x]``, or ``[x, grad]`` (fisher, diagonal)."""
     if estimator not in ("stan", "fisher"):
         raise ValueError(f"unknown metric estimator {estimator!r}; expected 'stan' or 'fisher'")
     return 2 * dim if estimator == "fisher" and not dense else dim
@@ -208,7 +209,7 @@ def window_adaptation_update(
         if not np.all(np.isfinite(inverse_mass_matrix)):
             raise SamplingError("the metric estimated during warmup is not finite")
         dim = inverse_mass_matrix.shape[0]
-        welford = welford_init(_width(dim, dense, estimator), dense=dense)
+        welford = welford_init(welford_width(dim, dense, estimator), dense=dense)
     return WindowAdaptationState(step_size, inverse_mass_matrix, da, welford), is_end
 
 
