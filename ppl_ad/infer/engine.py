@@ -29,7 +29,7 @@ import numpy as np
 
 from ppl_ad.errors import ConfigError
 from ppl_ad.infer.chain import ChainResult, run_chain
-from ppl_ad.infer.init import initial_position
+from ppl_ad.infer.init import initial_position, initial_spec
 from ppl_ad.infer.progress import ChainProgress
 
 __all__ = ["ENGINES", "CHAIN_METHODS", "select_engine", "select_chain_method", "run_one_chain", "run_sequential"]
@@ -112,11 +112,20 @@ def select_chain_method(engine: str, chain_method, chains: int, cores: int | Non
     return chain_method, cores
 
 
+def _resumes(checkpoint) -> bool:
+    return checkpoint is not None and checkpoint.load() is not None
+
+
 def _start(ld, rng, init, chain, checkpoint):
     """The initial point, or a placeholder for a chain that resumes from its checkpoint."""
-    if checkpoint is not None and checkpoint.load() is not None:
+    if _resumes(checkpoint):
         return np.zeros(int(ld.dimension))
     return initial_position(ld, rng, init, chain)
+
+
+def _jax_start(ld, seed_seq, init, chain, checkpoint):
+    """What the compiled engine needs to search the initial point (None: the chain resumes)."""
+    return None if _resumes(checkpoint) else initial_spec(ld, np.random.default_rng(seed_seq), init, chain)
 
 
 def run_one_chain(ld, chain: int, seed_seq, settings, init, progress, checkpoint=None) -> ChainResult:
@@ -125,13 +134,14 @@ def run_one_chain(ld, chain: int, seed_seq, settings, init, progress, checkpoint
     With a ``checkpoint`` (:class:`ppl_ad.infer.checkpoint.ChainCheckpoint`) the chain resumes
     from its saved state and saves as it goes.
     """
-    rng = np.random.default_rng(seed_seq)
-    theta0 = _start(ld, rng, init, chain, checkpoint)
     if settings.engine == "jax":
         from ppl_ad.infer import jax_engine
 
-        return jax_engine.run_chains(ld, [seed_seq], [theta0], settings, [progress] if progress else None, False,
-                                     [checkpoint] if checkpoint is not None else None)[0]
+        return jax_engine.run_chains(ld, [seed_seq], [_jax_start(ld, seed_seq, init, chain, checkpoint)], settings,
+                                     [progress] if progress else None, False,
+                                     [checkpoint] if checkpoint is not None else None, init=init)[0]
+    rng = np.random.default_rng(seed_seq)
+    theta0 = _start(ld, rng, init, chain, checkpoint)
     return run_chain(ld.logdensity_and_gradient, theta0, rng, settings, progress, checkpoint)
 
 
@@ -142,9 +152,9 @@ def run_sequential(ld, seeds, settings, init, bars, vectorized: bool = False, ch
     if settings.engine == "jax":
         from ppl_ad.infer import jax_engine
 
-        starts = [_start(ld, np.random.default_rng(s), init, c, checkpoints[c]) for c, s in enumerate(seeds)]
+        starts = [_jax_start(ld, s, init, c, checkpoints[c]) for c, s in enumerate(seeds)]
         return jax_engine.run_chains(ld, seeds, starts, settings, progress, vectorized=vectorized,
-                                     checkpoints=checkpoints if checkpoints[0] is not None else None)
+                                     checkpoints=checkpoints if checkpoints[0] is not None else None, init=init)
     return [
         run_one_chain(ld, chain, seed_seq, settings, init, progress[chain] if progress else None, checkpoints[chain])
         for chain, seed_seq in enumerate(seeds)

@@ -21,7 +21,8 @@ import numpy as np
 from ppl_ad.errors import ConfigError, SamplingError
 from ppl_ad.infer.integrators import EVALUATION_ERRORS
 
-__all__ = ["MAX_INIT_ATTEMPTS", "resolve_logdensity", "initial_position", "model_name"]
+__all__ = ["MAX_INIT_ATTEMPTS", "resolve_logdensity", "initial_position", "initial_spec", "no_initial_point",
+           "model_name"]
 
 #: Attempts at a finite initial point with ``init="jitter"``.
 MAX_INIT_ATTEMPTS = 100
@@ -100,6 +101,18 @@ def _non_finite_sites(ld, theta) -> list[str]:
         return ["<could not be determined>"]
 
 
+def _init_values(init, chain: int):
+    """The model-space values ``init`` gives chain ``chain`` (None for ``"jitter"``)."""
+    if isinstance(init, str):
+        return None
+    return init if isinstance(init, Mapping) else init[chain]
+
+
+def _fixes_everything(ld, values) -> bool:
+    site_shapes = getattr(ld, "site_shapes", None)
+    return site_shapes is None or all(site in values for site in site_shapes)
+
+
 def initial_position(ld, rng: np.random.Generator, init, chain: int = 0) -> np.ndarray:
     """A finite starting point on the unconstrained space.
 
@@ -129,25 +142,67 @@ def initial_position(ld, rng: np.random.Generator, init, chain: int = 0) -> np.n
     SamplingError
         No finite point; the message names the model and the offending sites.
     """
-    name = model_name(ld)
+    values = _init_values(init, chain)
     with np.errstate(all="ignore"):
-        if isinstance(init, str):
-            return _jittered(ld, rng, chain, name)
-        values = init if isinstance(init, Mapping) else init[chain]
-        site_shapes = getattr(ld, "site_shapes", None)
-        if site_shapes is not None and any(site not in values for site in site_shapes):
-            return _jittered(ld, rng, chain, name, values)
+        if values is None or not _fixes_everything(ld, values):
+            return _jittered(ld, rng, chain, values)
         theta = np.asarray(ld.unconstrain(values), dtype=np.float64)
         finite, error = _is_finite_point(ld, theta)
         if not finite:
-            raise SamplingError(
-                f"chain {chain}: the log density of model {name!r} or its gradient is not finite at "
-                f"the initial values given in init: {_failure_detail(ld, theta, error)}."
-            )
+            raise no_initial_point(ld, init, chain, theta, error)
         return theta
 
 
-def _jittered(ld, rng, chain, name, values=None) -> np.ndarray:
+def initial_spec(ld, rng: np.random.Generator, init, chain: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """What ``init`` fixes of chain ``chain``'s starting point, for an engine that searches itself.
+
+    The compiled engine draws the jitter and checks the log density inside its program (no
+    separate compile of the backend's gradient): a coordinate with ``mask`` True starts at
+    ``base``, the others uniform(-2, 2), retried up to :data:`MAX_INIT_ATTEMPTS` times. Partial
+    initial values are the exception: a given site's unconstrained value can depend on a
+    jittered one (a support that depends on another parameter), so that start is found here,
+    with the backend, by :func:`initial_position`.
+
+    Returns
+    -------
+    base : numpy.ndarray
+        Unconstrained values of the sites ``init`` gives (0 elsewhere).
+    mask : numpy.ndarray of bool
+        Which coordinates are fixed (all True: a full point, tried once).
+
+    Raises
+    ------
+    ppl_ad.errors.DataError, SamplingError
+        As :func:`initial_position`.
+    """
+    dim = int(ld.dimension)
+    values = _init_values(init, chain)
+    if values is None:
+        return np.zeros(dim), np.zeros(dim, dtype=bool)
+    if _fixes_everything(ld, values):
+        return np.asarray(ld.unconstrain(values), dtype=np.float64), np.ones(dim, dtype=bool)
+    return initial_position(ld, rng, init, chain), np.ones(dim, dtype=bool)
+
+
+def no_initial_point(ld, init, chain: int, theta, error=None) -> SamplingError:
+    """The error for a chain that found no finite initial point; ``theta`` is the last point tried."""
+    name = model_name(ld)
+    values = _init_values(init, chain)
+    if values is not None and _fixes_everything(ld, values):
+        return SamplingError(
+            f"chain {chain}: the log density of model {name!r} or its gradient is not finite at "
+            f"the initial values given in init: {_failure_detail(ld, theta, error)}."
+        )
+    fixed = f" with {sorted(values)} fixed by init" if values is not None else ""
+    return SamplingError(
+        f"chain {chain}: could not find an initial point of model {name!r} with a finite "
+        f"log density and gradient after {MAX_INIT_ATTEMPTS} attempts (uniform(-2, 2) on the "
+        f"unconstrained space{fixed}). Non-finite at the last attempt: {_failure_detail(ld, theta, error)}. "
+        "Check the priors, supports and data of these sites, or pass init={site: value, ...}."
+    )
+
+
+def _jittered(ld, rng, chain, values=None) -> np.ndarray:
     """uniform(-2, 2) on the unconstrained space, the sites in ``values`` fixed, retried until finite."""
     theta, error = None, None
     for _ in range(MAX_INIT_ATTEMPTS):
@@ -157,10 +212,4 @@ def _jittered(ld, rng, chain, name, values=None) -> np.ndarray:
         finite, error = _is_finite_point(ld, theta)
         if finite:
             return theta
-    fixed = f" with {sorted(values)} fixed by init" if values is not None else ""
-    raise SamplingError(
-        f"chain {chain}: could not find an initial point of model {name!r} with a finite "
-        f"log density and gradient after {MAX_INIT_ATTEMPTS} attempts (uniform(-2, 2) on the "
-        f"unconstrained space{fixed}). Non-finite at the last attempt: {_failure_detail(ld, theta, error)}. "
-        "Check the priors, supports and data of these sites, or pass init={site: value, ...}."
-    )
+    raise no_initial_point(ld, values if values is not None else "jitter", chain, theta, error)

@@ -60,6 +60,7 @@ from ppl_ad.errors import SamplingError
 from ppl_ad.infer.adaptation import DualAveragingState, WelfordState, WindowAdaptationState, build_schedule
 from ppl_ad.infer.adaptation.window import welford_width
 from ppl_ad.infer.chain import ChainResult, stat_dtypes
+from ppl_ad.infer.init import MAX_INIT_ATTEMPTS, no_initial_point
 from ppl_ad.infer.state import ChainState
 
 __all__ = ["run_chains", "CHUNK"]
@@ -70,19 +71,26 @@ CHUNK = 50
 _LOG_08 = math.log(0.8)
 
 
+#: columns of the per-iteration flags (see :func:`_phases`)
+_FLAGS = 6
+
+
 def _phases(tune: int, draws: int) -> np.ndarray:
-    """Per-iteration flags as an int8 array of shape ``(tune + draws, 5)``.
+    """Per-iteration flags as an int8 array of shape ``(tune + draws, 6)``.
 
     Columns: in a slow window, a window ends (new metric), adapting (warmup), the last warmup
-    iteration (switch to ``exp(x_bar)``), and run the step-size heuristic first (the first
-    iteration, and the one after each window end).
+    iteration (switch to ``exp(x_bar)``), run the step-size heuristic first (the first
+    iteration, and the one after each window end), and find the initial point first (the
+    first iteration).
     """
     schedule = build_schedule(tune)
-    flags = np.zeros((tune + draws, 5), dtype=np.int8)
+    flags = np.zeros((tune + draws, _FLAGS), dtype=np.int8)
     for i, (in_slow, is_end) in enumerate(schedule):
         flags[i, :4] = (in_slow, is_end, 1, i == tune - 1)
     flags[0, 4] = 1
     flags[1:, 4] = flags[:-1, 1]
+    if tune + draws:
+        flags[0, 5] = 1
     return flags
 
 
@@ -133,8 +141,49 @@ def _find_step_size(logdensity_fn, state, inverse_mass_matrix, step_size, key, r
     return eps, trials
 
 
+def _initialize(logdensity_fn, init, dim: int, run):
+    """The chain's starting point, searched inside the program; no work unless ``run``.
+
+    ``init = (base, mask, key)``: coordinates with ``mask`` start at ``base``, the others
+    uniform(-2, 2) (Stan's), drawn again until the log density and its gradient are finite, at
+    most :data:`~ppl_ad.infer.init.MAX_INIT_ATTEMPTS` times (once when ``mask`` fixes every
+    coordinate), as :func:`ppl_ad.infer.init.initial_position` does with the backend.
+
+    Returns
+    -------
+    (position, logdensity, gradient, attempts)
+        ``attempts`` is 0 without ``run``, and ``MAX_INIT_ATTEMPTS + 1`` when no finite point
+        was found.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    base, mask, key = init
+    value_and_grad = jax.value_and_grad(logdensity_fn)
+    limit = jnp.where(jnp.all(mask), 1, MAX_INIT_ATTEMPTS)
+
+    def finite(lp, grad):
+        return jnp.isfinite(lp) & jnp.all(jnp.isfinite(grad))
+
+    def cond(carry):
+        i, _, lp, grad = carry
+        return run & (i < limit) & ~finite(lp, grad)
+
+    def body(carry):
+        i, _, _, _ = carry
+        jitter = jax.random.uniform(jax.random.fold_in(key, i), (dim,), jnp.float64, -2.0, 2.0)
+        x = jnp.where(mask, base, jitter)
+        lp, grad = value_and_grad(x)
+        return i + 1, x, lp, grad
+
+    carry = (jnp.zeros((), jnp.int64), base, jnp.asarray(-jnp.inf, jnp.float64), jnp.zeros(dim))
+    attempts, position, lp, grad = jax.lax.while_loop(cond, body, carry)
+    attempts = jnp.where(run & ~finite(lp, grad), MAX_INIT_ATTEMPTS + 1, attempts)
+    return position, lp, grad, attempts
+
+
 def _build_chunk(fn, settings, dim: int):
-    """The jitted ``chunk(state, data, flags, active) -> (state, outputs)`` of one chain."""
+    """The jitted ``chunk(state, data, init, flags, active) -> (state, outputs)`` of one chain."""
     import jax
     import jax.numpy as jnp
     from blackjax.mcmc import metrics
@@ -188,9 +237,26 @@ def _build_chunk(fn, settings, dim: int):
         shrink = 1e-3 * (5.0 / (n + 5.0))
         return cov + (shrink * jnp.eye(dim) if dense else shrink)
 
-    def iteration(data, state: ChainState, flags, active):
+    def adaptation_step(adapt, info, new, in_slow, window_end, last_warmup):
+        """Warmup: dual averaging always, Welford in slow windows, a new metric at window ends."""
+        da = dual_averaging_update(adapt.dual_averaging, info.acceptance_rate)
+        seen = jnp.concatenate([new.position, new.logdensity_grad]) if fisher else new.position
+        welford = jax.tree.map(
+            lambda a, b: jnp.where(in_slow, a, b), welford_update(adapt.welford, seen), adapt.welford
+        )
+        imm = jnp.where(window_end, regularized_covariance(welford), adapt.inverse_mass_matrix)
+        welford = jax.tree.map(lambda a, b: jnp.where(window_end, a, b), welford_init(), welford)
+        final_step_size = jnp.where(da.step > 0, jnp.exp(da.log_step_size_avg), jnp.exp(da.log_step_size))
+        step_size = jnp.where(last_warmup, final_step_size, jnp.exp(da.log_step_size))
+        return WindowAdaptationState(step_size, imm, da, welford)
+
+    def iteration(data, init, state: ChainState, flags, active):
         logdensity_fn = lambda x: fn(x, data)  # noqa: E731
-        in_slow, window_end, adapting, last_warmup, search = (flags[k].astype(bool) for k in range(5))
+        in_slow, window_end, adapting, last_warmup, search, initialize = (
+            flags[k].astype(bool) for k in range(_FLAGS))
+        position, logdensity, grad, attempts = _initialize(logdensity_fn, init, dim, initialize & active)
+        state = jax.tree.map(lambda a, b: jnp.where(initialize, a, b),
+                             state._replace(position=position, logdensity=logdensity, logdensity_grad=grad), state)
         adapt = state.adaptation
         key, k_nuts, k_eps = jax.random.split(state.rng, 3)
         hmc_state = HMCState(state.position, state.logdensity, state.logdensity_grad)
@@ -206,18 +272,9 @@ def _build_chunk(fn, settings, dim: int):
         kinetic0 = metrics.default_metric(adapt.inverse_mass_matrix).kinetic_energy(info.momentum)
         energy_error = info.energy - (kinetic0 - state.logdensity)
 
-        # warmup: dual averaging always, Welford in slow windows, a new metric at window ends
-        da = dual_averaging_update(adapt.dual_averaging, info.acceptance_rate)
-        seen = jnp.concatenate([new.position, new.logdensity_grad]) if fisher else new.position
-        welford = jax.tree.map(
-            lambda a, b: jnp.where(in_slow, a, b), welford_update(adapt.welford, seen), adapt.welford
-        )
-        imm = jnp.where(window_end, regularized_covariance(welford), adapt.inverse_mass_matrix)
-        welford = jax.tree.map(lambda a, b: jnp.where(window_end, a, b), welford_init(), welford)
-        final_step_size = jnp.where(da.step > 0, jnp.exp(da.log_step_size_avg), jnp.exp(da.log_step_size))
-        step_size = jnp.where(last_warmup, final_step_size, jnp.exp(da.log_step_size))
-        adapted = WindowAdaptationState(step_size, imm, da, welford)
-        adaptation = jax.tree.map(lambda a, b: jnp.where(adapting, a, b), adapted, adapt)
+        # skipped at run time after warmup (under vmap both branches run, selected per chain)
+        adaptation = jax.lax.cond(adapting, adaptation_step, lambda adapt, *_: adapt,
+                                  adapt, info, new, in_slow, window_end, last_warmup)
 
         next_state = ChainState(new.position, new.logdensity, new.logdensity_grad, adaptation, key)
         next_state = jax.tree.map(lambda a, b: jnp.where(active, a, b), next_state, state)
@@ -234,43 +291,47 @@ def _build_chunk(fn, settings, dim: int):
             "tree_depth": depth,
             "reached_max_treedepth": depth >= max_depth,
             "heuristic_steps": trials,
+            "init_attempts": attempts,
         }
         return next_state, out
 
-    def chunk(state, data, flags, active):
+    def chunk(state, data, init, flags, active):
         def body(s, xs):
             f, a = xs
-            return iteration(data, s, f, a)
+            return iteration(data, init, s, f, a)
 
         return jax.lax.scan(body, state, (flags, active))
 
     return chunk
 
 
-def _initial_state(ld, position, key, settings):
-    """The state before the first iteration: the backend's value and gradient at ``position``,
-    the unit metric, and ``initial_step_size`` for the heuristic to start from."""
-    import jax.numpy as jnp
-
-    dim, dense = int(ld.dimension), settings.metric == "dense"
-    logdensity, grad = ld.logdensity_and_gradient(np.asarray(position, dtype=np.float64))
-    imm = jnp.eye(dim) if dense else jnp.ones(dim)
-    da = DualAveragingState(jnp.zeros(()), jnp.zeros(()), jnp.zeros((), jnp.int64), jnp.zeros(()), jnp.zeros(()))
+def _initial_state(dim: int, key, settings) -> ChainState:
+    """The state before the first iteration, as NumPy arrays (no JAX operation runs here): the
+    unit metric and ``initial_step_size`` for the heuristic to start from; the position, log
+    density and gradient are placeholders that the first iteration's search replaces
+    (:func:`_initialize`)."""
+    dense = settings.metric == "dense"
+    imm = np.eye(dim) if dense else np.ones(dim)
+    zero, count = np.zeros(()), np.zeros((), np.int64)
+    da = DualAveragingState(zero, zero, count, zero, zero)
     width = welford_width(dim, dense, settings.metric_adaptation)
-    welford = WelfordState(
-        jnp.zeros((), jnp.int64), jnp.zeros(width), jnp.zeros((dim, dim) if dense else (width,))
-    )
-    adaptation = WindowAdaptationState(jnp.asarray(float(settings.initial_step_size)), imm, da, welford)
-    return ChainState(jnp.asarray(position), jnp.asarray(logdensity), jnp.asarray(grad), adaptation, key)
+    welford = WelfordState(count, np.zeros(width), np.zeros((dim, dim) if dense else (width,)))
+    adaptation = WindowAdaptationState(np.asarray(float(settings.initial_step_size)), imm, da, welford)
+    return ChainState(np.zeros(dim), np.asarray(-np.inf), np.zeros(dim), adaptation, np.asarray(key, np.uint32))
 
 
-def _chain_key(seed_seq) -> np.ndarray:
-    """The raw ``uint32[2]`` JAX key of a chain, from its ``SeedSequence`` (not the NumPy stream)."""
-    child = np.random.SeedSequence(seed_seq.entropy, spawn_key=tuple(seed_seq.spawn_key) + (0x6A6178,))
+def _chain_key(seed_seq, purpose: int = 0x6A6178) -> np.ndarray:
+    """A raw ``uint32[2]`` JAX key of a chain, from its ``SeedSequence`` (not the NumPy stream):
+    the sampler's, or (``purpose=_INIT_KEY``) the initial point's."""
+    child = np.random.SeedSequence(seed_seq.entropy, spawn_key=tuple(seed_seq.spawn_key) + (purpose,))
     return child.generate_state(2, dtype=np.uint32)
 
 
-def run_chains(ld, seeds, starts, settings, progress=None, vectorized: bool = True, checkpoints=None) -> list[ChainResult]:
+_INIT_KEY = 0x696E6974
+
+
+def run_chains(ld, seeds, inits, settings, progress=None, vectorized: bool = True, checkpoints=None,
+               init="jitter") -> list[ChainResult]:
     """Run chains with the compiled engine.
 
     Parameters
@@ -279,9 +340,10 @@ def run_chains(ld, seeds, starts, settings, progress=None, vectorized: bool = Tr
         With a traceable backend (``ld.traceable()``).
     seeds : list of numpy.random.SeedSequence
         One per chain.
-    starts : list of numpy.ndarray or None
-        Initial unconstrained positions (finite log density and gradient); None for a chain
-        that resumes from its checkpoint.
+    inits : list
+        Per chain, ``(base, mask)`` from :func:`ppl_ad.infer.init.initial_spec`: the program
+        searches the initial point itself (no separate compile of the backend); None for a
+        chain that resumes from its checkpoint.
     settings : ppl_ad.infer.chain.ChainSettings
     progress : list of callable, optional
         One ``progress(done, tuning, divergences)`` per chain, called between chunks.
@@ -290,6 +352,8 @@ def run_chains(ld, seeds, starts, settings, progress=None, vectorized: bool = Tr
         program compiled once.
     checkpoints : list of ppl_ad.infer.checkpoint.ChainCheckpoint, optional
         One per chain (not with ``vectorized``): resume from and save to them between chunks.
+    init : optional
+        ``pa.sample``'s ``init``, for the message when no finite initial point is found.
 
     Returns
     -------
@@ -298,10 +362,10 @@ def run_chains(ld, seeds, starts, settings, progress=None, vectorized: bool = Tr
     Raises
     ------
     ppl_ad.errors.SamplingError
-        Warmup failed (non-finite step size or metric: the posterior is probably improper).
+        No finite initial point, or warmup failed (non-finite step size or metric: the
+        posterior is probably improper).
     """
     import jax
-    import jax.numpy as jnp
 
     enable_compilation_cache()  # before anything compiles (also done by the JAX backends)
     fn, data = ld.traceable()
@@ -318,7 +382,7 @@ def run_chains(ld, seeds, starts, settings, progress=None, vectorized: bool = Tr
     if compiled is None:
         chunk = _build_chunk(fn, settings, int(ld.dimension))
         if vectorized:
-            chunk = jax.vmap(chunk, in_axes=(0, None, None, None))
+            chunk = jax.vmap(chunk, in_axes=(0, None, 0, None, None))
     results = []
     for group in groups:
         start = time.perf_counter()
@@ -326,14 +390,17 @@ def run_chains(ld, seeds, starts, settings, progress=None, vectorized: bool = Tr
         if run.done >= run.total:  # a finished chain of a resumed run: nothing to compute
             results += run.results(compile_time, vectorized)
             continue
+        dim = int(ld.dimension)
         if run.resumed is not None:
             state = _from_chain_state(run.resumed)
+            starts = [(np.asarray(run.resumed.position, np.float64), np.ones(dim, bool), _chain_key(seeds[group[0]]))]
         else:
-            states = [_initial_state(ld, starts[c], jnp.asarray(_chain_key(seeds[c])), settings) for c in group]
-            state = jax.tree.map(lambda *xs: jnp.stack(xs), *states) if vectorized else states[0]
+            state = _stack([_initial_state(dim, _chain_key(seeds[c]), settings) for c in group], vectorized)
+            starts = [(*inits[c], _chain_key(seeds[c], _INIT_KEY)) for c in group]
+        start_spec = _stack(starts, vectorized)
         if compiled is None:
             compile_start = time.perf_counter()
-            compiled = jax.jit(chunk).lower(state, data, flags[:size], active[:size]).compile()
+            compiled = jax.jit(chunk).lower(state, data, start_spec, flags[:size], active[:size]).compile()
             compile_time = time.perf_counter() - compile_start
             start += compile_time
             if key is not None:
@@ -341,9 +408,30 @@ def run_chains(ld, seeds, starts, settings, progress=None, vectorized: bool = Tr
                 while len(_PROGRAMS) > 16:
                     _PROGRAMS.pop(next(iter(_PROGRAMS)))
         reports = [progress[c] for c in group] if progress else None
-        run.advance(compiled, state, data, flags, active, size, reports, start, vectorized)
+        run.advance(compiled, state, data, start_spec, flags, active, size, reports, start, vectorized)
+        for i, attempts in enumerate(run.init_attempts):
+            if attempts > MAX_INIT_ATTEMPTS:
+                raise no_initial_point(ld, init, group[i], _last_candidate(starts[i], MAX_INIT_ATTEMPTS))
         results += run.results(compile_time, vectorized)
     return results
+
+
+def _stack(trees, vectorized: bool):
+    """One chain's tree, or the chains' trees stacked along a new first axis (NumPy)."""
+    if not vectorized:
+        return trees[0]
+    import jax
+
+    return jax.tree.map(lambda *xs: np.stack(xs), *trees)
+
+
+def _last_candidate(start, attempts: int) -> np.ndarray:
+    """The point :func:`_initialize` tried last (for the error message)."""
+    import jax
+
+    base, mask, key = start
+    jitter = jax.random.uniform(jax.random.fold_in(key, attempts - 1), base.shape, np.float64, -2.0, 2.0)
+    return np.where(mask, base, np.asarray(jitter))
 
 
 #: compiled chunk programs of this process, by :func:`_program_key` (a model refitted to new data
@@ -376,7 +464,7 @@ def _chunks(tune: int, draws: int):
     total = tune + draws
     size = max(1, min(CHUNK, total))
     padded = -(-total // size) * size + size  # room for a chunk that starts anywhere (resume)
-    flags = np.concatenate([_phases(tune, draws), np.zeros((padded - total, 5), np.int8)])
+    flags = np.concatenate([_phases(tune, draws), np.zeros((padded - total, _FLAGS), np.int8)])
     return flags, np.arange(padded) < total, size
 
 
@@ -418,9 +506,8 @@ class _GroupRun:
         self.totals = [{"tuning_time": 0.0, "sampling_time": 0.0, "warmup_divergences": 0,
                         "gradient_evaluations": 0, "gradient_time": math.nan} for _ in range(n_chains)]
         self.adaptation = [None] * n_chains
+        self.init_attempts = [0] * n_chains
         self.done, self.resumed = 0, None
-        for totals in self.totals:
-            totals["gradient_evaluations"] = 1  # the initial point
         if checkpoint is not None:
             resumed = checkpoint.resume(self.positions[0], self.stats[0])
             if resumed is not None:
@@ -428,7 +515,7 @@ class _GroupRun:
                 self.totals[0].update(saved_totals, gradient_time=math.nan)
                 self.adaptation[0] = self.resumed.adaptation
 
-    def advance(self, compiled, state, data, flags, active, size, progress, start, vectorized):
+    def advance(self, compiled, state, data, init, flags, active, size, progress, start, vectorized):
         import jax
 
         tune, total = self.tune, self.total
@@ -436,21 +523,26 @@ class _GroupRun:
         sampling_divergences = [int(s["diverging"][: max(0, self.done - tune)].sum()) for s in self.stats]
         last = start
         for begin in range(self.done, total, size):
-            state, out = compiled(state, data, flags[begin:begin + size], active[begin:begin + size])
+            state, out = compiled(state, data, init, flags[begin:begin + size], active[begin:begin + size])
             out = jax.device_get(out)
             n = min(size, total - begin)
             for c in range(n_chains):
                 o = {k: (v[c] if vectorized else v)[:n] for k, v in out.items()}
                 warm = min(n, max(0, tune - begin))
                 totals = self.totals[c]
+                attempts = int(o["init_attempts"].sum())
+                self.init_attempts[c] = max(self.init_attempts[c], attempts)
                 totals["warmup_divergences"] += int(o["diverging"][:warm].sum())
-                totals["gradient_evaluations"] += int(o["n_steps"].sum() + o["heuristic_steps"].sum())
+                totals["gradient_evaluations"] += int(o["n_steps"].sum() + o["heuristic_steps"].sum()
+                                                      + min(attempts, MAX_INIT_ATTEMPTS))
                 if n > warm:
                     rows = slice(begin + warm - tune, begin + n - tune)
                     self.positions[c, rows] = o["position"][warm:]
                     for name, values in self.stats[c].items():
                         values[rows] = o[name][warm:]
                     sampling_divergences[c] += int(o["diverging"][warm:].sum())
+            if max(self.init_attempts) > MAX_INIT_ATTEMPTS:
+                return  # no finite initial point: the caller raises
             self.done = begin + n
             _check_adaptation(state, self.ld)
             now = time.perf_counter()

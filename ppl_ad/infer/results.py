@@ -43,10 +43,19 @@ def import_arviz():
 
 
 def preload_arviz() -> None:
-    """Import ArviZ in a background thread; a failure is left for the real import to report."""
+    """Import ArviZ, and build one tiny InferenceData, in a background thread while chains run.
+
+    The first dataset of a process costs more than the import (xarray then imports the array
+    libraries it can wrap, dask among them: 0.3 s); doing it while XLA compiles or runs the
+    chains (which release the GIL) takes it off the critical path. A failure is left for the
+    real call to report.
+    """
     try:
-        import_arviz()
-    except Exception:  # noqa: BLE001 - _to_inference_data imports it again and raises there
+        az = import_arviz()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            az.from_dict(posterior={"x": np.zeros((1, 1))})
+    except Exception:  # noqa: BLE001 - to_inference_data imports it again and raises there
         pass
 
 

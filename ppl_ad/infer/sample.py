@@ -336,8 +336,10 @@ def sample(
         chain_method, cores = "sequential", 1
     checkpoints = _open_checkpoint(checkpoint, checkpoint_every, overwrite, ld, settings, chains, seed_seq, init,
                                    chain_method)
-    if spec is None and chain_method != "executor" and hasattr(ld, "prepare"):
-        ld.prepare()  # in-process chains: a preparation error is raised here, before sampling
+    if spec is None and chain_method != "executor" and engine == "python" and hasattr(ld, "prepare"):
+        # in-process chains: a preparation error is raised here, before sampling (the JAX
+        # engine traces the model into its own program and needs no compiled backend)
+        ld.prepare()
 
     bars = ProgressBars(chains, tune, draws) if progress_enabled(progressbar) else None
     try:
@@ -354,6 +356,8 @@ def sample(
                 threading.Thread(target=preload_arviz, name="ppl_ad-import-arviz", daemon=True).start()
                 results = run_parallel(spec, chain_seeds, settings, init, cores, bars, checkpoints)
             else:
+                if engine == "jax":  # XLA compiles and runs without the GIL
+                    threading.Thread(target=preload_arviz, name="ppl_ad-import-arviz", daemon=True).start()
                 results = run_sequential(ld, chain_seeds, settings, init, bars,
                                          vectorized=chain_method == "vectorized", checkpoints=checkpoints)
     finally:

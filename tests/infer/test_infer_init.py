@@ -8,7 +8,7 @@ import pytest
 import ppl_ad as pa
 from ppl_ad import dist
 from ppl_ad.errors import DataError, SamplingError
-from ppl_ad.infer.init import MAX_INIT_ATTEMPTS, initial_position
+from ppl_ad.infer.init import MAX_INIT_ATTEMPTS, initial_position, initial_spec
 
 
 @pa.model
@@ -92,3 +92,18 @@ def test_sample_with_partial_and_per_chain_init():
     assert np.all(a[0] > 30) and np.all(a[1] < -30)
     with pytest.raises(DataError, match="did you mean 'a'"):
         pa.sample(model, init={"A": 1.0}, **kwargs)
+
+
+def test_initial_spec_fixes_what_init_gives(ld):
+    base, mask = initial_spec(ld, np.random.default_rng(0), "jitter")
+    assert not mask.any() and not base.any()
+    values = {"a": 0.2, "b": np.array([0.5, 1.5]), "c": 1.0}
+    base, mask = initial_spec(ld, np.random.default_rng(0), [{"b": 2.0}, values], chain=1)
+    assert mask.all()
+    np.testing.assert_allclose(base, ld.unconstrain(values))
+    # partial values: the start is found here (c's unconstrained value depends on a's jitter)
+    base, mask = initial_spec(ld, np.random.default_rng(0), {"b": 2.0})
+    assert mask.all()
+    np.testing.assert_array_equal(base, initial_position(ld, np.random.default_rng(0), {"b": 2.0}))
+    with pytest.raises(DataError, match="site 'b'"):
+        initial_spec(ld, np.random.default_rng(0), {"b": -1.0})

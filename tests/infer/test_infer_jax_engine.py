@@ -177,3 +177,61 @@ def test_new_data_of_the_same_shapes_reuse_the_compiled_program(monkeypatch):
     third = sample(conjugate(y=y, prior_sd=30.0, noise_sd=2.0), backend="jax", chains=1, seed=1, draws=50, tune=50,
                    progressbar=False)
     assert third.attrs["compile_time"] > 0
+
+
+# --------------------------------------------------------------------------- #
+# The initial point, searched inside the program
+# --------------------------------------------------------------------------- #
+
+
+@pa.model
+def impossible(y):
+    rate = pa.sample("rate", dist.HalfNormal(1.0))
+    pa.observe("y", dist.Exponential(rate), y)
+
+
+@pa.model
+def walled(y):
+    a = pa.sample("a", dist.Normal(0.0, 1.0))
+    b = pa.sample("b", dist.Normal(0.0, 1.0))
+    # finite only where a < 0.5: a wall the jitter can hit
+    pa.factor("wall", pa.math.where(a < 0.5, 0.0, -np.inf))
+    pa.observe("y", dist.Normal(a + b, 1.0), y)
+
+
+def test_no_backend_compile_and_a_finite_start():
+    ld = pa.logdensity(_conjugate_model()[0], backend="jax", prepare=False)
+    idata = sample(ld, chains=2, cores=1, seed=1, draws=5, tune=5, progressbar=False)
+    assert not ld.is_prepared  # the program found and checked the start itself
+    assert np.isfinite(idata.sample_stats["lp"].to_numpy()).all()
+
+
+def test_no_finite_initial_point_names_the_model_and_site():
+    with pytest.raises(pa.SamplingError, match=r"chain 0: could not find an initial point of model 'impossible'.*'y'"):
+        sample(impossible(np.array([-1.0, 2.0])), backend="jax", chains=1, seed=0, **FAST)
+
+
+@pytest.mark.filterwarnings("ignore::ppl_ad.errors.SamplingWarning")  # the wall makes divergences
+def test_jitter_is_retried_inside_the_program():
+    # half of the jitter of `a` is past the wall: chains still start, and inside it
+    for seed in range(3):
+        idata = sample(walled(np.array([0.1])), backend="jax", chains=2, cores=1, seed=seed, draws=1, tune=0,
+                       max_treedepth=1, progressbar=False)
+        assert (idata.posterior["a"].to_numpy() < 0.5).all()
+
+
+@pytest.mark.filterwarnings("ignore::ppl_ad.errors.SamplingWarning")  # a divergence is possible out there
+def test_full_and_partial_init_under_the_jax_engine():
+    model = walled(np.array([0.1]))
+    idata = sample(model, backend="jax", chains=2, cores=1, seed=0, draws=1, tune=0, max_treedepth=1,
+                   progressbar=False, init={"b": 30.0})
+    assert (idata.posterior["b"].to_numpy() > 20).all()  # fixed far out; `a` jittered
+    with pytest.raises(pa.SamplingError, match="initial values given in init"):
+        sample(model, backend="jax", chains=1, seed=0, draws=1, tune=0, progressbar=False,
+               init={"a": 0.7, "b": 0.0})
+    for chain_method in ("vectorized", "sequential"):
+        idata = sample(model, backend="jax", chains=2, cores=1, seed=0, draws=1, tune=0, max_treedepth=1,
+                       progressbar=False, chain_method=chain_method,
+                       init=[{"a": -3.0, "b": 30.0}, {"a": -3.0, "b": -30.0}])
+        b = idata.posterior["b"].to_numpy()
+        assert (b[0] > 20).all() and (b[1] < -20).all()
