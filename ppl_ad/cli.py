@@ -44,18 +44,22 @@ def _cache(args) -> int:
 
     from ppl_ad.bench.auto import cache_dir, clear_cache
     from ppl_ad.config import cache_root
+    from ppl_ad.infer import program_cache
 
-    folder, programs = cache_dir(), cache_root() / "xla"
+    folder, xla, engine = cache_dir(), cache_root() / "xla", program_cache.folder()
+
+    def count(path):
+        return len(list(path.iterdir())) if path.is_dir() else 0
+
     if args.clear:
-        count = len(list(programs.iterdir())) if programs.is_dir() else 0
-        shutil.rmtree(programs, ignore_errors=True)
-        print(f"deleted {clear_cache()} cached backend='auto' decisions from {folder} and {count} compiled "
-              f"programs from {programs}")
+        compiled = count(xla)
+        shutil.rmtree(xla, ignore_errors=True)
+        print(f"deleted {clear_cache()} cached backend='auto' decisions from {folder}, {compiled} compiled "
+              f"programs from {xla} and {program_cache.clear()} sampler programs from {engine}")
         return 0
     decisions = sorted(folder.glob("*.json")) if folder.is_dir() else []
-    count = len(list(programs.iterdir())) if programs.is_dir() else 0
-    print(f"{len(decisions)} cached backend='auto' decisions in {folder}, {count} compiled programs in {programs} "
-          "(ppl-ad cache --clear deletes them)")
+    print(f"{len(decisions)} cached backend='auto' decisions in {folder}, {count(xla)} compiled programs in {xla}, "
+          f"{count(engine)} sampler programs in {engine} (ppl-ad cache --clear deletes them)")
     return 0
 
 

@@ -378,11 +378,6 @@ def run_chains(ld, seeds, inits, settings, progress=None, vectorized: bool = Tru
     key = _program_key(ld, data, settings, size, len(seeds) if vectorized else 1)
     compiled = _PROGRAMS.get(key)
     compile_time = 0.0
-    chunk = None
-    if compiled is None:
-        chunk = _build_chunk(fn, settings, int(ld.dimension))
-        if vectorized:
-            chunk = jax.vmap(chunk, in_axes=(0, None, 0, None, None))
     results = []
     for group in groups:
         start = time.perf_counter()
@@ -400,7 +395,7 @@ def run_chains(ld, seeds, inits, settings, progress=None, vectorized: bool = Tru
         start_spec = _stack(starts, vectorized)
         if compiled is None:
             compile_start = time.perf_counter()
-            compiled = jax.jit(chunk).lower(state, data, start_spec, flags[:size], active[:size]).compile()
+            compiled = _compile(fn, settings, dim, vectorized, (state, data, start_spec, flags[:size], active[:size]))
             compile_time = time.perf_counter() - compile_start
             start += compile_time
             if key is not None:
@@ -414,6 +409,29 @@ def run_chains(ld, seeds, inits, settings, progress=None, vectorized: bool = Tru
                 raise no_initial_point(ld, init, group[i], _last_candidate(starts[i], MAX_INIT_ATTEMPTS))
         results += run.results(compile_time, vectorized)
     return results
+
+
+def _compile(fn, settings, dim: int, vectorized: bool, args):
+    """The compiled chunk program for ``args``: from the on-disk program cache when it has it
+    (no tracing, and BlackJAX is not even imported), else traced, compiled and stored there."""
+    import jax
+
+    from ppl_ad.infer import program_cache
+
+    parts = ("jax_engine.chunk", tuple(settings._replace(draws=0, tune=0)), vectorized, program_cache.describe(args))
+    key = program_cache.fingerprint(fn, dim, args[1], parts)
+    compiled = program_cache.load(key) if key else None
+    if compiled is not None:
+        return compiled
+    chunk = _build_chunk(fn, settings, dim)
+    if vectorized:
+        chunk = jax.vmap(chunk, in_axes=(0, None, 0, None, None))
+    lowered = jax.jit(chunk).lower(*args)
+    if key is None:
+        return lowered.compile()
+    compiled = program_cache.compile_fresh(lowered)
+    program_cache.store(key, compiled)
+    return compiled
 
 
 def _stack(trees, vectorized: bool):

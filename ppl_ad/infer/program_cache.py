@@ -8,9 +8,10 @@ compiling it; JAX's persistent compilation cache (``xla/``) only skips the compi
 and lowering a NUTS program takes about half a second.
 
 **Key.** :func:`fingerprint` hashes what the program is a deterministic function of, without
-tracing the program itself: the jaxprs of the log density ``fn(theta, data)`` and of its
-``jax.value_and_grad`` (the second holds the derivative rules, ``custom_jvp``/``custom_vjp``,
-whose bodies the first names only), every constant, literal and array parameter in them (dtype,
+tracing the program itself: the jaxpr of ``jax.value_and_grad`` of the log density
+``fn(theta, data)`` (the only way the sampler evaluates it; unlike the jaxpr of ``fn``, it holds
+the bodies of the derivative rules, ``custom_jvp``/``custom_vjp``, that ``fn``'s names only),
+every constant, literal and array parameter in it (dtype,
 shape, bytes), the shapes and dtypes of the data arguments, the caller's ``parts`` (sampler
 settings, chunk size, the avals of the state: see :func:`describe`), the versions of Python,
 jax, jaxlib, blackjax, numpy and ppl_ad, a digest of the source of ``ppl_ad.infer`` (so an edit
@@ -136,20 +137,21 @@ def describe(tree) -> tuple:
 
 
 def _jaxpr_parts(fn, dim, data, digest):
-    """Yield ``(label, text)`` of the jaxprs of ``fn`` and of its value and gradient; hash
-    their constants, literals and array parameters into ``digest`` on the way."""
+    """Yield ``(label, text)`` of the jaxpr of ``fn``'s value and gradient; hash its
+    constants, literals and array parameters into ``digest`` on the way."""
     import jax
 
     theta = jax.ShapeDtypeStruct((int(dim),), np.float64)
     avals = jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(jax.typeof(leaf).shape, jax.typeof(leaf).dtype), data)
-    for label, traced in (("value", fn), ("value_and_grad", jax.value_and_grad(fn))):
-        closed = jax.make_jaxpr(traced)(theta, avals)
-        text = closed.jaxpr.pretty_print(source_info=False, name_stack=False, print_effects=True, use_color=False)
-        opaque = _OPAQUE.search(text)
-        if opaque:
-            raise TypeError(f"the jaxpr holds {opaque.group(0)!r}, which its text does not spell out")
-        yield label, text
-        _add_values(digest, closed)
+    # The sampler evaluates the log density only through its value and gradient, and that
+    # jaxpr holds the primal computation and the derivative rules' bodies in full.
+    closed = jax.make_jaxpr(jax.value_and_grad(fn))(theta, avals)
+    text = closed.jaxpr.pretty_print(source_info=False, name_stack=False, print_effects=True, use_color=False)
+    opaque = _OPAQUE.search(text)
+    if opaque:
+        raise TypeError(f"the jaxpr holds {opaque.group(0)!r}, which its text does not spell out")
+    yield "value_and_grad", text
+    _add_values(digest, closed)
 
 
 def _add_values(digest, closed) -> None:
@@ -161,17 +163,16 @@ def _add_values(digest, closed) -> None:
 
 
 def _add_jaxpr_values(digest, jaxpr) -> None:
-    from jax.extend.core import ClosedJaxpr, Jaxpr, Literal
-
+    # by their attributes, not jax.extend.core's classes: importing jax.extend costs 0.25 s
     for eqn in jaxpr.eqns:
         for var in eqn.invars:
-            if isinstance(var, Literal):
+            if type(var).__name__ == "Literal":
                 _add_array(digest, var.val)
         for name in sorted(eqn.params):
             for item in _flatten_param(eqn.params[name]):
-                if isinstance(item, ClosedJaxpr):
+                if hasattr(item, "jaxpr") and hasattr(item, "consts"):  # a ClosedJaxpr
                     _add_values(digest, item)
-                elif isinstance(item, Jaxpr):
+                elif hasattr(item, "eqns") and hasattr(item, "invars"):  # a Jaxpr
                     _add_jaxpr_values(digest, item)
                 elif _is_array(item):
                     _add_array(digest, item)

@@ -132,18 +132,31 @@ def test_warmup_adapts_step_size_and_metric():
     assert 0.6 < float(idata.sample_stats["acceptance_rate"].mean()) < 0.97
 
 
-def test_compiled_programs_go_to_the_disk_cache():
-    import os
-    from pathlib import Path
+def test_a_new_process_loads_the_compiled_sampler_from_disk(tmp_path):
+    import json
+    import subprocess
+    import sys
 
-    import jax
+    script = (
+        "import json, sys, warnings\n"
+        "import ppl_ad as pa\n"
+        "from ppl_ad.testing import get_scenario\n"
+        "warnings.simplefilter('ignore', pa.SamplingWarning)\n"
+        "idata = pa.sample(get_scenario('eight_schools').model(), backend='jax', chains=2, cores=1, seed=3,\n"
+        "                  draws=30, tune=30, progressbar=False)\n"
+        "print(json.dumps({'blackjax': 'blackjax' in sys.modules, 'mu': idata.posterior['mu'].values.tolist()}))\n"
+    )
+    env = {**os.environ, "PPL_AD_CACHE_DIR": str(tmp_path)}
 
-    model, _ = _conjugate_model()
-    sample(model, backend="jax", chains=1, seed=1, draws=20, tune=20, progressbar=False)
-    # the test session's cache (tests/conftest.py sets PPL_AD_CACHE_DIR to a temporary folder)
-    folder = Path(os.environ["PPL_AD_CACHE_DIR"]) / "xla"
-    assert jax.config.jax_compilation_cache_dir == str(folder)
-    assert any(folder.iterdir())
+    def run():
+        done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    first, second = run(), run()
+    assert any((tmp_path / "programs").iterdir())
+    assert first["blackjax"] and not second["blackjax"]  # no tracing: the program came from disk
+    assert first["mu"] == second["mu"]
 
 
 def test_small_data_are_constants():
