@@ -61,7 +61,7 @@ import numpy as np
 
 from ppl_ad.config import cache_root
 
-__all__ = ["fingerprint", "describe", "compile_fresh", "load", "store", "clear", "folder", "FORMAT"]
+__all__ = ["fingerprint", "describe", "compile_fresh", "load", "store", "evict", "clear", "folder", "FORMAT", "MAX_BYTES"]
 
 logger = logging.getLogger("ppl_ad")
 
@@ -370,11 +370,16 @@ def load(key: str):
             logger.debug("program cache: cannot read %s: %s", path, error)
         return None
     try:
-        return _decode(key, blob)
+        compiled = _decode(key, blob)
     except Exception as error:  # noqa: BLE001 - a bad file is a miss, never an error
         logger.debug("program cache: removing unusable %s (%s: %s)", path, type(error).__name__, error)
         _discard(path)
         return None
+    try:
+        os.utime(path)  # recently used: the last to be evicted
+    except OSError:
+        pass
+    return compiled
 
 
 def store(key: str, compiled) -> None:
@@ -391,8 +396,33 @@ def store(key: str, compiled) -> None:
         if compiled not in _FRESH:
             raise ValueError("not compiled by compile_fresh (an executable from JAX's cache cannot be re-serialised)")
         _write_atomically(path, _encode(key, compiled))
+        evict(MAX_BYTES)
     except Exception as error:  # noqa: BLE001 - storing is best effort
         logger.debug("program cache: not storing %s (%s: %s)", key, type(error).__name__, error)
+
+
+#: the folder's size limit: :func:`store` removes the least recently used programs beyond it
+MAX_BYTES = 2 * 1024**3
+
+
+def evict(max_bytes: int) -> int:
+    """Remove the least recently used programs (by modification time, which :func:`load`
+    refreshes) until the folder holds at most ``max_bytes``; the number removed."""
+    files = []
+    for path in folder().glob(f"*{_SUFFIX}"):
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        files.append((stat.st_mtime, stat.st_size, path))
+    total, removed = sum(size for _, size, _ in files), 0
+    for _, size, path in sorted(files):
+        if total <= max_bytes:
+            break
+        _discard(path)
+        total -= size
+        removed += 1
+    return removed
 
 
 def clear() -> int:

@@ -396,3 +396,20 @@ def test_importing_the_module_does_not_import_jax():
         print("jax" in sys.modules)
     """)
     assert _run(["-c", code]).stdout.strip() == "False"
+
+
+def test_eviction_removes_the_least_recently_used(cache_dir, program):
+    import os
+    import time
+
+    compiled, _ = _fresh(program)
+    keys = ["a" * 64, "b" * 64, "c" * 64]
+    for age, key in enumerate(keys):
+        program_cache.store(key, compiled)
+        path = cache_dir / "programs" / f"{key}.program"
+        os.utime(path, (time.time() - 100 + age, time.time() - 100 + age))  # a oldest, c newest
+    assert program_cache.load("a" * 64) is not None  # a use makes it the most recent
+    size = (cache_dir / "programs" / f"{keys[0]}.program").stat().st_size
+    assert program_cache.evict(2 * size) == 1
+    assert program_cache.load("b" * 64) is None  # b was the least recently used
+    assert program_cache.load("a" * 64) is not None and program_cache.load("c" * 64) is not None
