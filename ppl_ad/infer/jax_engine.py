@@ -1,7 +1,8 @@
 """The compiled engine: NUTS and Stan's windowed warmup inside one XLA program.
 
 This module owns the ``"jax"`` engine (see :mod:`ppl_ad.infer.engine`). One jitted function
-advances a chain by a *chunk* of iterations with ``jax.lax.scan``; each iteration is a NUTS
+advances a chain by a *chunk* of ``n`` iterations with ``jax.lax.fori_loop`` (``n`` is an argument:
+Python picks it so that a call takes about :data:`CHUNK_SECONDS`); each iteration is a NUTS
 transition (BlackJAX's iterative NUTS kernel: multinomial sampling, the generalised no-U-turn
 criterion checked across sub-trajectories, divergences at an energy error of
 ``max_energy_error``, at most ``max_treedepth`` doublings) followed, during warmup, by the
@@ -63,10 +64,15 @@ from ppl_ad.infer.chain import ChainResult, stat_dtypes
 from ppl_ad.infer.init import MAX_INIT_ATTEMPTS, no_initial_point
 from ppl_ad.infer.state import ChainState
 
-__all__ = ["run_chains", "CHUNK"]
+__all__ = ["run_chains", "MAX_CHUNK", "CHUNK_SECONDS"]
 
-#: iterations per compiled chunk (progress bars and checkpoints advance between chunks)
-CHUNK = 50
+#: most iterations in one call of the program (fewer for large models: see :func:`_capacity`)
+MAX_CHUNK = 1000
+#: wall time a call aims at; the number of iterations per call adapts to it (progress bars,
+#: checkpoints and Ctrl-C are handled between calls)
+CHUNK_SECONDS = 0.25
+#: iterations of the first call, before the speed of an iteration is known
+FIRST_CHUNK = 5
 
 _LOG_08 = math.log(0.8)
 
@@ -183,7 +189,7 @@ def _initialize(logdensity_fn, init, dim: int, run):
 
 
 def _build_chunk(fn, settings, dim: int):
-    """The jitted ``chunk(state, data, init, flags, active) -> (state, outputs)`` of one chain."""
+    """The jitted ``chunk(state, data, init, flags, n) -> (state, outputs)`` of one chain."""
     import jax
     import jax.numpy as jnp
     from blackjax.mcmc import metrics
@@ -250,11 +256,11 @@ def _build_chunk(fn, settings, dim: int):
         step_size = jnp.where(last_warmup, final_step_size, jnp.exp(da.log_step_size))
         return WindowAdaptationState(step_size, imm, da, welford)
 
-    def iteration(data, init, state: ChainState, flags, active):
+    def iteration(data, init, state: ChainState, flags):
         logdensity_fn = lambda x: fn(x, data)  # noqa: E731
         in_slow, window_end, adapting, last_warmup, search, initialize = (
             flags[k].astype(bool) for k in range(_FLAGS))
-        position, logdensity, grad, attempts = _initialize(logdensity_fn, init, dim, initialize & active)
+        position, logdensity, grad, attempts = _initialize(logdensity_fn, init, dim, initialize)
         state = jax.tree.map(lambda a, b: jnp.where(initialize, a, b),
                              state._replace(position=position, logdensity=logdensity, logdensity_grad=grad), state)
         adapt = state.adaptation
@@ -264,7 +270,7 @@ def _build_chunk(fn, settings, dim: int):
         # Stan's step-size heuristic at the first iteration and after each metric update (the
         # window ended at the previous iteration), then dual averaging restarts from it
         eps, trials = _find_step_size(logdensity_fn, hmc_state, adapt.inverse_mass_matrix, adapt.step_size, k_eps,
-                                      search & active)
+                                      search)
         restarted = adapt._replace(step_size=eps, dual_averaging=dual_averaging_init(eps))
         adapt = jax.tree.map(lambda a, b: jnp.where(search, a, b), restarted, adapt)
 
@@ -277,7 +283,6 @@ def _build_chunk(fn, settings, dim: int):
                                   adapt, info, new, in_slow, window_end, last_warmup)
 
         next_state = ChainState(new.position, new.logdensity, new.logdensity_grad, adaptation, key)
-        next_state = jax.tree.map(lambda a, b: jnp.where(active, a, b), next_state, state)
         depth = info.num_trajectory_expansions
         out = {
             "position": new.position,
@@ -293,16 +298,37 @@ def _build_chunk(fn, settings, dim: int):
             "heuristic_steps": trials,
             "init_attempts": attempts,
         }
-        return next_state, out
+        return next_state, {name: jnp.asarray(value, outputs[name][1]) for name, value in out.items()}
 
-    def chunk(state, data, init, flags, active):
-        def body(s, xs):
-            f, a = xs
-            return iteration(data, init, s, f, a)
+    outputs = _outputs(dim)
 
-        return jax.lax.scan(body, state, (flags, active))
+    def chunk(state, data, init, flags, n):
+        """``n`` iterations (at most ``len(flags)``, the capacity); rows past ``n`` stay zero."""
+        capacity = flags.shape[0]
+        buffers = {name: jnp.zeros((capacity,) + shape, dtype) for name, (shape, dtype) in outputs.items()}
+
+        def body(i, carry):
+            s, buffers = carry
+            s, out = iteration(data, init, s, flags[i])
+            return s, {name: buffers[name].at[i].set(out[name]) for name in buffers}
+
+        return jax.lax.fori_loop(0, n, body, (state, buffers))
 
     return chunk
+
+
+def _outputs(dim: int) -> dict:
+    """Name -> (shape, dtype) of what an iteration reports: the draw, the sample statistics
+    (:func:`ppl_ad.infer.chain.stat_dtypes`) and the warmup's own counts."""
+    out = {"position": ((dim,), np.float64)}
+    out.update({name: ((), np.dtype(dtype)) for name, dtype in stat_dtypes("nuts").items()})
+    out.update(heuristic_steps=((), np.int64), init_attempts=((), np.int64))
+    return out
+
+
+def _capacity(dim: int) -> int:
+    """Most iterations per call: :data:`MAX_CHUNK`, fewer when the draws would pass 16 MiB."""
+    return max(1, min(MAX_CHUNK, 2**21 // (dim + 16)))
 
 
 def _initial_state(dim: int, key, settings) -> ChainState:
@@ -374,8 +400,9 @@ def run_chains(ld, seeds, inits, settings, progress=None, vectorized: bool = Tru
     if vectorized and checkpoints:
         raise ValueError("checkpointed chains run one per program (not vectorized)")
     groups = [list(range(len(seeds)))] if vectorized else [[c] for c in range(len(seeds))]
-    flags, active, size = _chunks(int(settings.tune), int(settings.draws))
-    key = _program_key(ld, data, settings, size, len(seeds) if vectorized else 1)
+    capacity = _capacity(int(ld.dimension))
+    flags = _flags(int(settings.tune), int(settings.draws), capacity)
+    key = _program_key(ld, data, settings, capacity, len(seeds) if vectorized else 1)
     compiled = _PROGRAMS.get(key)
     compile_time = 0.0
     results = []
@@ -395,7 +422,8 @@ def run_chains(ld, seeds, inits, settings, progress=None, vectorized: bool = Tru
         start_spec = _stack(starts, vectorized)
         if compiled is None:
             compile_start = time.perf_counter()
-            compiled = _compile(fn, settings, dim, vectorized, (state, data, start_spec, flags[:size], active[:size]))
+            compiled = _compile(fn, settings, dim, vectorized,
+                                (state, data, start_spec, flags[:capacity], np.asarray(capacity, np.int64)))
             compile_time = time.perf_counter() - compile_start
             start += compile_time
             if key is not None:
@@ -403,7 +431,7 @@ def run_chains(ld, seeds, inits, settings, progress=None, vectorized: bool = Tru
                 while len(_PROGRAMS) > 16:
                     _PROGRAMS.pop(next(iter(_PROGRAMS)))
         reports = [progress[c] for c in group] if progress else None
-        run.advance(compiled, state, data, start_spec, flags, active, size, reports, start, vectorized)
+        run.advance(compiled, state, data, start_spec, flags, capacity, reports, start, vectorized)
         for i, attempts in enumerate(run.init_attempts):
             if attempts > MAX_INIT_ATTEMPTS:
                 raise no_initial_point(ld, init, group[i], _last_candidate(starts[i], MAX_INIT_ATTEMPTS))
@@ -477,13 +505,21 @@ def _program_key(ld, data, settings, size: int, n_chains: int):
             int(ld.dimension), options, int(size), int(n_chains))
 
 
-def _chunks(tune: int, draws: int):
-    """Per-iteration flags padded to whole chunks, the mask of real iterations, the chunk size."""
-    total = tune + draws
-    size = max(1, min(CHUNK, total))
-    padded = -(-total // size) * size + size  # room for a chunk that starts anywhere (resume)
-    flags = np.concatenate([_phases(tune, draws), np.zeros((padded - total, _FLAGS), np.int8)])
-    return flags, np.arange(padded) < total, size
+def _flags(tune: int, draws: int, capacity: int) -> np.ndarray:
+    """Per-iteration flags (:func:`_phases`) padded so that a call at any iteration can take a
+    window of ``capacity`` rows."""
+    return np.concatenate([_phases(tune, draws), np.zeros((capacity, _FLAGS), np.int8)])
+
+
+def _next_chunk(begin: int, tune: int, total: int, capacity: int, wanted: int, every: int | None) -> int:
+    """Iterations of the call that starts at ``begin``: ``wanted``, within the capacity, not past
+    the end of warmup (its times and checkpoint stay apart) or a save that ``every`` asks for."""
+    n = min(wanted, capacity, total - begin)
+    if begin < tune:
+        n = min(n, tune - begin)
+    if every:
+        n = min(n, every - begin % every)
+    return max(1, n)
 
 
 def _from_chain_state(saved: ChainState) -> ChainState:
@@ -533,17 +569,20 @@ class _GroupRun:
                 self.totals[0].update(saved_totals, gradient_time=math.nan)
                 self.adaptation[0] = self.resumed.adaptation
 
-    def advance(self, compiled, state, data, init, flags, active, size, progress, start, vectorized):
+    def advance(self, compiled, state, data, init, flags, capacity, progress, start, vectorized):
+        """Run the chain(s) to the end, in calls of about :data:`CHUNK_SECONDS` each."""
         import jax
 
         tune, total = self.tune, self.total
         n_chains = len(self.stats)
         sampling_divergences = [int(s["diverging"][: max(0, self.done - tune)].sum()) for s in self.stats]
-        last = start
-        for begin in range(self.done, total, size):
-            state, out = compiled(state, data, init, flags[begin:begin + size], active[begin:begin + size])
+        cp = self.checkpoint
+        last, wanted = start, FIRST_CHUNK
+        while self.done < total:
+            begin = self.done
+            n = _next_chunk(begin, tune, total, capacity, wanted, cp.every if cp is not None else None)
+            state, out = compiled(state, data, init, flags[begin:begin + capacity], np.asarray(n, np.int64))
             out = jax.device_get(out)
-            n = min(size, total - begin)
             for c in range(n_chains):
                 o = {k: (v[c] if vectorized else v)[:n] for k, v in out.items()}
                 warm = min(n, max(0, tune - begin))
@@ -566,13 +605,14 @@ class _GroupRun:
             now = time.perf_counter()
             for totals in self.totals:
                 totals["tuning_time" if begin < tune else "sampling_time"] += (now - last) / n_chains
+            # as many iterations as take CHUNK_SECONDS at this call's pace, growing at most 4x
+            wanted = max(1, min(4 * n, int(CHUNK_SECONDS * n / max(now - last, 1e-6))))
             last = now
             for c, report in enumerate(progress or ()):
                 if self.done <= tune:
                     report(self.done, True, self.totals[c]["warmup_divergences"])
                 else:
                     report(self.done - tune, False, sampling_divergences[c])
-            cp = self.checkpoint
             if cp is not None and (cp.due(self.done) or self.done >= total or self.done == tune):
                 chain_state = _to_chain_state(state)
                 cp.save(self.done, chain_state, self.positions[0], self.stats[0], self.totals[0])

@@ -99,7 +99,7 @@ def _reference(backend):
 @settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(kill_at=st.integers(min_value=1, max_value=119), every=st.sampled_from([7, 50]))
 def test_any_kill_resumes_to_the_identical_result(backend, kill_at, every, tmp_path_factory, monkeypatch):
-    """Warmup is iterations 1-60, sampling 61-120; the JAX engine saves between chunks of 50."""
+    """Warmup is iterations 1-60, sampling 61-120; the JAX engine saves between its calls."""
     reference = _reference(backend)
     path = tmp_path_factory.mktemp("kill") / "run.zarr"
     due = checkpoint_module.ChainCheckpoint.due
