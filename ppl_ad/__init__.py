@@ -77,7 +77,7 @@ def _sample_signature():
                   ("metric", "diag"), ("init", "jitter"), ("progressbar", True)]
     keyword = [("engine", None), ("chain_method", None), ("path_length", 2.0), ("coords", None),
                ("log_likelihood", False), ("checkpoint", None), ("checkpoint_every", None), ("overwrite", False),
-               ("metric_adaptation", "fisher"),
+               ("metric_adaptation", "nutpie"),
                ("executor", None)]
     parameters = [P("name_or_model", P.POSITIONAL_OR_KEYWORD)]
     parameters += [P(n, P.POSITIONAL_OR_KEYWORD, default=d) for n, d in positional]

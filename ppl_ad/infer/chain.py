@@ -32,12 +32,12 @@ import numpy as np
 from ppl_ad.errors import SamplingError
 from ppl_ad.infer import hmc, nuts
 from ppl_ad.infer.adaptation import (
-    build_schedule,
     find_reasonable_step_size,
     window_adaptation_final,
     window_adaptation_init,
     window_adaptation_restart_step_size,
     window_adaptation_update,
+    warmup_schedule,
 )
 from ppl_ad.infer.hmc import HMCState
 from ppl_ad.infer.integrators import EVALUATION_ERRORS
@@ -72,10 +72,12 @@ class ChainSettings(NamedTuple):
         Starting point of the step-size heuristic.
     engine : {"python", "jax"}
         The engine that runs the chain (see :mod:`ppl_ad.infer.engine`).
-    metric_adaptation : {"fisher", "stan"}
-        How warmup windows estimate a diagonal metric: from the draws and their gradients
-        (``"fisher"``, nutpie's estimator, :func:`~ppl_ad.infer.adaptation.fisher_diagonal`) or
-        from the draws' regularised variances (``"stan"``). A dense metric always uses Stan's.
+    metric_adaptation : {"nutpie", "fisher", "stan"}
+        How warmup adapts a diagonal metric: nutpie's schedule and estimator (``"nutpie"``), or
+        Stan's windows with nutpie's estimator from the draws and their gradients (``"fisher"``,
+        :func:`~ppl_ad.infer.adaptation.fisher_diagonal`) or with the draws' regularised
+        variances (``"stan"``); see :mod:`ppl_ad.infer.adaptation.window`. A dense metric always
+        uses Stan's windows and estimator.
     """
 
     draws: int = 1000
@@ -88,7 +90,7 @@ class ChainSettings(NamedTuple):
     max_energy_error: float = 1000.0
     initial_step_size: float = 1.0
     engine: str = "python"
-    metric_adaptation: str = "fisher"
+    metric_adaptation: str = "nutpie"
 
 
 class ChainResult(NamedTuple):
@@ -287,9 +289,10 @@ def run_chain(
             hmc_state = HMCState(np.asarray(chain_state.position, dtype=np.float64), float(chain_state.logdensity),
                                  np.asarray(chain_state.logdensity_grad, dtype=np.float64))
         adapt = chain_state.adaptation
-        metric = gaussian_euclidean(adapt.inverse_mass_matrix)
+        metric_source = adapt.inverse_mass_matrix  # the array the kernel's metric was built from
+        metric = gaussian_euclidean(metric_source)
         kernel = make_kernel(metric) if start < total else None  # a finished chain does not run
-        schedule = build_schedule(n_tune)
+        schedule = warmup_schedule(n_tune, settings.metric_adaptation, settings.metric == "dense")
         divergences = 0 if start <= n_tune else int(stats["diverging"][: start - n_tune].sum())
         warmup_divergences = int(totals["warmup_divergences"])
         marks = [phase_start, 0, 0.0]  # time and gradient counters at the last accounting
@@ -313,9 +316,11 @@ def run_chain(
                     adapt, schedule[i], hmc_state.position, info.acceptance_rate, target_accept,
                     hmc_state.logdensity_grad, settings.metric_adaptation,
                 )
-                if metric_updated:
-                    metric = gaussian_euclidean(adapt.inverse_mass_matrix)
+                if adapt.inverse_mass_matrix is not metric_source:  # a new metric
+                    metric_source = adapt.inverse_mass_matrix
+                    metric = gaussian_euclidean(metric_source)
                     kernel = make_kernel(metric)
+                if metric_updated:  # a window ended (Stan's schedule): restart the step size
                     new_step_size = find_reasonable_step_size(
                         logdensity_and_gradient, hmc_state, metric, adapt.step_size, rng
                     )

@@ -58,7 +58,14 @@ import numpy as np
 
 from ppl_ad.config import enable_compilation_cache
 from ppl_ad.errors import SamplingError
-from ppl_ad.infer.adaptation import DualAveragingState, WelfordState, WindowAdaptationState, build_schedule
+from ppl_ad.infer.adaptation import (
+    DualAveragingState,
+    WelfordState,
+    WindowAdaptationState,
+    uses_nutpie_schedule,
+    warmup_schedule,
+)
+from ppl_ad.infer.adaptation.mass_matrix import FISHER_MAX, FISHER_MIN
 from ppl_ad.infer.adaptation.window import welford_width
 from ppl_ad.infer.chain import ChainResult, stat_dtypes
 from ppl_ad.infer.init import MAX_INIT_ATTEMPTS, no_initial_point
@@ -81,20 +88,22 @@ _LOG_08 = math.log(0.8)
 _FLAGS = 6
 
 
-def _phases(tune: int, draws: int) -> np.ndarray:
+def _phases(tune: int, draws: int, estimator: str = "nutpie", dense: bool = False) -> np.ndarray:
     """Per-iteration flags as an int8 array of shape ``(tune + draws, 6)``.
 
-    Columns: in a slow window, a window ends (new metric), adapting (warmup), the last warmup
-    iteration (switch to ``exp(x_bar)``), run the step-size heuristic first (the first
-    iteration, and the one after each window end), and find the initial point first (the
-    first iteration).
+    Columns: the draw enters the metric estimate (Stan: a slow window; nutpie: both
+    estimators, and the metric is re-estimated), a window ends (Stan: new metric; nutpie: the
+    background estimator becomes the foreground), adapting (warmup), the last warmup iteration
+    (switch to ``exp(x_bar)``), run the step-size heuristic first (the first iteration, and with
+    Stan's windows the one after each window end), and find the initial point first (the first
+    iteration). The schedules are :func:`ppl_ad.infer.adaptation.warmup_schedule`'s.
     """
-    schedule = build_schedule(tune)
     flags = np.zeros((tune + draws, _FLAGS), dtype=np.int8)
-    for i, (in_slow, is_end) in enumerate(schedule):
-        flags[i, :4] = (in_slow, is_end, 1, i == tune - 1)
+    for i, (enters, is_end) in enumerate(warmup_schedule(tune, estimator, dense)):
+        flags[i, :4] = (enters, is_end, 1, i == tune - 1)
     flags[0, 4] = 1
-    flags[1:, 4] = flags[:-1, 1]
+    if not uses_nutpie_schedule(estimator, dense):
+        flags[1:, 4] |= flags[:-1, 1]
     if tune + draws:
         flags[0, 5] = 1
     return flags
@@ -197,7 +206,8 @@ def _build_chunk(fn, settings, dim: int):
     from blackjax.mcmc.nuts import build_kernel
 
     dense = settings.metric == "dense"
-    fisher = settings.metric_adaptation == "fisher" and not dense
+    nutpie = uses_nutpie_schedule(settings.metric_adaptation, dense)
+    fisher = settings.metric_adaptation != "stan" and not dense
     target = float(settings.target_accept)
     max_depth = int(settings.max_treedepth)
     kernel = build_kernel(divergence_threshold=float(settings.max_energy_error))
@@ -230,12 +240,16 @@ def _build_chunk(fn, settings, dim: int):
         m2 = w.m2 + (jnp.outer(x - mean, delta) if dense else delta * (x - mean))
         return WelfordState(count, mean, m2)
 
+    def fisher_diagonal(count, m2, fallback):
+        """As :func:`ppl_ad.infer.adaptation.fisher_diagonal`."""
+        var = m2 / (count.astype(jnp.float64) - 1.0)
+        imm = jnp.sqrt(var[:dim] / var[dim:])
+        return jnp.where(jnp.isfinite(imm) & (imm > 0), jnp.clip(imm, FISHER_MIN, FISHER_MAX), fallback)
+
     def regularized_covariance(w):
         n = w.count.astype(jnp.float64)
-        if fisher:  # as ppl_ad.infer.adaptation.fisher_diagonal
-            var = w.m2 / (n - 1.0)
-            imm = jnp.sqrt(var[:dim] / var[dim:])
-            return jnp.where(jnp.isfinite(imm) & (imm > 0), imm, 1.0)
+        if fisher:
+            return fisher_diagonal(w.count, w.m2, 1.0)
         cov = w.m2 / (n - 1.0)
         if dense:
             cov = 0.5 * (cov + cov.T)
@@ -243,15 +257,34 @@ def _build_chunk(fn, settings, dim: int):
         shrink = 1e-3 * (5.0 / (n + 5.0))
         return cov + (shrink * jnp.eye(dim) if dense else shrink)
 
+    def nutpie_estimators(adapt, seen, enters, switch):
+        """nutpie's foreground and background estimators (rows 0 and 1 of ``welford``) after a
+        draw, and the metric from the foreground, as :mod:`ppl_ad.infer.adaptation.window`."""
+        w = adapt.welford
+        count = w.count + 1
+        delta = seen - w.mean
+        mean = w.mean + delta / count[:, None]
+        m2 = w.m2 + delta * (seen - mean)
+        switched = [jnp.stack([a[1], jnp.zeros_like(a[1])]) for a in (count, mean, m2)]
+        count, mean, m2 = (jnp.where(switch, b, a) for a, b in zip((count, mean, m2), switched))
+        welford = jax.tree.map(lambda a, b: jnp.where(enters, a, b), WelfordState(count, mean, m2), w)
+        old = adapt.inverse_mass_matrix
+        imm = jnp.where(enters & (welford.count[0] >= 3), fisher_diagonal(welford.count[0], welford.m2[0], old), old)
+        return welford, imm
+
     def adaptation_step(adapt, info, new, in_slow, window_end, last_warmup):
-        """Warmup: dual averaging always, Welford in slow windows, a new metric at window ends."""
+        """Warmup: dual averaging always; Stan: Welford in slow windows, a new metric at window
+        ends; nutpie: both estimators and a new metric after each draw of the metric phase."""
         da = dual_averaging_update(adapt.dual_averaging, info.acceptance_rate)
         seen = jnp.concatenate([new.position, new.logdensity_grad]) if fisher else new.position
-        welford = jax.tree.map(
-            lambda a, b: jnp.where(in_slow, a, b), welford_update(adapt.welford, seen), adapt.welford
-        )
-        imm = jnp.where(window_end, regularized_covariance(welford), adapt.inverse_mass_matrix)
-        welford = jax.tree.map(lambda a, b: jnp.where(window_end, a, b), welford_init(), welford)
+        if nutpie:
+            welford, imm = nutpie_estimators(adapt, seen, in_slow, window_end)
+        else:
+            welford = jax.tree.map(
+                lambda a, b: jnp.where(in_slow, a, b), welford_update(adapt.welford, seen), adapt.welford
+            )
+            imm = jnp.where(window_end, regularized_covariance(welford), adapt.inverse_mass_matrix)
+            welford = jax.tree.map(lambda a, b: jnp.where(window_end, a, b), welford_init(), welford)
         final_step_size = jnp.where(da.step > 0, jnp.exp(da.log_step_size_avg), jnp.exp(da.log_step_size))
         step_size = jnp.where(last_warmup, final_step_size, jnp.exp(da.log_step_size))
         return WindowAdaptationState(step_size, imm, da, welford)
@@ -274,8 +307,9 @@ def _build_chunk(fn, settings, dim: int):
         restarted = adapt._replace(step_size=eps, dual_averaging=dual_averaging_init(eps))
         adapt = jax.tree.map(lambda a, b: jnp.where(search, a, b), restarted, adapt)
 
-        new, info = kernel(k_nuts, hmc_state, logdensity_fn, adapt.step_size, adapt.inverse_mass_matrix, max_depth)
-        kinetic0 = metrics.default_metric(adapt.inverse_mass_matrix).kinetic_energy(info.momentum)
+        metric = metrics.default_metric(adapt.inverse_mass_matrix)
+        new, info = kernel(k_nuts, hmc_state, logdensity_fn, adapt.step_size, metric, max_depth)
+        kinetic0 = metric.kinetic_energy(info.momentum)
         energy_error = info.energy - (kinetic0 - state.logdensity)
 
         # skipped at run time after warmup (under vmap both branches run, selected per chain)
@@ -341,7 +375,10 @@ def _initial_state(dim: int, key, settings) -> ChainState:
     zero, count = np.zeros(()), np.zeros((), np.int64)
     da = DualAveragingState(zero, zero, count, zero, zero)
     width = welford_width(dim, dense, settings.metric_adaptation)
-    welford = WelfordState(count, np.zeros(width), np.zeros((dim, dim) if dense else (width,)))
+    if uses_nutpie_schedule(settings.metric_adaptation, dense):  # a foreground and a background row
+        welford = WelfordState(np.zeros(2, np.int64), np.zeros((2, width)), np.zeros((2, width)))
+    else:
+        welford = WelfordState(count, np.zeros(width), np.zeros((dim, dim) if dense else (width,)))
     adaptation = WindowAdaptationState(np.asarray(float(settings.initial_step_size)), imm, da, welford)
     return ChainState(np.zeros(dim), np.asarray(-np.inf), np.zeros(dim), adaptation, np.asarray(key, np.uint32))
 
@@ -401,7 +438,8 @@ def run_chains(ld, seeds, inits, settings, progress=None, vectorized: bool = Tru
         raise ValueError("checkpointed chains run one per program (not vectorized)")
     groups = [list(range(len(seeds)))] if vectorized else [[c] for c in range(len(seeds))]
     capacity = _capacity(int(ld.dimension))
-    flags = _flags(int(settings.tune), int(settings.draws), capacity)
+    flags = _flags(int(settings.tune), int(settings.draws), capacity, settings.metric_adaptation,
+                   settings.metric == "dense")
     key = _program_key(ld, data, settings, capacity, len(seeds) if vectorized else 1)
     compiled = _PROGRAMS.get(key)
     compile_time = 0.0
@@ -505,10 +543,10 @@ def _program_key(ld, data, settings, size: int, n_chains: int):
             int(ld.dimension), options, int(size), int(n_chains))
 
 
-def _flags(tune: int, draws: int, capacity: int) -> np.ndarray:
+def _flags(tune: int, draws: int, capacity: int, estimator: str, dense: bool) -> np.ndarray:
     """Per-iteration flags (:func:`_phases`) padded so that a call at any iteration can take a
     window of ``capacity`` rows."""
-    return np.concatenate([_phases(tune, draws), np.zeros((capacity, _FLAGS), np.int8)])
+    return np.concatenate([_phases(tune, draws, estimator, dense), np.zeros((capacity, _FLAGS), np.int8)])
 
 
 def _next_chunk(begin: int, tune: int, total: int, capacity: int, wanted: int, every: int | None) -> int:

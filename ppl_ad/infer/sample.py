@@ -32,6 +32,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from ppl_ad.errors import ConfigError, SamplingWarning
+from ppl_ad.infer.adaptation import ESTIMATORS
 from ppl_ad.infer.chain import ChainSettings
 from ppl_ad.infer.engine import run_sequential, select_chain_method, select_engine
 from ppl_ad.infer.init import resolve_logdensity
@@ -90,7 +91,7 @@ class _KeywordError(ConfigError, TypeError):
 
 
 def _validate(draws, tune, chains, cores, sampler, target_accept, max_treedepth, metric, init, path_length,
-              engine, chain_method, metric_adaptation="fisher"):
+              engine, chain_method, metric_adaptation="nutpie"):
     def bad(name, value, expected):
         raise ConfigError(f"sample: invalid {name}={value!r}; expected {expected}")
 
@@ -115,8 +116,8 @@ def _validate(draws, tune, chains, cores, sampler, target_accept, max_treedepth,
     elif not isinstance(init, Mapping):
         if not (isinstance(init, Sequence) and len(init) == chains and all(isinstance(v, Mapping) for v in init)):
             bad("init", init, "'jitter', a dict of initial values, or a list of such dicts (one per chain)")
-    if metric_adaptation not in ("fisher", "stan"):
-        bad("metric_adaptation", metric_adaptation, "'fisher' or 'stan'")
+    if metric_adaptation not in ESTIMATORS:
+        bad("metric_adaptation", metric_adaptation, "'nutpie', 'fisher' or 'stan'")
     if engine is not None and engine not in ("python", "jax"):
         bad("engine", engine, "None, 'python' or 'jax'")
     if chain_method is not None and chain_method not in ("sequential", "parallel", "vectorized"):
@@ -190,7 +191,7 @@ def sample(
     checkpoint=None,
     checkpoint_every: int | None = None,
     overwrite: bool = False,
-    metric_adaptation: str = "fisher",
+    metric_adaptation: str = "nutpie",
     executor=None,
 ):
     """Draw posterior samples of a model with NUTS (or static HMC).
@@ -265,11 +266,15 @@ def sample(
         ``wall_time``: seconds for the whole call). With ``log_likelihood=True``, also
         ``log_likelihood``.
 
-    metric_adaptation : {"fisher", "stan"}, optional
-        How warmup estimates a diagonal metric at the end of each window: ``"fisher"`` (the
-        default, as nutpie) from the draws and their gradients, ``sqrt(Var(x) / Var(grad log p))``,
-        which minimises a Fisher divergence and needs fewer draws; ``"stan"`` from the draws'
-        regularised variances, as Stan and PyMC. A dense metric always uses Stan's estimator.
+    metric_adaptation : {"nutpie", "fisher", "stan"}, optional
+        How warmup adapts a diagonal metric. ``"nutpie"`` (the default), as nutpie: from the
+        draws and their gradients, ``sqrt(Var(x) / Var(grad log p))`` (which minimises a Fisher
+        divergence and needs few draws), re-estimated after every draw of the first 85 % of
+        warmup from estimators that are replaced every 10, later 80 draws, with the step size
+        adapted throughout; the metric is usable after a few draws, so warmup costs fewer
+        gradients. ``"fisher"``: the same estimator at the ends of Stan's windows. ``"stan"``: the
+        draws' regularised variances at the ends of Stan's windows, as Stan and PyMC. A dense
+        metric always uses Stan's windows and estimator. See :mod:`ppl_ad.infer.adaptation.window`.
     checkpoint : str or os.PathLike, optional
         Stream draws, statistics and each chain's full state to this zarr store as the run
         proceeds; the same call with the same path resumes where the chains stopped and gives

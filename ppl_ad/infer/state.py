@@ -95,6 +95,12 @@ def _array(value):
     return value
 
 
+def _count(count):
+    """A Welford count: an int, or (nutpie's two estimators) an array of them."""
+    count = np.asarray(count)
+    return int(count) if count.ndim == 0 else _plain(count.astype(np.int64))
+
+
 def to_jsonable(state: ChainState) -> dict:
     """``state`` as JSON-serialisable data (arrays as nested lists with their dtype)."""
     adaptation = state.adaptation
@@ -111,7 +117,7 @@ def to_jsonable(state: ChainState) -> dict:
             "step_size": float(adaptation.step_size),
             "inverse_mass_matrix": _plain(np.asarray(adaptation.inverse_mass_matrix, dtype=np.float64)),
             "dual_averaging": [float(x) if i != 2 else int(x) for i, x in enumerate(adaptation.dual_averaging)],
-            "welford": [int(adaptation.welford.count), _plain(np.asarray(adaptation.welford.mean)),
+            "welford": [_count(adaptation.welford.count), _plain(np.asarray(adaptation.welford.mean)),
                         _plain(np.asarray(adaptation.welford.m2))],
         },
         "rng": rng,
@@ -121,7 +127,9 @@ def to_jsonable(state: ChainState) -> dict:
 def from_jsonable(data: dict) -> ChainState:
     """The inverse of :func:`to_jsonable` (NumPy arrays and Python scalars)."""
     a = data["adaptation"]
-    welford = WelfordState(int(a["welford"][0]), _array(a["welford"][1]), _array(a["welford"][2]))
+    count = a["welford"][0]
+    welford = WelfordState(_array(count) if isinstance(count, dict) else int(count), _array(a["welford"][1]),
+                           _array(a["welford"][2]))
     da = DualAveragingState(*a["dual_averaging"])
     adaptation = WindowAdaptationState(float(a["step_size"]), _array(a["inverse_mass_matrix"]), da, welford)
     rng = data["rng"]

@@ -238,3 +238,40 @@ def test_fisher_diagonal_keeps_one_where_a_gradient_does_not_vary():
     for x in (0.0, 1.0, 2.0):
         state = welford_update(state, np.array([x, x, -x, 5.0]))
     np.testing.assert_array_equal(fisher_diagonal(state), [1.0, 1.0])
+
+
+@pytest.mark.parametrize("num_warmup", [0, 10, 100, 500, 1000, 1337])
+def test_nutpie_schedule_switches_as_nutpie(num_warmup):
+    from ppl_ad.infer.adaptation import build_nutpie_schedule
+
+    schedule = build_nutpie_schedule(num_warmup)
+    assert len(schedule) == num_warmup
+    metric_end = num_warmup - int(0.15 * num_warmup)
+    enters = [i for i, (e, _) in enumerate(schedule) if e]
+    assert enters == list(range(metric_end))  # every draw before the step-size-only phase
+    switches = [i for i, (_, s) in enumerate(schedule) if s]
+    early_end = int(0.3 * num_warmup)
+    gaps = np.diff([-1] + switches)
+    for switch, gap in zip(switches, gaps):
+        assert gap == (10 if switch < early_end else 80) or (switch >= early_end and gap <= 80)
+        assert switch + (10 if switch < early_end else 80) <= metric_end  # never a switch left unused
+    if num_warmup >= 500:
+        assert switches[:3] == [9, 19, 29] and gaps[-1] == 80
+
+
+def test_nutpie_estimators_switch_and_forget_the_first_draws():
+    from ppl_ad.infer.adaptation import window_adaptation_init, window_adaptation_update
+
+    rng = np.random.default_rng(1)
+    state = window_adaptation_init(0.5, np.ones(2), "nutpie")
+    variances = np.array([0.04, 25.0])
+    schedule = ([(True, False)] * 9 + [(True, True)]) * 2 + [(True, False)] * 20
+    for i, entry in enumerate(schedule):
+        shift = 100.0 if i < 10 else 0.0  # the first window's draws are far off
+        x = shift + rng.normal(0.0, np.sqrt(variances))
+        state, restart = window_adaptation_update(state, entry, x, 0.8, 0.8, -(x - shift) / variances, "nutpie")
+        assert not restart  # nutpie's schedule never restarts the step size
+    # the second switch made the draws since the first switch the foreground: 30 of them, none far off
+    assert list(state.welford.count) == [30, 20]
+    assert np.all(np.abs(state.welford.mean[0, :2]) < 5)
+    np.testing.assert_allclose(state.inverse_mass_matrix, variances, rtol=1e-8)  # exact for a Gaussian

@@ -11,7 +11,7 @@ import ppl_ad as pa
 from ppl_ad import dist
 from ppl_ad.errors import ConfigError
 from ppl_ad.infer import jax_engine
-from ppl_ad.infer.adaptation import build_schedule
+from ppl_ad.infer.adaptation import build_nutpie_schedule, build_schedule
 from ppl_ad.infer.chain import stat_dtypes
 from ppl_ad.infer.engine import select_chain_method, select_engine
 from ppl_ad.infer.sample import sample
@@ -66,13 +66,22 @@ def test_vectorized_needs_the_jax_engine():
 
 
 def test_phases_follow_the_shared_schedule():
-    flags = jax_engine._phases(1000, 10)
+    flags = jax_engine._phases(1000, 10, "fisher")
     schedule = np.array(build_schedule(1000), dtype=np.int8)
     np.testing.assert_array_equal(flags[:1000, :2], schedule)
     assert flags[:1000, 2].all() and not flags[1000:, 2].any()
     assert flags[999, 3] == 1 and flags[:, 3].sum() == 1
     # the heuristic runs first and right after every window end
     assert list(np.flatnonzero(flags[:, 4])) == [0] + [i + 1 for i in np.flatnonzero(schedule[:, 1])]
+    # nutpie's schedule (the default): estimators and metric after each draw of the first 85 %,
+    # switches from the shared schedule, the heuristic only before the first draw
+    flags = jax_engine._phases(1000, 10)
+    nutpie = np.array(build_nutpie_schedule(1000), dtype=np.int8)
+    np.testing.assert_array_equal(flags[:1000, :2], nutpie)
+    assert flags[:850, 0].all() and not flags[850:, 0].any()
+    assert list(np.flatnonzero(flags[:, 4])) == [0] and list(np.flatnonzero(flags[:, 5])) == [0]
+    # a dense metric keeps Stan's windows
+    np.testing.assert_array_equal(jax_engine._phases(1000, 10, "nutpie", dense=True)[:1000, :2], schedule)
 
 
 def test_conjugate_posterior_matches_the_closed_form():
@@ -248,3 +257,23 @@ def test_full_and_partial_init_under_the_jax_engine():
                        init=[{"a": -3.0, "b": 30.0}, {"a": -3.0, "b": -30.0}])
         b = idata.posterior["b"].to_numpy()
         assert (b[0] > 20).all() and (b[1] < -20).all()
+
+
+@pa.model
+def two_scales():
+    pa.sample("a", dist.Normal(0.0, 0.1))
+    pa.sample("b", dist.Normal(0.0, 10.0))
+
+
+@pytest.mark.parametrize("engine_name", ["jax", "python"])
+def test_nutpie_warmup_finds_the_variances_in_both_engines(engine_name):
+    from ppl_ad.infer.chain import ChainSettings
+    from ppl_ad.infer.engine import run_one_chain
+
+    ld = pa.logdensity(two_scales(), backend="jax", prepare=False)
+    settings = ChainSettings(draws=20, tune=300, engine=engine_name)
+    assert settings.metric_adaptation == "nutpie"
+    result = run_one_chain(ld, 0, np.random.SeedSequence(4), settings, "jitter", None)
+    # nutpie's estimator is exact for a diagonal Gaussian: the gradient is linear in the draws
+    np.testing.assert_allclose(result.inverse_mass_matrix, [0.01, 100.0], rtol=1e-6)
+    assert 0.5 < result.step_size < 2.5  # near the unit-scale optimum, not the smallest scale

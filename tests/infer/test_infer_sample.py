@@ -396,7 +396,7 @@ def test_sampling_with_the_reference_backend_warns():
         sample(tiny(np.array([0.5])), backend="finite-difference", draws=10, tune=10, chains=1, progressbar=False)
 
 
-@pytest.mark.parametrize("estimator", ["fisher", "stan"])
+@pytest.mark.parametrize("estimator", ["nutpie", "fisher", "stan"])
 def test_metric_adaptation_estimators_give_the_right_scales(estimator):
     scales = np.array([0.1, 10.0])
     idata = sample(GaussianLogDensity(np.zeros(2), scales**2), draws=400, tune=600, chains=1, seed=3,
@@ -408,4 +408,4 @@ def test_metric_adaptation_estimators_give_the_right_scales(estimator):
 
 def test_an_unknown_metric_adaptation_is_refused():
     with pytest.raises(pa.ConfigError, match="metric_adaptation"):
-        sample(GaussianLogDensity(np.zeros(2), [1.0, 1.0]), metric_adaptation="nutpie", progressbar=False)
+        sample(GaussianLogDensity(np.zeros(2), [1.0, 1.0]), metric_adaptation="numpyro", progressbar=False)

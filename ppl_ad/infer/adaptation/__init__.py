@@ -6,8 +6,9 @@
 ``mass_matrix``
     Welford's streaming (co)variance and Stan's regularised inverse metric.
 ``window``
-    Stan's windowed schedule (fast initial buffer, doubling slow windows, fast
-    terminal buffer) combining the two.
+    The warmup schedules combining the two: nutpie's (estimators that switch every 10, then
+    80 draws; the default) and Stan's windows (fast initial buffer, doubling slow windows,
+    fast terminal buffer).
 
 References
 ----------
@@ -31,8 +32,12 @@ from ppl_ad.infer.adaptation.step_size import (
     find_reasonable_step_size,
 )
 from ppl_ad.infer.adaptation.window import (
+    ESTIMATORS,
     WindowAdaptationState,
+    build_nutpie_schedule,
     build_schedule,
+    uses_nutpie_schedule,
+    warmup_schedule,
     window_adaptation_final,
     window_adaptation_init,
     window_adaptation_restart_step_size,
@@ -53,6 +58,10 @@ __all__ = [
     "fisher_diagonal",
     "WindowAdaptationState",
     "build_schedule",
+    "build_nutpie_schedule",
+    "warmup_schedule",
+    "uses_nutpie_schedule",
+    "ESTIMATORS",
     "window_adaptation_init",
     "window_adaptation_update",
     "window_adaptation_restart_step_size",

@@ -134,19 +134,23 @@ def regularized_covariance(state: WelfordState) -> np.ndarray:
     return cov + shrink * np.eye(cov.shape[0])
 
 
-def fisher_diagonal(state: WelfordState) -> np.ndarray:
+def fisher_diagonal(state: WelfordState, fallback=1.0) -> np.ndarray:
     """Diagonal inverse metric from the draws *and* their gradients (nutpie's estimator).
 
     ``state`` holds the moments of ``[x, grad log p(x)]`` (length ``2 d``). The inverse metric
     ``sqrt(Var(x_i) / Var(d_i log p))`` minimises the Fisher divergence between the posterior and
     a Gaussian with that diagonal covariance; for a Gaussian posterior it is the variance itself,
     and it uses the gradients the sampler computes anyway, so it converges with fewer draws than
-    the sample variance. A coordinate whose ratio is not a positive finite number keeps 1.
+    the sample variance. A coordinate whose ratio is not a positive finite number gets
+    ``fallback``; the others are clipped to ``[1e-20, 1e20]``.
 
     Parameters
     ----------
     state : WelfordState
         Moments of the stacked draws and gradients, with at least two of them.
+    fallback : float or numpy.ndarray, optional
+        The value of a coordinate without a valid ratio (the current metric, for nutpie's
+        schedule).
 
     Returns
     -------
@@ -161,4 +165,8 @@ def fisher_diagonal(state: WelfordState) -> np.ndarray:
     d = variance.shape[0] // 2
     with np.errstate(all="ignore"):
         ratio = np.sqrt(variance[:d] / variance[d:])
-    return np.where(np.isfinite(ratio) & (ratio > 0), ratio, 1.0)
+    return np.where(np.isfinite(ratio) & (ratio > 0), np.clip(ratio, FISHER_MIN, FISHER_MAX), fallback)
+
+
+#: bounds of a :func:`fisher_diagonal` entry (nutpie's)
+FISHER_MIN, FISHER_MAX = 1e-20, 1e20
