@@ -370,6 +370,11 @@ def load(key: str):
             logger.debug("program cache: cannot read %s: %s", path, error)
         return None
     try:
+        _initialize_kernels()
+    except Exception as error:  # noqa: BLE001 - without them a loaded program could crash: no cache
+        logger.debug("program cache: not loading (%s: %s)", type(error).__name__, error)
+        return None
+    try:
         compiled = _decode(key, blob)
     except Exception as error:  # noqa: BLE001 - a bad file is a miss, never an error
         logger.debug("program cache: removing unusable %s (%s: %s)", path, type(error).__name__, error)
@@ -380,6 +385,16 @@ def load(key: str):
     except OSError:
         pass
     return compiled
+
+
+def _initialize_kernels() -> None:
+    """Initialise the custom-call kernels that JAX sets up only while it lowers a program that
+    uses them: on CPU, LAPACK (Cholesky, triangular solves, ...). A program loaded from disk
+    is never lowered in this process, and called them uninitialised: a segmentation fault
+    (seen on the 100-d Gaussian, whose log density solves with its Cholesky factor)."""
+    from jax._src.lax import linalg
+
+    linalg.initialize_lapack()
 
 
 def store(key: str, compiled) -> None:

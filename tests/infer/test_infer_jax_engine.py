@@ -168,6 +168,31 @@ def test_a_new_process_loads_the_compiled_sampler_from_disk(tmp_path):
     assert first["mu"] == second["mu"]
 
 
+def test_a_program_from_disk_that_calls_lapack_runs(tmp_path):
+    """A loaded program is never lowered, and JAX initialises its LAPACK kernels only when it
+    lowers one that uses them: without ppl_ad initialising them, this crashed (SIGSEGV)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import numpy as np, ppl_ad as pa\n"
+        "from ppl_ad import dist\n"
+        "@pa.model\n"
+        "def correlated(L):\n"
+        "    pa.sample('x', dist.MvNormalCholesky(np.zeros(3), L))\n"
+        "L = np.linalg.cholesky(np.array([[1.0, 0.5, 0.2], [0.5, 2.0, 0.3], [0.2, 0.3, 1.5]]))\n"
+        "idata = pa.sample(correlated(L), backend='jax', chains=1, seed=2, draws=20, tune=20, progressbar=False)\n"
+        "print(float(idata.posterior['x'].sum()))\n"
+    )
+    env = {**os.environ, "PPL_AD_CACHE_DIR": str(tmp_path)}
+    outputs = []
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+        outputs.append(done.stdout.strip().splitlines()[-1])
+    assert any((tmp_path / "programs").iterdir()) and outputs[0] == outputs[1]
+
+
 def test_small_data_are_constants():
     ld = pa.logdensity(get_scenario("logistic_regression").model(), backend="jax")
     assert ld.data_mode == "constants" and ld.traceable()[1] == {}
