@@ -1,4 +1,4 @@
-"""The compiled engine: NUTS and Stan's windowed warmup inside one XLA program.
+"""The compiled engine: NUTS and its warmup inside one XLA program.
 
 This module owns the ``"jax"`` engine (see :mod:`ppl_ad.infer.engine`). One jitted function
 advances a chain by a *chunk* of ``n`` iterations with ``jax.lax.fori_loop`` (``n`` is an argument:
@@ -10,15 +10,15 @@ adaptation step. Between chunks control returns to Python for the progress bars 
 checkpoints), so no Python runs per leapfrog step and at most one program is compiled per model,
 shapes and settings: warmup and sampling share it (the phase is data, not code).
 
-Warmup is Stan's (with nutpie's estimator of a diagonal metric by default, see
-``metric_adaptation`` in :class:`~ppl_ad.infer.chain.ChainSettings`), with the same schedule as the Python engine
-(:func:`ppl_ad.infer.adaptation.build_schedule`) and the same state types
-(:class:`~ppl_ad.infer.adaptation.WindowAdaptationState`,
-:class:`~ppl_ad.infer.adaptation.DualAveragingState`,
-:class:`~ppl_ad.infer.adaptation.WelfordState`): dual averaging of the log step size at
-every warmup iteration, Welford (co)variance over the slow windows, the regularised metric at
-each window end followed by Stan's step-size heuristic and a dual-averaging restart, and
-``exp(x_bar)`` after warmup.
+Warmup follows the same schedules as the Python engine
+(:func:`ppl_ad.infer.adaptation.warmup_schedule`, turned into per-iteration flags by
+:func:`_phases`) with the same state types (:class:`~ppl_ad.infer.adaptation.WindowAdaptationState`,
+:class:`~ppl_ad.infer.adaptation.DualAveragingState`, :class:`~ppl_ad.infer.adaptation.WelfordState`):
+dual averaging of the log step size at every warmup iteration and ``exp(x_bar)`` after warmup;
+by default nutpie's foreground and background estimators of draws and gradients with the metric
+re-estimated after every draw (``metric_adaptation="nutpie"``, see
+:mod:`ppl_ad.infer.adaptation.window`), or Stan's windows, with the metric estimated at each window
+end followed by Stan's step-size heuristic and a dual-averaging restart.
 
 The chain state is the same :class:`~ppl_ad.infer.state.ChainState` as the Python engine's, as
 pure data (a pytree of arrays): position, log density and gradient, the adaptation state (step
