@@ -203,7 +203,7 @@ def _build_chunk(fn, settings, dim: int):
     import jax.numpy as jnp
     from blackjax.mcmc import metrics
     from blackjax.mcmc.hmc import HMCState
-    from blackjax.mcmc.nuts import build_kernel
+    from ppl_ad.infer.jax_nuts import build_kernel
 
     dense = settings.metric == "dense"
     nutpie = uses_nutpie_schedule(settings.metric_adaptation, dense)
@@ -308,7 +308,7 @@ def _build_chunk(fn, settings, dim: int):
         adapt = jax.tree.map(lambda a, b: jnp.where(search, a, b), restarted, adapt)
 
         metric = metrics.default_metric(adapt.inverse_mass_matrix)
-        new, info = kernel(k_nuts, hmc_state, logdensity_fn, adapt.step_size, metric, max_depth)
+        new, info = kernel(k_nuts, hmc_state, logdensity_fn, adapt.step_size, adapt.inverse_mass_matrix, max_depth)
         kinetic0 = metric.kinetic_energy(info.momentum)
         energy_error = info.energy - (kinetic0 - state.logdensity)
 

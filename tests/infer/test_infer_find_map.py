@@ -163,5 +163,6 @@ def test_the_find_map_example_in_the_docs():
     block = block[: block.index("```")]
     namespace: dict = {}
     exec(compile(block, "docs/sampling.md", "exec"), namespace)  # noqa: S102 - our own docs
-    assert float(namespace["mode"]) == pytest.approx(1.0, rel=1e-6)
-    assert float(namespace["unconstrained"]) == pytest.approx(np.sqrt(np.sqrt(5.0) - 1.0), rel=1e-6)
+    # L-BFGS-B's default tolerances: over 30 starting points the error reached 1.4e-6
+    assert float(namespace["mode"]) == pytest.approx(1.0, rel=1e-5)
+    assert float(namespace["unconstrained"]) == pytest.approx(np.sqrt(np.sqrt(5.0) - 1.0), rel=1e-5)

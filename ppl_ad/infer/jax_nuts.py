@@ -1,0 +1,205 @@
+"""NUTS for the compiled engine: BlackJAX's iterative trajectory with Stan's no-U-turn checks.
+
+This module owns :func:`build_kernel`, the NUTS transition that :mod:`ppl_ad.infer.jax_engine`
+runs. The trajectory machinery is BlackJAX's (velocity Verlet, progressive integration of each
+doubling with multinomial sampling, biased progressive sampling between doublings,
+divergences); the termination criterion is Stan's, as in ppl_ad's Python kernel
+(:mod:`ppl_ad.infer.termination`):
+
+* the generalised criterion: a (sub)trajectory with momentum sum ``rho`` keeps going while
+  ``rho . M^-1 p`` is positive at both of its ends;
+* checked on every subtree as it completes, and on the whole trajectory after each doubling;
+* with Stan's two extra checks at each merge of two halves: the left half extended by the first
+  point of the right one, and the right half extended by the last point of the left one.
+
+BlackJAX (after NumPyro) instead checks ``rho`` minus half of the two end momenta and has no
+extra checks. That stops trajectories earlier: at the adapted step size of the 100-d Gaussian
+benchmark, 20.6 leapfrog steps per transition against Stan's 26.6, with a quarter less effective
+sample size per gradient. (The full ``rho`` without the extra checks misses U-turns inside
+subtrees: 86 steps where Stan takes 15 on the hierarchical Poisson model.)
+
+The subtree checks run iteratively, as BlackJAX's: at each odd leaf ``n`` of a doubling, the
+subtrees that end at ``n`` have their first leaves at *checkpoints*; for each we keep the
+first leaf's momentum, the running momentum sum there and, for the extra checks, the momentum
+of the leaf just before it (the last point of the preceding half).
+
+References
+----------
+Betancourt, M. (2017). *A Conceptual Introduction to Hamiltonian Monte Carlo*. arXiv:1701.02434.
+
+Hoffman, M. D. & Gelman, A. (2014). The No-U-Turn Sampler. *JMLR* 15, 1593-1623.
+
+Stan Development Team. ``stan::mcmc::base_nuts`` (``compute_criterion`` and the extra checks of
+``build_tree`` and ``transition``, since Stan 2.23).
+
+Cabezas, A. et al. (2024). BlackJAX: Composable Bayesian inference in JAX. arXiv:2402.10797.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+__all__ = ["build_kernel"]
+
+
+class _Checkpoints(NamedTuple):
+    """Per checkpoint level: first-leaf momentum, momentum sum there, the momentum before it."""
+
+    momentum: object
+    momentum_sum: object
+    momentum_before: object
+    last_momentum: object
+    idx_min: object
+    idx_max: object
+
+
+def _turning(velocity, p_begin, p_end, rho):
+    """Stan's ``!compute_criterion``: the ends' velocities do not both point along ``rho``."""
+    import jax.numpy as jnp
+
+    return (jnp.dot(velocity(p_begin), rho) <= 0) | (jnp.dot(velocity(p_end), rho) <= 0)
+
+
+def _subtree_checks(velocity):
+    """``(new_state, update, is_turning)`` of the iterative subtree checks (see the module docstring)."""
+    import jax
+    import jax.numpy as jnp
+
+    def new_state(chain_state, max_num_doublings):
+        dim = chain_state.position.shape[0]
+        zeros = jnp.zeros((max_num_doublings, dim))
+        return _Checkpoints(zeros, zeros, zeros, jnp.zeros(dim), 0, 0)
+
+    def levels(n):
+        """Checkpoint levels of the subtrees ending at leaf ``n`` (BlackJAX's numbering)."""
+        idx_max = jnp.bitwise_count(n >> 1).astype(jnp.int32)
+        idx_min = idx_max - jnp.bitwise_count((~n & (n + 1)) - 1).astype(jnp.int32) + 1
+        return idx_min, idx_max
+
+    def update(state, momentum_sum, momentum, step):
+        idx_min, idx_max = levels(step)
+
+        def store(s):
+            return (s.momentum.at[idx_max].set(momentum), s.momentum_sum.at[idx_max].set(momentum_sum),
+                    s.momentum_before.at[idx_max].set(s.last_momentum))
+
+        arrays = jax.lax.cond(step % 2 == 0, store, lambda s: (s.momentum, s.momentum_sum, s.momentum_before), state)
+        return _Checkpoints(*arrays, momentum, idx_min, idx_max)
+
+    def is_turning(state, momentum_sum, momentum):
+        def subtree_sum(i):
+            return momentum_sum - state.momentum_sum[i] + state.momentum[i]
+
+        def body(carry):
+            i, _ = carry
+            rho = subtree_sum(i)
+            turning = _turning(velocity, state.momentum[i], momentum, rho)
+            # the two halves (each of at least two points below the smallest subtree)
+            j = jnp.minimum(i + 1, state.idx_max)
+            rho_right = subtree_sum(j)
+            left_extended = rho - rho_right + state.momentum[j]
+            right_extended = rho_right + state.momentum_before[j]
+            extra = _turning(velocity, state.momentum[i], state.momentum[j], left_extended) | _turning(
+                velocity, state.momentum_before[j], momentum, right_extended)
+            return i - 1, turning | ((i < state.idx_max) & extra)
+
+        _, turning = jax.lax.while_loop(lambda c: (c[0] >= state.idx_min) & ~c[1], body, (state.idx_max, False))
+        return turning
+
+    return new_state, update, is_turning
+
+
+def _expansion(trajectory_integrator, velocity, max_num_doublings):
+    """Doublings in random directions until a U-turn (with Stan's merge checks), a divergence
+    or ``max_num_doublings``; the proposal is sampled progressively between doublings."""
+    import jax
+    import jax.numpy as jnp
+    from blackjax.mcmc.proposal import Proposal, progressive_biased_sampling
+    from blackjax.mcmc.trajectory import DynamicExpansionState, merge_trajectories, reorder_trajectories
+
+    def expand(rng_key, initial, initial_energy, step_size):
+        def keep_going(loop):
+            state, (diverging, turning) = loop
+            return (state.step < max_num_doublings) & ~diverging & ~turning
+
+        def double(loop):
+            state, _ = loop
+            key = jax.random.fold_in(rng_key, state.step)
+            direction_key, trajectory_key, proposal_key = jax.random.split(key, 3)
+            direction = jnp.where(jax.random.bernoulli(direction_key), 1, -1)
+            trajectory = state.trajectory
+            start = jax.lax.cond(direction > 0, lambda: trajectory.rightmost_state, lambda: trajectory.leftmost_state)
+            new_proposal, new_trajectory, checkpoints, diverging, subtree_turning = trajectory_integrator(
+                trajectory_key, start, direction, state.termination_state, 2**state.step, step_size, initial_energy)
+
+            def reject(args):  # the new subtree's points still count in the acceptance statistic
+                _, proposal, new = args
+                return Proposal(proposal.state, proposal.energy, proposal.weight,
+                                jnp.logaddexp(proposal.sum_log_p_accept, new.sum_log_p_accept))
+
+            proposal = jax.lax.cond(diverging | subtree_turning, reject, lambda a: progressive_biased_sampling(*a),
+                                    (proposal_key, state.proposal, new_proposal))
+            left, right = reorder_trajectories(direction, trajectory, new_trajectory)
+            merged = merge_trajectories(left, right)
+            p_left_end, p_right_begin = left.rightmost_state.momentum, right.leftmost_state.momentum
+            turning = (
+                _turning(velocity, merged.leftmost_state.momentum, merged.rightmost_state.momentum, merged.momentum_sum)
+                | _turning(velocity, merged.leftmost_state.momentum, p_right_begin, left.momentum_sum + p_right_begin)
+                | _turning(velocity, p_left_end, merged.rightmost_state.momentum, right.momentum_sum + p_left_end)
+            )
+            new_state = DynamicExpansionState(state.step + 1, proposal, merged, checkpoints)
+            return new_state, (diverging, subtree_turning | turning)
+
+        return jax.lax.while_loop(keep_going, double, (initial, (False, False)))
+
+    return expand
+
+
+def build_kernel(divergence_threshold: float = 1000.0):
+    """A NUTS transition ``kernel(rng_key, state, logdensity_fn, step_size, inverse_mass_matrix,
+    max_num_doublings) -> (state, info)`` with BlackJAX's signature, state
+    (``blackjax.mcmc.hmc.HMCState``) and ``blackjax.mcmc.nuts.NUTSInfo``, and Stan's
+    no-U-turn checks.
+
+    Parameters
+    ----------
+    divergence_threshold : float, optional
+        Energy error above which a transition is divergent.
+    """
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from blackjax.mcmc import integrators, metrics
+    from blackjax.mcmc.hmc import HMCState
+    from blackjax.mcmc.nuts import NUTSInfo
+    from blackjax.mcmc.proposal import Proposal
+    from blackjax.mcmc.trajectory import DynamicExpansionState, Trajectory, dynamic_progressive_integration
+
+    def kernel(rng_key, state, logdensity_fn, step_size, inverse_mass_matrix, max_num_doublings=10):
+        metric = metrics.default_metric(inverse_mass_matrix)
+        imm = jnp.asarray(inverse_mass_matrix)
+
+        def velocity(momentum):
+            return imm @ momentum if imm.ndim == 2 else imm * momentum
+
+        new_checkpoints, update, subtree_turning = _subtree_checks(velocity)
+        integrate = dynamic_progressive_integration(
+            integrators.velocity_verlet(logdensity_fn, metric.kinetic_energy), metric.kinetic_energy, update,
+            subtree_turning, divergence_threshold)
+        expand = _expansion(integrate, velocity, max_num_doublings)
+
+        key_momentum, key_trajectory = jax.random.split(rng_key)
+        momentum = metric.sample_momentum(key_momentum, state.position)
+        start = integrators.IntegratorState(state.position, momentum, state.logdensity, state.logdensity_grad)
+        energy = -start.logdensity + metric.kinetic_energy(momentum)
+        initial = DynamicExpansionState(0, Proposal(start, energy, 0.0, -np.inf), Trajectory(start, start, momentum, 0),
+                                        new_checkpoints(start, max_num_doublings))
+        final, (diverging, turning) = expand(key_trajectory, initial, energy, step_size)
+        proposal, trajectory = final.proposal, final.trajectory
+        info = NUTSInfo(momentum, diverging, turning, proposal.energy, trajectory.leftmost_state,
+                        trajectory.rightmost_state, final.step, trajectory.num_states,
+                        jnp.exp(proposal.sum_log_p_accept) / trajectory.num_states)
+        chosen = proposal.state
+        return HMCState(chosen.position, chosen.logdensity, chosen.logdensity_grad), info
+
+    return kernel
