@@ -3,8 +3,9 @@
 This module owns the ``"jax"`` engine (see :mod:`ppl_ad.infer.engine`). One jitted function
 advances a chain by a *chunk* of ``n`` iterations with ``jax.lax.fori_loop`` (``n`` is an argument:
 Python picks it so that a call takes about :data:`CHUNK_SECONDS`); each iteration is a NUTS
-transition (BlackJAX's iterative NUTS kernel: multinomial sampling, the generalised no-U-turn
-criterion checked across sub-trajectories, divergences at an energy error of
+transition (:mod:`ppl_ad.infer.jax_nuts`: BlackJAX's iterative trajectory with multinomial
+sampling, Stan's generalised no-U-turn criterion with its extra sub-tree checks, divergences at
+an energy error of
 ``max_energy_error``, at most ``max_treedepth`` doublings) followed, during warmup, by the
 adaptation step. Between chunks control returns to Python for the progress bars (and for
 checkpoints), so no Python runs per leapfrog step and at most one program is compiled per model,
@@ -33,10 +34,11 @@ programs go to JAX's persistent compilation cache (``$PPL_AD_CACHE_DIR/xla`` or 
 directory), keyed by the program (model, shapes, settings), so a second ``pa.sample`` of the
 same model in a new process skips compilation.
 
-Why BlackJAX's kernel but our own warmup: BlackJAX's NUTS transition is exactly what is
-needed and well tested; its window adaptation runs all warmup in one ``scan`` (no chunks, so
-no progress or checkpoints between them), restarts the step size without Stan's heuristic,
-and its composable ``base`` is deprecated.
+Why BlackJAX's trajectory but our own warmup and termination: BlackJAX's iterative trajectory
+is well tested and compiles to one ``while_loop``; its window adaptation runs all warmup in one
+``scan`` (no chunks, so no progress or checkpoints between them) and restarts the step size
+without Stan's heuristic, and its U-turn check differs from Stan's (see
+:mod:`ppl_ad.infer.jax_nuts`).
 
 References
 ----------
