@@ -78,29 +78,32 @@ def _subtree_checks(velocity):
 
     def update(state, momentum_sum, momentum, step):
         idx_min, idx_max = levels(step)
+        even = step % 2 == 0
 
-        def store(s):
-            return (s.momentum.at[idx_max].set(momentum), s.momentum_sum.at[idx_max].set(momentum_sum),
-                    s.momentum_before.at[idx_max].set(s.last_momentum))
+        def put(rows, value):  # one row written in place (an odd step writes the row back unchanged)
+            return rows.at[idx_max].set(jnp.where(even, value, rows[idx_max]))
 
-        arrays = jax.lax.cond(step % 2 == 0, store, lambda s: (s.momentum, s.momentum_sum, s.momentum_before), state)
-        return _Checkpoints(*arrays, momentum, idx_min, idx_max)
+        return _Checkpoints(put(state.momentum, momentum), put(state.momentum_sum, momentum_sum),
+                            put(state.momentum_before, state.last_momentum), momentum, idx_min, idx_max)
 
     def is_turning(state, momentum_sum, momentum):
+        end_velocity = velocity(momentum)
+
         def subtree_sum(i):
             return momentum_sum - state.momentum_sum[i] + state.momentum[i]
 
         def body(carry):
             i, _ = carry
             rho = subtree_sum(i)
-            turning = _turning(velocity, state.momentum[i], momentum, rho)
+            turning = (jnp.dot(velocity(state.momentum[i]), rho) <= 0) | (jnp.dot(end_velocity, rho) <= 0)
             # the two halves (each of at least two points below the smallest subtree)
             j = jnp.minimum(i + 1, state.idx_max)
             rho_right = subtree_sum(j)
             left_extended = rho - rho_right + state.momentum[j]
             right_extended = rho_right + state.momentum_before[j]
-            extra = _turning(velocity, state.momentum[i], state.momentum[j], left_extended) | _turning(
-                velocity, state.momentum_before[j], momentum, right_extended)
+            extra = _turning(velocity, state.momentum[i], state.momentum[j], left_extended) | (
+                jnp.dot(velocity(state.momentum_before[j]), right_extended) <= 0) | (
+                jnp.dot(end_velocity, right_extended) <= 0)
             return i - 1, turning | ((i < state.idx_max) & extra)
 
         _, turning = jax.lax.while_loop(lambda c: (c[0] >= state.idx_min) & ~c[1], body, (state.idx_max, False))
