@@ -20,7 +20,7 @@ from pathlib import Path
 
 import ppl_ad as pa
 from ppl_ad.bench import auto
-from ppl_ad.bench.cli import machine_info
+from ppl_ad.bench.cells import machine_info
 from ppl_ad.table import Table
 from ppl_ad.model.compiled import compile_model
 from ppl_ad.testing.scenarios import STANDARD, get_scenario

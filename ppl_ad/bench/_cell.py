@@ -5,7 +5,7 @@ scenario with one backend and prints the row as one JSON line prefixed ``CELL ``
 a crash, a hang or a library printing to stdout cannot corrupt the matrix).
 ``--model regression --dims 2,5,10`` benchmarks the scalable regression family instead,
 one row per dimension. ``--model LABEL --model-ref path/to/file.py:NAME`` (or ``module:NAME``)
-benchmarks the user's bound model (:func:`ppl_ad.bench.cli.load_model`) under that label.
+benchmarks the user's bound model (:func:`ppl_ad.bench.cells.load_model`) under that label.
 ``--task sampling`` runs NUTS instead
 (:func:`ppl_ad.bench.sampling.sampling_cell`); there ``--backend`` may also be ``pymc`` or
 ``numpyro``.
@@ -19,7 +19,7 @@ import sys
 
 import numpy as np
 
-PREFIX = "CELL "
+from ppl_ad.bench.cells import PREFIX
 
 
 def regression_model(d: int, n: int = 100):
@@ -79,7 +79,7 @@ def main(argv=None) -> int:
             _emit({**table[0], "model": "regression", "dimension": table.dimension, "d": d})
         return 0
     if args.model_ref:
-        from ppl_ad.bench.cli import load_model
+        from ppl_ad.bench.cells import load_model
 
         model = load_model(args.model_ref)
     else:

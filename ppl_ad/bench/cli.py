@@ -24,20 +24,13 @@ BlackJAX and nutpie, on the four standard models, each cold and warm; it writes 
 
 from __future__ import annotations
 
-import datetime
-import difflib
-import importlib
-import importlib.util
 import json
 import os
-import platform
-import subprocess
 import sys
 from pathlib import Path
 
-from ppl_ad.bench._cell import PREFIX
+from ppl_ad.bench.cells import check_names, command_line, load_model, machine_info, run_subprocess, split_names
 from ppl_ad.table import Table, format_microseconds
-from ppl_ad.errors import ModelError, UnknownBackendError
 
 __all__ = [
     "main", "run_cell", "machine_info", "load_model", "check_names", "report_tables", "to_markdown",
@@ -48,100 +41,6 @@ CROSSOVER_DIMS = (2, 5, 10, 20, 50, 100, 200, 500, 1000)
 CROSSOVER_BACKENDS = ("jax", "jax-forward", "torch", "autograd")
 #: where ``ppl-ad bench`` writes unless told ``--out``
 DEFAULT_OUT = "ppl-ad-bench"
-
-
-def check_names(given: list[str], known, what: str) -> list[str]:
-    """``given`` when every name is in ``known``; else an error naming the first unknown one.
-
-    Raises
-    ------
-    UnknownBackendError
-        For ``what == "backend"``, with the closest known name (:mod:`difflib`).
-    ModelError
-        For ``what == "model"``.
-    """
-    known = list(known)
-    for name in given:
-        if name not in known:
-            close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
-            error = UnknownBackendError if what == "backend" else ModelError
-            raise error(f"unknown {what} {name!r}.{hint} Known {what}s: {', '.join(known)}")
-    return given
-
-
-def load_model(reference: str):
-    """The bound model named by ``path/to/file.py:NAME`` or ``package.module:NAME``.
-
-    ``NAME`` (dotted for an attribute of an attribute) must be a :class:`ppl_ad.model.Model`,
-    i.e. a ``@pa.model`` function already called with its data. A file is executed as a
-    module with its own folder on ``sys.path``; a module is imported with the current folder
-    on ``sys.path``.
-
-    Raises
-    ------
-    ModelError
-        When the file, module or name does not exist, or the object is not a bound model.
-    """
-    from ppl_ad.model.model import Model, ModelFunction
-
-    source, sep, name = reference.rpartition(":")
-    if not sep or not source or not name:
-        raise ModelError(f"--model {reference!r}: expected path/to/file.py:NAME or module:NAME")
-    if source.endswith(".py") or os.sep in source or "/" in source:
-        path = Path(source).expanduser().resolve()
-        if not path.is_file():
-            raise ModelError(f"--model {reference!r}: no file {path}")
-        module_name = f"_ppl_ad_bench_{path.stem}"
-        spec = importlib.util.spec_from_file_location(module_name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        sys.path.insert(0, str(path.parent))
-        try:
-            spec.loader.exec_module(module)
-        except Exception as exc:
-            raise ModelError(f"--model {reference!r}: running {path} raised {type(exc).__name__}: {exc}") from exc
-        finally:
-            sys.path.remove(str(path.parent))
-    else:
-        if os.getcwd() not in sys.path:
-            sys.path.insert(0, os.getcwd())
-        try:
-            module = importlib.import_module(source)
-        except ModuleNotFoundError as exc:
-            raise ModelError(f"--model {reference!r}: cannot import module {source!r} ({exc})") from exc
-    obj = module
-    for part in name.split("."):
-        if not hasattr(obj, part):
-            models = [k for k, v in vars(module).items() if isinstance(v, Model)]
-            close = difflib.get_close_matches(part, models or list(vars(module)), n=1, cutoff=0.5)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
-            found = f" Bound models there: {', '.join(models)}." if models else ""
-            raise ModelError(f"--model {reference!r}: {source} has no {part!r}.{hint}{found}")
-        obj = getattr(obj, part)
-    if isinstance(obj, ModelFunction):
-        raise ModelError(
-            f"--model {reference!r} is the @pa.model function '{obj.name}' without its data; bind the data in "
-            f"{source} (e.g. my_model = {name}(y=y, ...)) and pass that name"
-        )
-    if not isinstance(obj, Model):
-        raise ModelError(f"--model {reference!r} is a {type(obj).__name__}, not a ppl_ad model with its data bound")
-    return obj
-
-
-def _run_subprocess(cmd: list[str], base: dict, status_key: str, timeout: float, env=None) -> list[dict]:
-    """Rows printed by the cell process ``cmd``; a timeout or crash becomes a row of its own."""
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                              env=None if env is None else {**os.environ, **env})
-    except subprocess.TimeoutExpired:
-        return [{**base, status_key: "timeout", "note": f"no result within {timeout:g} s"}]
-    rows = [json.loads(line[len(PREFIX):]) for line in done.stdout.splitlines() if line.startswith(PREFIX)]
-    if done.returncode != 0 or not rows:
-        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
-        message = lines[-1] if lines else f"exit status {done.returncode}"
-        rows.append({**base, status_key: "error", "note": f"cell process failed ({done.returncode}): {message[:300]}"})
-    return rows
 
 
 def run_cell(model: str, backend: str, *, repeats=None, timeout: float = 300.0, dims=None,
@@ -166,7 +65,7 @@ def run_cell(model: str, backend: str, *, repeats=None, timeout: float = 300.0, 
     base = {"model": model, "name": backend, "mode": None, "status": None, "prepare_s": None,
             "logdensity_us": None, "gradient_us": None, "ratio": None, "gradient_rel_error": None,
             "value_rel_error": None, "repeats": None, "dimension": None}
-    return _run_subprocess(cmd, base, "correct", timeout, env=measurement_environment())
+    return run_subprocess(cmd, base, "correct", timeout, env=measurement_environment())
 
 
 def _cell_task(model: str, backend: str, dims, model_ref, repeats, timeout: float) -> list[dict]:
@@ -197,36 +96,6 @@ def run_sampling_cell(model: str, sampler: str, **kw) -> dict:
     from ppl_ad.bench.sampling import run_sampling_cell as run
 
     return run(model, sampler, **kw)
-
-
-def machine_info(command: str = "") -> dict:
-    """CPU, cores, Python and library versions, date and the command line."""
-    import importlib.metadata
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    versions = {}
-    for dist_name in ("ppl_ad", "numpy", "jax", "jaxlib", "torch", "autograd", "sympy", "pymc", "numpyro"):
-        try:
-            versions[dist_name] = importlib.metadata.version(dist_name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[dist_name] = "not installed"
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "versions": versions,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": command,
-    }
 
 
 def _cell_table(cells) -> Table:
@@ -346,14 +215,6 @@ def plot_crossover(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def _split(text) -> list[str]:
-    return [x.strip() for x in text.split(",") if x.strip()] if text else []
-
-
-def _command(default: str) -> str:
-    return "ppl-ad " + " ".join(sys.argv[1:]) if sys.argv and "ppl" in sys.argv[0] else default
-
-
 def main_sampling(args) -> int:
     """``ppl-ad bench --sampling``: NUTS per sampler and peers (:func:`ppl_ad.bench.sampling.main`)."""
     from ppl_ad.bench import sampling
@@ -393,15 +254,15 @@ def main(args) -> int:
         user_models[label] = ref
     known_models = [s.name for s in scenarios()]
     if args.models:
-        models = check_names(_split(args.models), known_models, "model")
+        models = check_names(split_names(args.models), known_models, "model")
     else:
         models = [] if user_models else list(STANDARD) + [s.name for s in scenarios("posteriordb")]
-    backends = (check_names(_split(args.backends), registry.names(), "backend") if args.backends
+    backends = (check_names(split_names(args.backends), registry.names(), "backend") if args.backends
                 else [b.name for b in default_backends()])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     crossover_backends = [] if user_models else [b for b in CROSSOVER_BACKENDS if b in backends]
-    result = {"machine": machine_info(_command("ppl-ad bench")), "environment": measurement_environment(),
+    result = {"machine": machine_info(command_line("ppl-ad bench")), "environment": measurement_environment(),
               "cells": [], "crossover": []}
     jobs = ([(m, b, None, user_models.get(m)) for m in [*models, *user_models] for b in backends]
             + [("regression", b, CROSSOVER_DIMS, None) for b in crossover_backends])

@@ -406,13 +406,13 @@ def run_sampling_cell(model: str, sampler: str, *, draws: int, tune: int, chains
                       timeout: float = 1800.0, seed: int = 1, cores: int = 1, cache_dir: str | None = None,
                       phase: str = "cold", repeat: int = 0) -> dict:
     """Run one NUTS cell (:func:`sampling_cell`) in a fresh subprocess (:func:`cell_environment`)."""
-    from ppl_ad.bench.cli import _run_subprocess
+    from ppl_ad.bench.cells import run_subprocess
 
     cmd = [sys.executable, "-m", "ppl_ad.bench._cell", "--task", "sampling", "--model", model,
            "--backend", sampler, "--draws", str(draws), "--tune", str(tune), "--chains", str(chains),
            "--seed", str(seed), "--cores", str(cores)]
     base = {**_row(model, sampler), "draws": draws, "tune": tune, "chains": chains}
-    row = _run_subprocess(cmd, base, "status", timeout, env=cell_environment(cache_dir, threads=1))[-1]
+    row = run_subprocess(cmd, base, "status", timeout, env=cell_environment(cache_dir, threads=1))[-1]
     row.update(phase=phase, repeat=repeat)
     return row
 
@@ -449,18 +449,18 @@ def main(args) -> int:
     from tqdm import tqdm
 
     from ppl_ad.backends import registry
-    from ppl_ad.bench import cli
+    from ppl_ad.bench import cells
     from ppl_ad.bench.peers import PEERS, available_peers
     from ppl_ad.errors import ModelError
     from ppl_ad.testing.scenarios import STANDARD, scenarios
 
     if getattr(args, "model", None):
         raise ModelError("--model benchmarks gradients only; ppl-ad bench --sampling runs the scenario models (--models)")
-    models = cli.check_names(cli._split(args.models), [s.name for s in scenarios()], "model") or list(STANDARD)
-    given = cli._split(args.backends)
+    models = cells.check_names(cells.split_names(args.models), [s.name for s in scenarios()], "model") or list(STANDARD)
+    given = cells.split_names(args.backends)
     for sampler in given:
         name, _, _ = parse_sampler(sampler)
-        cli.check_names([name], [*registry.names(), *PEERS], "backend")
+        cells.check_names([name], [*registry.names(), *PEERS], "backend")
     samplers = given or list(DEFAULT_SAMPLERS)
     if args.peers:
         present = available_peers()
@@ -474,7 +474,7 @@ def main(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     settings = {"draws": args.draws, "tune": args.tune, "chains": args.chains, "timeout": args.timeout,
                 "cores": 1, "repeats": repeats, "warm": warm}
-    machine = cli.machine_info(cli._command("ppl-ad bench --sampling"))
+    machine = cells.machine_info(cells.command_line("ppl-ad bench --sampling"))
     for lib in ("blackjax", "nutpie"):
         machine.setdefault("versions", {})[lib] = _version(lib)
     result = {"machine": machine, "settings": settings, "cells": [], "load_average": [_load_average()]}

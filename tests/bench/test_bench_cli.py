@@ -157,7 +157,9 @@ def test_cells_run_under_the_samplers_thread_limits(monkeypatch):
         seen.update(kwargs["env"])
         return subprocess.CompletedProcess(cmd, 0, stdout="", stderr="")
 
-    monkeypatch.setattr(cli.subprocess, "run", fake_run)
+    from ppl_ad.bench import cells
+
+    monkeypatch.setattr(cells.subprocess, "run", fake_run)  # cells.run_subprocess starts the cell process
     cli.run_cell("normal_normal", "jax", repeats=1)
     expected = measurement_environment()
     assert expected and all(seen[k] == v for k, v in expected.items())
