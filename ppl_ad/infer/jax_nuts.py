@@ -53,11 +53,11 @@ class _Checkpoints(NamedTuple):
     idx_max: object
 
 
-def _turning(velocity, p_begin, p_end, rho):
-    """Stan's ``!compute_criterion``: the ends' velocities do not both point along ``rho``."""
+def _turning(v_begin, v_end, rho):
+    """Stan's ``!compute_criterion``: the ends' velocities ``M^-1 p`` do not both point along ``rho``."""
     import jax.numpy as jnp
 
-    return (jnp.dot(velocity(p_begin), rho) <= 0) | (jnp.dot(velocity(p_end), rho) <= 0)
+    return (jnp.dot(v_begin, rho) <= 0) | (jnp.dot(v_end, rho) <= 0)
 
 
 def _subtree_checks(velocity):
@@ -95,15 +95,13 @@ def _subtree_checks(velocity):
         def body(carry):
             i, _ = carry
             rho = subtree_sum(i)
-            turning = (jnp.dot(velocity(state.momentum[i]), rho) <= 0) | (jnp.dot(end_velocity, rho) <= 0)
+            begin_velocity = velocity(state.momentum[i])
+            turning = _turning(begin_velocity, end_velocity, rho)
             # the two halves (each of at least two points below the smallest subtree)
             j = jnp.minimum(i + 1, state.idx_max)
             rho_right = subtree_sum(j)
-            left_extended = rho - rho_right + state.momentum[j]
-            right_extended = rho_right + state.momentum_before[j]
-            extra = _turning(velocity, state.momentum[i], state.momentum[j], left_extended) | (
-                jnp.dot(velocity(state.momentum_before[j]), right_extended) <= 0) | (
-                jnp.dot(end_velocity, right_extended) <= 0)
+            extra = _turning(begin_velocity, velocity(state.momentum[j]), rho - rho_right + state.momentum[j]) | (
+                _turning(velocity(state.momentum_before[j]), end_velocity, rho_right + state.momentum_before[j]))
             return i - 1, turning | ((i < state.idx_max) & extra)
 
         _, turning = jax.lax.while_loop(lambda c: (c[0] >= state.idx_min) & ~c[1], body, (state.idx_max, False))
@@ -145,10 +143,11 @@ def _expansion(trajectory_integrator, velocity, max_num_doublings):
             left, right = reorder_trajectories(direction, trajectory, new_trajectory)
             merged = merge_trajectories(left, right)
             p_left_end, p_right_begin = left.rightmost_state.momentum, right.leftmost_state.momentum
+            v_begin, v_end = velocity(merged.leftmost_state.momentum), velocity(merged.rightmost_state.momentum)
             turning = (
-                _turning(velocity, merged.leftmost_state.momentum, merged.rightmost_state.momentum, merged.momentum_sum)
-                | _turning(velocity, merged.leftmost_state.momentum, p_right_begin, left.momentum_sum + p_right_begin)
-                | _turning(velocity, p_left_end, merged.rightmost_state.momentum, right.momentum_sum + p_left_end)
+                _turning(v_begin, v_end, merged.momentum_sum)
+                | _turning(v_begin, velocity(p_right_begin), left.momentum_sum + p_right_begin)
+                | _turning(velocity(p_left_end), v_end, right.momentum_sum + p_left_end)
             )
             new_state = DynamicExpansionState(state.step + 1, proposal, merged, checkpoints)
             return new_state, (diverging, subtree_turning | turning)
