@@ -16,12 +16,16 @@ arrays are arguments) or ``"constants"``.
 
 This module also hands the compiled sampling engine (:mod:`ppl_ad.infer.jax_engine`) a
 *traceable* log density, ``fn(theta, data) -> scalar`` with its data (:func:`traceable`).
+Both trace the density through :func:`ppl_ad.backends._jax_rewrites.simplify`, which rewrites
+``log(exp(x))`` and its relatives (``Poisson(M.exp(eta))``, ``Bernoulli(M.sigmoid(eta))``) before
+JAX differentiates them.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ppl_ad.backends._jax_rewrites import simplify
 from ppl_ad.backends.base import Prepared
 
 __all__ = ["traceable", "prepare", "split_data", "ARGUMENT_MIN_BYTES"]
@@ -95,7 +99,7 @@ def traceable(compiled, backend=None):
                 return compiled.make_logdensity_fn("jax", data=everything)(theta)
 
             arrays = {}
-    return fn, arrays
+    return simplify(fn), arrays
 
 
 def jitted_functions(compiled, transform):
