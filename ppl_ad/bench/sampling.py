@@ -44,6 +44,7 @@ gradient-based mass-matrix adaptation), so ESS per second compares implementatio
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import shutil
@@ -256,10 +257,17 @@ def _blackjax(row, model_name, draws, tune, chains, seed):
     start = time.perf_counter()
     key_programs = (model_name, tune, draws)
     programs = _BLACKJAX_PROGRAMS.setdefault(key_programs, {})
-    if "layout" not in programs:
-        programs["logdensity"], programs["layout"] = jax_logdensity(model_name)
-    logdensity, layout = programs["logdensity"], programs["layout"]
-    dim = layout[-1][1].stop
+    if "posterior" not in programs:
+        try:
+            logdensity, layout = jax_logdensity(model_name)
+            programs["dim"] = layout[-1][1].stop
+            programs["posterior"] = functools.partial(_dataset, layout=layout)
+        except ValueError:  # no hand-written density (posteriordb models): ppl_ad's own
+            logdensity, programs["dim"], programs["posterior"] = _ppl_ad_density(model_name)
+            programs["note"] = "on ppl_ad's JAX density"
+        programs["logdensity"] = logdensity
+    row["note"] = programs.get("note", "")
+    logdensity, dim = programs["logdensity"], programs["dim"]
 
     def warmup(key, position):
         adaptation = blackjax.window_adaptation(blackjax.nuts, logdensity)
@@ -309,7 +317,38 @@ def _blackjax(row, model_name, draws, tune, chains, seed):
     row["steps_per_draw"] = float(steps.mean())
     row["gradient_evaluations"] = int(steps.sum()) + warm_steps
     row["divergences"] = divergences
-    return _dataset(np.stack(positions), layout)
+    return programs["posterior"](np.stack(positions))
+
+
+def _ppl_ad_density(model_name):
+    """``(logdensity, dim, posterior)`` for a peer that samples ppl_ad's own JAX log density of a
+    model without a hand-written one: ``logdensity(theta)``, the unconstrained dimension, and
+    ``posterior(positions)``, the dataset of the constrained sampled sites of draws of shape
+    (chains, draws, dim) (the rows' ESS are then of the same quantities as ppl_ad's)."""
+    import jax
+
+    import ppl_ad as pa
+    from ppl_ad.testing.scenarios import get_scenario
+
+    ld = pa.logdensity(get_scenario(model_name).model(), backend="jax")
+    fn, data = ld.traceable()
+    data = jax.device_put(data)
+
+    def logdensity(theta):
+        return fn(theta, data)
+
+    def posterior(positions):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            import arviz as az
+
+            chains, draws = positions.shape[:2]
+            values = [ld.constrain(theta) for theta in positions.reshape(chains * draws, -1)]
+            return az.convert_to_dataset({
+                name: np.stack([np.asarray(v[name]) for v in values]).reshape((chains, draws) + tuple(shape))
+                for name, shape in ld.site_shapes.items()})
+
+    return logdensity, int(ld.dimension), posterior
 
 
 def _nutpie(row, model_name, draws, tune, chains, seed):
@@ -339,8 +378,9 @@ def sampling_cell(model: str, sampler: str, *, draws: int = 1000, tune: int = 10
     Parameters
     ----------
     model : str
-        A scenario name (:func:`ppl_ad.testing.scenarios.get_scenario`); peers know the four
-        standard models only.
+        A scenario name (:func:`ppl_ad.testing.scenarios.get_scenario`). PyMC, NumPyro and nutpie
+        know the four standard models only; BlackJAX runs a hand-written density for those and
+        ppl_ad's own JAX density for any other model.
     sampler : str
         A ppl_ad backend name, optionally with ``:ENGINE`` or ``:CHAIN_METHOD``
         (:func:`parse_sampler`), or a peer: ``"pymc"``, ``"numpyro"``, ``"blackjax"``,

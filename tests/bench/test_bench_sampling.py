@@ -198,3 +198,20 @@ def test_the_compiled_peers_run_a_cell(peer):
     assert row["ess_per_1k_grad"] == pytest.approx(1000 * row["min_ess_bulk"] / row["gradient_evaluations"])
     if peer == "blackjax":  # BlackJAX's sampling phase is timed apart from compilation and warmup
         assert row["us_per_step"] == pytest.approx(row["sampling_s"] / row["sampling_steps"] * 1e6)
+
+
+def test_blackjax_samples_ppl_ads_density_of_a_model_without_a_hand_written_one():
+    """A posteriordb model has no hand-written JAX density: BlackJAX runs ppl_ad's, and the ESS are
+    of the constrained sites (the same quantities as ppl_ad's rows)."""
+    row = sampling.sampling_cell("normal_normal", "blackjax", draws=60, tune=60, chains=2, seed=3)
+    assert row["status"] == "ok", row["note"]
+    assert row["note"] == "on ppl_ad's JAX density"
+    assert row["min_ess_bulk"] > 0 and row["max_rhat"] < 1.2
+    assert row["gradient_evaluations"] > row["sampling_steps"] > 0
+
+
+def test_ppl_ad_density_for_peers_reports_constrained_sites():
+    logdensity, dim, posterior = sampling._ppl_ad_density("beta_bernoulli")
+    assert dim == 1 and np.isfinite(float(logdensity(np.zeros(1))))
+    dataset = posterior(np.array([[[0.0], [np.log(3.0)]]]))  # logit(p): p = 1/2 and 3/4
+    np.testing.assert_allclose(dataset["p"].values, [[0.5, 0.75]])
