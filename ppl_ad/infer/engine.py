@@ -145,8 +145,11 @@ def run_one_chain(ld, chain: int, seed_seq, settings, init, progress, checkpoint
     return run_chain(ld.logdensity_and_gradient, theta0, rng, settings, progress, checkpoint)
 
 
-def run_sequential(ld, seeds, settings, init, bars, vectorized: bool = False, checkpoints=None) -> list[ChainResult]:
-    """Run the chains in this process, one after another (or all at once, ``vectorized``)."""
+def run_sequential(ld, seeds, settings, init, bars, vectorized: bool = False, checkpoints=None,
+                   when_compiling=None) -> list[ChainResult]:
+    """Run the chains in this process, one after another (or all at once, ``vectorized``).
+
+    ``when_compiling`` goes to :func:`ppl_ad.infer.jax_engine.run_chains` (JAX engine only)."""
     progress = [ChainProgress(c, bars.update, settings.tune, settings.draws) for c in range(len(seeds))] if bars else None
     checkpoints = checkpoints or [None] * len(seeds)
     if settings.engine == "jax":
@@ -154,7 +157,8 @@ def run_sequential(ld, seeds, settings, init, bars, vectorized: bool = False, ch
 
         starts = [_jax_start(ld, s, init, c, checkpoints[c]) for c, s in enumerate(seeds)]
         return jax_engine.run_chains(ld, seeds, starts, settings, progress, vectorized=vectorized,
-                                     checkpoints=checkpoints if checkpoints[0] is not None else None, init=init)
+                                     checkpoints=checkpoints if checkpoints[0] is not None else None, init=init,
+                                     when_compiling=when_compiling)
     return [
         run_one_chain(ld, chain, seed_seq, settings, init, progress[chain] if progress else None, checkpoints[chain])
         for chain, seed_seq in enumerate(seeds)

@@ -61,7 +61,7 @@ import numpy as np
 
 from ppl_ad.config import cache_root
 
-__all__ = ["fingerprint", "describe", "compile_fresh", "load", "store", "evict", "clear", "folder", "FORMAT", "MAX_BYTES"]
+__all__ = ["fingerprint", "describe", "compile_fresh", "stored", "load", "store", "evict", "clear", "folder", "FORMAT", "MAX_BYTES"]
 
 logger = logging.getLogger("ppl_ad")
 
@@ -350,6 +350,12 @@ def _path(key) -> Path | None:
     if not isinstance(key, str) or not _KEY.fullmatch(key):
         return None
     return folder() / f"{key}{_SUFFIX}"
+
+
+def stored(key) -> bool:
+    """Whether a program is stored under ``key`` (:func:`load` may still find it unusable)."""
+    path = _path(key)
+    return path is not None and path.is_file()
 
 
 def load(key: str):

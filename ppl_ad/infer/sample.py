@@ -361,10 +361,12 @@ def sample(
                 threading.Thread(target=preload_arviz, name="ppl_ad-import-arviz", daemon=True).start()
                 results = run_parallel(spec, chain_seeds, settings, init, cores, bars, checkpoints)
             else:
-                if engine == "jax":  # XLA compiles and runs without the GIL
-                    threading.Thread(target=preload_arviz, name="ppl_ad-import-arviz", daemon=True).start()
+                # XLA compiles, loads and runs without the GIL: import ArviZ meanwhile (not while
+                # the model is traced, which needs the GIL)
+                preload = threading.Thread(target=preload_arviz, name="ppl_ad-import-arviz", daemon=True).start
                 results = run_sequential(ld, chain_seeds, settings, init, bars,
-                                         vectorized=chain_method == "vectorized", checkpoints=checkpoints)
+                                         vectorized=chain_method == "vectorized", checkpoints=checkpoints,
+                                         when_compiling=preload if engine == "jax" else None)
     finally:
         if bars is not None:
             bars.close()

@@ -347,3 +347,28 @@ def test_the_kernel_stops_where_stans_does():
         s, info = step(sub, s)
         jax_steps.append(int(info.num_integration_steps))
     assert np.mean(jax_steps) == pytest.approx(np.mean(python_steps), rel=0.08)
+
+
+def test_arviz_is_preloaded_once_per_run_after_the_model_is_traced(monkeypatch, tmp_path):
+    """``pa.sample`` starts its background ArviZ import when XLA takes over (compiling, loading
+    or running the program), not while Python traces the model; once per run, whichever of the
+    three happens."""
+    from ppl_ad.infer import program_cache
+
+    monkeypatch.setenv("PPL_AD_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(jax_engine, "_PROGRAMS", {})
+    events = []
+    monkeypatch.setattr("ppl_ad.infer.sample.preload_arviz", lambda: events.append("preload"))
+    fingerprint = program_cache.fingerprint
+    monkeypatch.setattr(program_cache, "fingerprint", lambda *a, **k: events.append("trace") or fingerprint(*a, **k))
+    model, _ = _conjugate_model()
+    kw = dict(backend="jax", draws=20, tune=20, chains=2, seed=4, progressbar=False)
+    for expected in (["trace", "preload"],  # compiled (and stored)
+                     ["preload"]):  # this process's program, reused
+        events.clear()
+        sample(model, **kw)
+        assert events == expected
+    monkeypatch.setattr(jax_engine, "_PROGRAMS", {})  # as a new process: loaded from disk
+    events.clear()
+    sample(model, **kw)
+    assert events == ["trace", "preload"]
