@@ -118,8 +118,8 @@ def _evaluate(jaxpr, consts, args):
 
 
 def _log_of(v, read, source):
-    """``log(v)`` without a ``log`` when ``v`` is ``exp(a)``, ``logistic(a)`` or ``-logistic(a)``
-    negated inside a ``log1p`` (see :func:`_rewrite`); None otherwise."""
+    """``log(v)`` without a ``log`` when ``v`` is ``exp(a)`` (``a``) or ``logistic(a)``
+    (``log_sigmoid(a)``); None otherwise."""
     import jax
 
     exp = source(v, "exp")

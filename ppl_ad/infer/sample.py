@@ -363,7 +363,9 @@ def sample(
             else:
                 # XLA compiles, loads and runs without the GIL: import ArviZ meanwhile (not while
                 # the model is traced, which needs the GIL)
-                preload = threading.Thread(target=preload_arviz, name="ppl_ad-import-arviz", daemon=True).start
+                def preload():
+                    threading.Thread(target=preload_arviz, name="ppl_ad-import-arviz", daemon=True).start()
+
                 results = run_sequential(ld, chain_seeds, settings, init, bars,
                                          vectorized=chain_method == "vectorized", checkpoints=checkpoints,
                                          when_compiling=preload if engine == "jax" else None)
