@@ -67,6 +67,7 @@ from ppl_ad.infer.adaptation import (
     uses_nutpie_schedule,
     warmup_schedule,
 )
+from ppl_ad.infer.adaptation import low_rank
 from ppl_ad.infer.adaptation.mass_matrix import FISHER_MAX, FISHER_MIN
 from ppl_ad.infer.adaptation.window import welford_width
 from ppl_ad.infer.chain import ChainResult, stat_dtypes
@@ -87,22 +88,27 @@ _LOG_08 = math.log(0.8)
 
 
 #: columns of the per-iteration flags (see :func:`_phases`)
-_FLAGS = 6
+_FLAGS = 7
 
 
 def _phases(tune: int, draws: int, estimator: str = "nutpie", dense: bool = False) -> np.ndarray:
-    """Per-iteration flags as an int8 array of shape ``(tune + draws, 6)``.
+    """Per-iteration flags as an int8 array of shape ``(tune + draws, 7)``.
 
     Columns: the draw enters the metric estimate (Stan: a slow window; nutpie: both
     estimators, and the metric is re-estimated), a window ends (Stan: new metric; nutpie: the
     background estimator becomes the foreground), adapting (warmup), the last warmup iteration
     (switch to ``exp(x_bar)``), run the step-size heuristic first (the first iteration, and with
-    Stan's windows the one after each window end), and find the initial point first (the first
-    iteration). The schedules are :func:`ppl_ad.infer.adaptation.warmup_schedule`'s.
+    Stan's windows the one after each window end), find the initial point first (the first
+    iteration), and (``metric="low_rank"``, nutpie's schedule) re-estimate the metric after this
+    draw (:func:`ppl_ad.infer.adaptation.low_rank.refits`). The schedules are
+    :func:`ppl_ad.infer.adaptation.warmup_schedule`'s.
     """
     flags = np.zeros((tune + draws, _FLAGS), dtype=np.int8)
-    for i, (enters, is_end) in enumerate(warmup_schedule(tune, estimator, dense)):
+    schedule = warmup_schedule(tune, estimator, dense)
+    for i, (enters, is_end) in enumerate(schedule):
         flags[i, :4] = (enters, is_end, 1, i == tune - 1)
+    if uses_nutpie_schedule(estimator, dense) and tune:
+        flags[:tune, 6] = low_rank.refits(schedule)
     flags[0, 4] = 1
     if not uses_nutpie_schedule(estimator, dense):
         flags[1:, 4] |= flags[:-1, 1]
@@ -139,13 +145,13 @@ def _start(logdensity_fn, init, state, inverse_mass_matrix, step_size, key, init
     """
     import jax
     import jax.numpy as jnp
-    from blackjax.mcmc import metrics
+
+    from ppl_ad.infer.jax_nuts import metric_functions
 
     base, mask, init_key = init
     dim = base.shape[0]
     value_and_grad = jax.value_and_grad(logdensity_fn)
-    metric = metrics.default_metric(inverse_mass_matrix)
-    velocity = jax.grad(metric.kinetic_energy)
+    sample_momentum, kinetic_energy, velocity = metric_functions(inverse_mass_matrix)
     limit = jnp.where(jnp.all(mask), 1, MAX_INIT_ATTEMPTS)
     _INIT, _SEARCH, _DONE = 0, 1, 2
 
@@ -157,7 +163,7 @@ def _start(logdensity_fn, init, state, inverse_mass_matrix, step_size, key, init
         # the trial point: a jittered start, or one leapfrog step's new position
         jitter = jax.random.uniform(jax.random.fold_in(init_key, attempts), (dim,), jnp.float64, -2.0, 2.0)
         next_k, sub = jax.random.split(k)
-        p = metric.sample_momentum(sub, x0)
+        p = sample_momentum(sub, x0)
         half = p + eps * 0.5 * g0
         searching = phase == _SEARCH
         x = jnp.where(searching, x0 + eps * 1.0 * velocity(half), jnp.where(mask, base, jitter))
@@ -167,8 +173,8 @@ def _start(logdensity_fn, init, state, inverse_mass_matrix, step_size, key, init
         found = ~searching & finite(lp, g)
         init_phase = jnp.where(found, jnp.where(search, _SEARCH, _DONE), jnp.where(attempts >= limit, _DONE, _INIT))
         # the heuristic: the first trial fixes the direction (grow while acceptance > 0.8, else shrink)
-        h = metric.kinetic_energy(half + eps * 0.5 * g) - lp
-        dh = (metric.kinetic_energy(p) - lp0) - jnp.where(jnp.isnan(h), jnp.inf, h)
+        h = kinetic_energy(half + eps * 0.5 * g) - lp
+        dh = (kinetic_energy(p) - lp0) - jnp.where(jnp.isnan(h), jnp.inf, h)
         first = trials == 0
         direction = jnp.where(searching & first, jnp.where(dh > _LOG_08, 1, -1), direction)
         stop = ~first & jnp.where(direction == 1, ~(dh > _LOG_08), ~(dh < _LOG_08))
@@ -192,11 +198,11 @@ def _build_chunk(fn, settings, dim: int):
     """The jitted ``chunk(state, data, init, flags, n) -> (state, outputs)`` of one chain."""
     import jax
     import jax.numpy as jnp
-    from blackjax.mcmc import metrics
     from blackjax.mcmc.hmc import HMCState
-    from ppl_ad.infer.jax_nuts import build_kernel
+    from ppl_ad.infer.jax_nuts import build_kernel, metric_functions
 
     dense = settings.metric == "dense"
+    lowrank = settings.metric == "low_rank"
     nutpie = uses_nutpie_schedule(settings.metric_adaptation, dense)
     fisher = settings.metric_adaptation != "stan" and not dense
     target = float(settings.target_accept)
@@ -248,28 +254,40 @@ def _build_chunk(fn, settings, dim: int):
         shrink = 1e-3 * (5.0 / (n + 5.0))
         return cov + (shrink * jnp.eye(dim) if dense else shrink)
 
-    def nutpie_estimators(adapt, seen, enters, switch):
+    def nutpie_estimators(w, seen, enters, switch):
         """nutpie's foreground and background estimators (rows 0 and 1 of ``welford``) after a
-        draw, and the metric from the foreground, as :mod:`ppl_ad.infer.adaptation.window`."""
-        w = adapt.welford
+        draw, as :mod:`ppl_ad.infer.adaptation.window`."""
         count = w.count + 1
         delta = seen - w.mean
         mean = w.mean + delta / count[:, None]
         m2 = w.m2 + delta * (seen - mean)
         switched = [jnp.stack([a[1], jnp.zeros_like(a[1])]) for a in (count, mean, m2)]
         count, mean, m2 = (jnp.where(switch, b, a) for a, b in zip((count, mean, m2), switched))
-        welford = jax.tree.map(lambda a, b: jnp.where(enters, a, b), WelfordState(count, mean, m2), w)
-        old = adapt.inverse_mass_matrix
-        imm = jnp.where(enters & (welford.count[0] >= 3), fisher_diagonal(welford.count[0], welford.m2[0], old), old)
-        return welford, imm
+        return jax.tree.map(lambda a, b: jnp.where(enters, a, b), WelfordState(count, mean, m2), w)
 
-    def adaptation_step(adapt, info, new, in_slow, window_end, last_warmup):
+    def adaptation_step(adapt, info, new, in_slow, window_end, last_warmup, refit):
         """Warmup: dual averaging always; Stan: Welford in slow windows, a new metric at window
         ends; nutpie: both estimators and a new metric after each draw of the metric phase."""
         da = dual_averaging_update(adapt.dual_averaging, info.acceptance_rate)
         seen = jnp.concatenate([new.position, new.logdensity_grad]) if fisher else new.position
+        ring = adapt.draws
+        old = adapt.inverse_mass_matrix
         if nutpie:
-            welford, imm = nutpie_estimators(adapt, seen, in_slow, window_end)
+            welford = nutpie_estimators(adapt.welford, seen, in_slow, window_end)
+            ready = in_slow & (welford.count[0] >= 3)
+        if lowrank:  # the draw enters the ring; the metric is re-estimated from the foreground's draws
+            ring = jax.tree.map(lambda a, b: jnp.where(in_slow, a, b),
+                                low_rank.window_draws(ring, new.position, new.logdensity_grad, jnp), ring)
+            newest = welford.count[0]
+
+            def refit_from(rows):
+                fitted = low_rank.fit(low_rank.newest_rows(ring, rows, jnp), newest, old, jnp)
+                return jax.tree.map(lambda a, b: jnp.where(ready, a, b), fitted, old)
+
+            imm = jax.lax.switch(refit, [lambda: old, lambda: refit_from(low_rank.SHORT_WINDOW),
+                                         lambda: refit_from(low_rank.MAX_WINDOW)])
+        elif nutpie:  # the metric follows the foreground after every draw
+            imm = jnp.where(ready, fisher_diagonal(welford.count[0], welford.m2[0], old), old)
         else:
             welford = jax.tree.map(
                 lambda a, b: jnp.where(in_slow, a, b), welford_update(adapt.welford, seen), adapt.welford
@@ -278,12 +296,13 @@ def _build_chunk(fn, settings, dim: int):
             welford = jax.tree.map(lambda a, b: jnp.where(window_end, a, b), welford_init(), welford)
         final_step_size = jnp.where(da.step > 0, jnp.exp(da.log_step_size_avg), jnp.exp(da.log_step_size))
         step_size = jnp.where(last_warmup, final_step_size, jnp.exp(da.log_step_size))
-        return WindowAdaptationState(step_size, imm, da, welford)
+        return WindowAdaptationState(step_size, imm, da, welford, ring)
 
     def iteration(data, init, state: ChainState, flags):
         logdensity_fn = lambda x: fn(x, data)  # noqa: E731
         in_slow, window_end, adapting, last_warmup, search, initialize = (
-            flags[k].astype(bool) for k in range(_FLAGS))
+            flags[k].astype(bool) for k in range(_FLAGS - 1))
+        refit = flags[_FLAGS - 1].astype(jnp.int32)  # a low_rank.refits code
         adapt = state.adaptation
         key, k_nuts, k_eps = jax.random.split(state.rng, 3)
         # the initial point at the first iteration; Stan's step-size heuristic then and after
@@ -295,14 +314,13 @@ def _build_chunk(fn, settings, dim: int):
         adapt = adapt._replace(step_size=eps, dual_averaging=jax.tree.map(
             lambda a, b: jnp.where(search, a, b), dual_averaging_init(eps), adapt.dual_averaging))
 
-        metric = metrics.default_metric(adapt.inverse_mass_matrix)
         new, info = kernel(k_nuts, hmc_state, logdensity_fn, adapt.step_size, adapt.inverse_mass_matrix, max_depth)
-        kinetic0 = metric.kinetic_energy(info.momentum)
+        kinetic0 = metric_functions(adapt.inverse_mass_matrix)[1](info.momentum)
         energy_error = info.energy - (kinetic0 - logdensity)
 
         # skipped at run time after warmup (under vmap both branches run, selected per chain)
         adaptation = jax.lax.cond(adapting, adaptation_step, lambda adapt, *_: adapt,
-                                  adapt, info, new, in_slow, window_end, last_warmup)
+                                  adapt, info, new, in_slow, window_end, last_warmup, refit)
 
         next_state = ChainState(new.position, new.logdensity, new.logdensity_grad, adaptation, key)
         depth = info.num_trajectory_expansions
@@ -360,6 +378,9 @@ def _initial_state(dim: int, key, settings) -> ChainState:
     (:func:`_start`)."""
     dense = settings.metric == "dense"
     imm = np.eye(dim) if dense else np.ones(dim)
+    ring = None
+    if settings.metric == "low_rank":
+        imm, ring = low_rank.identity(dim), low_rank.window_draws_init(dim)
     zero, count = np.zeros(()), np.zeros((), np.int64)
     da = DualAveragingState(zero, zero, count, zero, zero)
     width = welford_width(dim, dense, settings.metric_adaptation)
@@ -367,7 +388,7 @@ def _initial_state(dim: int, key, settings) -> ChainState:
         welford = WelfordState(np.zeros(2, np.int64), np.zeros((2, width)), np.zeros((2, width)))
     else:
         welford = WelfordState(count, np.zeros(width), np.zeros((dim, dim) if dense else (width,)))
-    adaptation = WindowAdaptationState(np.asarray(float(settings.initial_step_size)), imm, da, welford)
+    adaptation = WindowAdaptationState(np.asarray(float(settings.initial_step_size)), imm, da, welford, ring)
     return ChainState(np.zeros(dim), np.asarray(-np.inf), np.zeros(dim), adaptation, np.asarray(key, np.uint32))
 
 
@@ -567,15 +588,22 @@ def _next_chunk(begin: int, tune: int, total: int, capacity: int, wanted: int, e
 
 
 def _from_chain_state(saved: ChainState) -> ChainState:
+    import jax
     import jax.numpy as jnp
 
     a = saved.adaptation
     da = a.dual_averaging
+    ring = a.draws
+    if ring is not None:
+        ring = low_rank.LowRankDraws(jnp.asarray(ring.positions, jnp.float64), jnp.asarray(ring.gradients, jnp.float64),
+                                     jnp.asarray(ring.count, jnp.int64))
     adaptation = WindowAdaptationState(
-        jnp.asarray(a.step_size, jnp.float64), jnp.asarray(a.inverse_mass_matrix, jnp.float64),
+        jnp.asarray(a.step_size, jnp.float64),
+        jax.tree.map(lambda x: jnp.asarray(x, jnp.float64), a.inverse_mass_matrix),
         DualAveragingState(*(jnp.asarray(x, jnp.int64 if i == 2 else jnp.float64) for i, x in enumerate(da))),
         WelfordState(jnp.asarray(a.welford.count, jnp.int64), jnp.asarray(a.welford.mean, jnp.float64),
                      jnp.asarray(a.welford.m2, jnp.float64)),
+        ring,
     )
     return ChainState(jnp.asarray(saved.position, jnp.float64), jnp.asarray(saved.logdensity, jnp.float64),
                          jnp.asarray(saved.logdensity_grad, jnp.float64), adaptation,
@@ -669,7 +697,7 @@ class _GroupRun:
         for c, stats in enumerate(self.stats):
             totals, adaptation = self.totals[c], self.adaptation[c]
             step_size = float(adaptation.step_size) if adaptation is not None else float(stats["step_size"][-1])
-            imm = np.asarray(adaptation.inverse_mass_matrix) if adaptation is not None else np.empty(0)
+            imm = _dense_inverse_metric(adaptation.inverse_mass_matrix) if adaptation is not None else np.empty(0)
             out.append(ChainResult(
                 draws=self.positions[c],
                 stats=stats,
@@ -685,9 +713,16 @@ class _GroupRun:
         return out
 
 
+def _dense_inverse_metric(imm) -> np.ndarray:
+    """The inverse metric as an array (a low-rank one as its ``d x d`` matrix)."""
+    return low_rank.to_dense(imm) if isinstance(imm, low_rank.LowRankMetric) else np.asarray(imm)
+
+
 def _check_adaptation(state, ld) -> None:
+    import jax
+
     step_size = np.asarray(state.adaptation.step_size)
-    imm = np.asarray(state.adaptation.inverse_mass_matrix)
+    imm = np.concatenate([np.ravel(a) for a in jax.tree.leaves(state.adaptation.inverse_mass_matrix)])
     if not (np.all(np.isfinite(step_size)) and np.all(step_size > 0) and np.all(step_size <= 1e7)):
         raise SamplingError(
             f"model '{getattr(ld.model, 'name', '?')}': warmup produced the step size(s) {step_size.tolist()}: "

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["build_kernel"]
+__all__ = ["build_kernel", "metric_functions"]
 
 
 class _Checkpoints(NamedTuple):
@@ -157,6 +157,35 @@ def _expansion(trajectory_integrator, velocity, max_num_doublings):
     return expand
 
 
+def metric_functions(inverse_mass_matrix):
+    """``(sample_momentum(key, position), kinetic_energy(p), velocity(p))`` of an inverse metric:
+    a 1-D (diagonal) or 2-D (dense) array, through BlackJAX's metric, or a
+    :class:`~ppl_ad.infer.adaptation.low_rank.LowRankMetric` (``O(d k)`` per call)."""
+    import jax
+    import jax.numpy as jnp
+    from blackjax.mcmc import metrics
+
+    from ppl_ad.infer.adaptation import low_rank
+
+    if isinstance(inverse_mass_matrix, low_rank.LowRankMetric):
+        m = inverse_mass_matrix
+
+        def sample_momentum(key, position):
+            return low_rank.momentum(m, jax.random.normal(key, jnp.shape(position), jnp.float64), jnp)
+
+        def kinetic_energy(momentum, position=None):
+            return low_rank.kinetic_energy(m, momentum)
+
+        return sample_momentum, kinetic_energy, lambda p: low_rank.velocity(m, p)
+    metric = metrics.default_metric(inverse_mass_matrix)
+    imm = jnp.asarray(inverse_mass_matrix)
+
+    def velocity(momentum):
+        return imm @ momentum if imm.ndim == 2 else imm * momentum
+
+    return metric.sample_momentum, metric.kinetic_energy, velocity
+
+
 def build_kernel(divergence_threshold: float = 1000.0):
     """A NUTS transition ``kernel(rng_key, state, logdensity_fn, step_size, inverse_mass_matrix,
     max_num_doublings) -> (state, info)`` with BlackJAX's signature, state
@@ -171,29 +200,24 @@ def build_kernel(divergence_threshold: float = 1000.0):
     import jax
     import jax.numpy as jnp
     import numpy as np
-    from blackjax.mcmc import integrators, metrics
+    from blackjax.mcmc import integrators
     from blackjax.mcmc.hmc import HMCState
     from blackjax.mcmc.nuts import NUTSInfo
     from blackjax.mcmc.proposal import Proposal
     from blackjax.mcmc.trajectory import DynamicExpansionState, Trajectory, dynamic_progressive_integration
 
     def kernel(rng_key, state, logdensity_fn, step_size, inverse_mass_matrix, max_num_doublings=10):
-        metric = metrics.default_metric(inverse_mass_matrix)
-        imm = jnp.asarray(inverse_mass_matrix)
-
-        def velocity(momentum):
-            return imm @ momentum if imm.ndim == 2 else imm * momentum
-
+        sample_momentum, kinetic_energy, velocity = metric_functions(inverse_mass_matrix)
         new_checkpoints, update, subtree_turning = _subtree_checks(velocity)
         integrate = dynamic_progressive_integration(
-            integrators.velocity_verlet(logdensity_fn, metric.kinetic_energy), metric.kinetic_energy, update,
+            integrators.velocity_verlet(logdensity_fn, kinetic_energy), kinetic_energy, update,
             subtree_turning, divergence_threshold)
         expand = _expansion(integrate, velocity, max_num_doublings)
 
         key_momentum, key_trajectory = jax.random.split(rng_key)
-        momentum = metric.sample_momentum(key_momentum, state.position)
+        momentum = sample_momentum(key_momentum, state.position)
         start = integrators.IntegratorState(state.position, momentum, state.logdensity, state.logdensity_grad)
-        energy = -start.logdensity + metric.kinetic_energy(momentum)
+        energy = -start.logdensity + kinetic_energy(momentum)
         initial = DynamicExpansionState(0, Proposal(start, energy, 0.0, -np.inf), Trajectory(start, start, momentum, 0),
                                         new_checkpoints(start, max_num_doublings))
         final, (diverging, turning) = expand(key_trajectory, initial, energy, step_size)

@@ -22,6 +22,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ppl_ad.infer.adaptation import DualAveragingState, WelfordState, WindowAdaptationState
+from ppl_ad.infer.adaptation.low_rank import LowRankDraws, LowRankMetric
 
 __all__ = ["ChainState", "NumpyRNGState", "capture_rng", "restore_rng", "to_jsonable", "from_jsonable"]
 
@@ -101,6 +102,12 @@ def _count(count):
     return int(count) if count.ndim == 0 else _plain(count.astype(np.int64))
 
 
+def _inverse_metric(imm):
+    if isinstance(imm, LowRankMetric):
+        return {"low_rank": [_plain(np.asarray(a, dtype=np.float64)) for a in imm]}
+    return _plain(np.asarray(imm, dtype=np.float64))
+
+
 def to_jsonable(state: ChainState) -> dict:
     """``state`` as JSON-serialisable data (arrays as nested lists with their dtype)."""
     adaptation = state.adaptation
@@ -115,10 +122,14 @@ def to_jsonable(state: ChainState) -> dict:
         "logdensity_grad": _plain(np.asarray(state.logdensity_grad, dtype=np.float64)),
         "adaptation": {
             "step_size": float(adaptation.step_size),
-            "inverse_mass_matrix": _plain(np.asarray(adaptation.inverse_mass_matrix, dtype=np.float64)),
+            "inverse_mass_matrix": _inverse_metric(adaptation.inverse_mass_matrix),
             "dual_averaging": [float(x) if i != 2 else int(x) for i, x in enumerate(adaptation.dual_averaging)],
             "welford": [_count(adaptation.welford.count), _plain(np.asarray(adaptation.welford.mean)),
                         _plain(np.asarray(adaptation.welford.m2))],
+            "draws": None if adaptation.draws is None else {
+                "positions": _plain(np.asarray(adaptation.draws.positions, dtype=np.float64)),
+                "gradients": _plain(np.asarray(adaptation.draws.gradients, dtype=np.float64)),
+                "count": int(adaptation.draws.count)},
         },
         "rng": rng,
     }
@@ -131,7 +142,12 @@ def from_jsonable(data: dict) -> ChainState:
     welford = WelfordState(_array(count) if isinstance(count, dict) else int(count), _array(a["welford"][1]),
                            _array(a["welford"][2]))
     da = DualAveragingState(*a["dual_averaging"])
-    adaptation = WindowAdaptationState(float(a["step_size"]), _array(a["inverse_mass_matrix"]), da, welford)
+    imm = a["inverse_mass_matrix"]
+    imm = LowRankMetric(*(_array(x) for x in imm["low_rank"])) if "low_rank" in imm else _array(imm)
+    draws = a.get("draws")
+    if draws is not None:
+        draws = LowRankDraws(_array(draws["positions"]), _array(draws["gradients"]), int(draws["count"]))
+    adaptation = WindowAdaptationState(float(a["step_size"]), imm, da, welford, draws)
     rng = data["rng"]
     if rng["kind"] == "numpy":
         rng = NumpyRNGState(rng["bit_generator"], tuple(rng["uniforms"]))

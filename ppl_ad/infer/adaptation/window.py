@@ -99,12 +99,17 @@ class WindowAdaptationState(NamedTuple):
     dual_averaging : DualAveragingState
     welford : WelfordState
         Moments of the current slow window.
+    draws : LowRankDraws or None
+        The recent draws and gradients (``metric="low_rank"`` only; see
+        :mod:`ppl_ad.infer.adaptation.low_rank`, whose
+        :class:`~ppl_ad.infer.adaptation.low_rank.LowRankMetric` is then the inverse metric).
     """
 
     step_size: float
     inverse_mass_matrix: np.ndarray
     dual_averaging: DualAveragingState
     welford: WelfordState
+    draws: object = None
 
 
 def build_schedule(
