@@ -56,7 +56,7 @@ import warnings
 
 import numpy as np
 
-__all__ = ["sampling_cell", "run_sampling_cell", "run_pair", "main", "parse_sampler", "summarize",
+__all__ = ["sampling_cell", "run_sampling_cell", "run_pair", "main", "parse_sampler", "summarize", "METRICS",
            "to_markdown", "plot", "SAMPLING_DEFAULTS", "DEFAULT_SAMPLERS"]
 
 #: the benchmark protocol of ``benchmark-models.md``
@@ -68,39 +68,48 @@ DEFAULT_SAMPLERS = ("jax", "jax:python")
 _PEER_LABELS = {"pymc": "PyMC", "numpyro": "NumPyro", "blackjax": "BlackJAX", "nutpie": "nutpie"}
 
 
-def parse_sampler(sampler: str) -> tuple[str, str | None, str | None]:
-    """``(backend_or_peer, engine, chain_method)`` of a sampler name.
+#: metrics a sampler name may ask for (``"jax:low_rank"``)
+METRICS = ("diag", "dense", "low_rank")
 
-    ``"jax"`` -> ``("jax", None, None)``; ``"jax:python"`` -> ``("jax", "python", None)``;
-    ``"jax:vectorized"`` -> ``("jax", None, "vectorized")``; a peer -> ``(peer, None, None)``.
+
+def parse_sampler(sampler: str) -> tuple[str, str | None, str | None, str | None]:
+    """``(backend_or_peer, engine, chain_method, metric)`` of a sampler name.
+
+    ``"jax"`` -> ``("jax", None, None, None)``; ``"jax:python"`` -> ``("jax", "python", None, None)``;
+    ``"jax:vectorized"`` -> ``("jax", None, "vectorized", None)``; ``"jax:low_rank"`` ->
+    ``("jax", None, None, "low_rank")``; a peer -> ``(peer, None, None, None)``.
 
     Raises
     ------
     ValueError
-        An option that is neither an engine nor a chain method.
+        An option that is neither an engine, a chain method nor a metric.
     """
     from ppl_ad.infer.engine import CHAIN_METHODS, ENGINES
 
     name, _, option = sampler.partition(":")
     if not option:
-        return name, None, None
+        return name, None, None, None
     if option in ENGINES:
-        return name, option, None
+        return name, option, None, None
     if option in CHAIN_METHODS:
-        return name, None, option
-    raise ValueError(f"sampler {sampler!r}: {option!r} is neither an engine {list(ENGINES)} "
-                     f"nor a chain method {list(CHAIN_METHODS)}")
+        return name, None, option, None
+    if option in METRICS:
+        return name, None, None, option
+    raise ValueError(f"sampler {sampler!r}: {option!r} is neither an engine {list(ENGINES)}, "
+                     f"a chain method {list(CHAIN_METHODS)} nor a metric {list(METRICS)}")
 
 
 def label(sampler: str) -> str:
     """The sampler's name in the report."""
     if sampler in _PEER_LABELS:
         return _PEER_LABELS[sampler]
-    name, engine, method = parse_sampler(sampler)
+    name, engine, method, metric = parse_sampler(sampler)
     if engine:
         return f"ppl_ad `{name}`, engine {engine}"
     if method:
         return f"ppl_ad `{name}`, {method}"
+    if metric:
+        return f"ppl_ad `{name}`, metric {metric}"
     return f"ppl_ad `{name}` (default)"
 
 
@@ -152,7 +161,7 @@ def _ppl_ad(row, model_name, sampler, draws, tune, chains, cores, seed):
     import ppl_ad as pa
     from ppl_ad.testing.scenarios import get_scenario
 
-    backend, engine, chain_method = parse_sampler(sampler)
+    backend, engine, chain_method, metric = parse_sampler(sampler)
     library = {"jax": "jax", "jax-forward": "jax", "torch": "torch", "torch-forward": "torch"}.get(backend)
     if library:  # imported before the clock starts, as the peers' libraries are
         __import__(library)
@@ -164,7 +173,8 @@ def _ppl_ad(row, model_name, sampler, draws, tune, chains, cores, seed):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", pa.SamplingWarning)  # divergences are a column here
         idata = pa.sample(model, backend=backend, engine=engine, chain_method=chain_method, draws=draws,
-                          tune=tune, chains=chains, cores=cores, seed=seed, progressbar=False)
+                          tune=tune, chains=chains, cores=cores, seed=seed, progressbar=False,
+                          **({"metric": metric} if metric else {}))
     row["wall_s"] = time.perf_counter() - start
     attrs, stats = idata.attrs, idata.sample_stats
     row["engine"], row["chain_method"] = attrs.get("engine"), attrs.get("chain_method")
@@ -383,7 +393,7 @@ def sampling_cell(model: str, sampler: str, *, draws: int = 1000, tune: int = 10
         ppl_ad's own JAX density for any other model.
     sampler : str
         A ppl_ad backend name, optionally with ``:ENGINE`` or ``:CHAIN_METHOD``
-        (:func:`parse_sampler`), or a peer: ``"pymc"``, ``"numpyro"``, ``"blackjax"``,
+        (:func:`parse_sampler`; or ``:METRIC``), or a peer: ``"pymc"``, ``"numpyro"``, ``"blackjax"``,
         ``"nutpie"``.
     draws, tune, chains : int
     cores : int, optional
@@ -499,7 +509,7 @@ def main(args) -> int:
     models = cells.check_names(cells.split_names(args.models), [s.name for s in scenarios()], "model") or list(STANDARD)
     given = cells.split_names(args.backends)
     for sampler in given:
-        name, _, _ = parse_sampler(sampler)
+        name = parse_sampler(sampler)[0]
         cells.check_names([name], [*registry.names(), *PEERS], "backend")
     samplers = given or list(DEFAULT_SAMPLERS)
     if args.peers:

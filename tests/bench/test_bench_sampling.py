@@ -54,12 +54,14 @@ def _result(cells, repeats=1):
 
 
 def test_sampler_names_carry_the_engine_or_the_chain_method():
-    assert sampling.parse_sampler("jax") == ("jax", None, None)
-    assert sampling.parse_sampler("jax:python") == ("jax", "python", None)
-    assert sampling.parse_sampler("jax:vectorized") == ("jax", None, "vectorized")
-    assert sampling.parse_sampler("blackjax") == ("blackjax", None, None)
+    assert sampling.parse_sampler("jax") == ("jax", None, None, None)
+    assert sampling.parse_sampler("jax:python") == ("jax", "python", None, None)
+    assert sampling.parse_sampler("jax:vectorized") == ("jax", None, "vectorized", None)
+    assert sampling.parse_sampler("jax:low_rank") == ("jax", None, None, "low_rank")
+    assert sampling.parse_sampler("blackjax") == ("blackjax", None, None, None)
     with pytest.raises(ValueError, match="neither an engine"):
         sampling.parse_sampler("jax:turbo")
+    assert sampling.label("jax:low_rank") == "ppl_ad `jax`, metric low_rank"
     assert sampling.label("jax") == "ppl_ad `jax` (default)"
     assert sampling.label("jax:python") == "ppl_ad `jax`, engine python"
     assert sampling.label("nutpie") == "nutpie"

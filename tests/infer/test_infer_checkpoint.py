@@ -116,6 +116,26 @@ def test_any_kill_resumes_to_the_identical_result(backend, kill_at, every, tmp_p
     _assert_same(reference, _posterior(pa.sample(_model(), backend=backend, checkpoint=path, **SMALL)))
 
 
+@pytest.mark.parametrize("kill_at", [25, 90])
+def test_a_low_rank_metric_resumes_to_the_identical_result(kill_at, tmp_path, monkeypatch):
+    """The low-rank metric's ring of draws is part of the saved state (warmup: 1-60)."""
+    kw = dict(SMALL, backend="jax", metric="low_rank")
+    reference = _posterior(pa.sample(_model(), **kw))
+    path = tmp_path / "run.zarr"
+    due = checkpoint_module.ChainCheckpoint.due
+
+    def dying_due(self, done):
+        if self.chain == 1 and done >= kill_at:
+            raise _Killed
+        return due(self, done)
+
+    monkeypatch.setattr(checkpoint_module.ChainCheckpoint, "due", dying_due)
+    with pytest.raises(_Killed):
+        pa.sample(_model(), checkpoint=path, checkpoint_every=7, **kw)
+    monkeypatch.setattr(checkpoint_module.ChainCheckpoint, "due", due)
+    _assert_same(reference, _posterior(pa.sample(_model(), checkpoint=path, **kw)))
+
+
 def test_a_torn_save_is_ignored(tmp_path, monkeypatch):
     """Draws written but the commit file not: the reader and the resume trust the commit file."""
     reference = _reference("autograd")

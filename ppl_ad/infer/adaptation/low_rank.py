@@ -188,8 +188,9 @@ def fit(ring: LowRankDraws, newest: int, fallback: LowRankMetric, xp=np, cutoff:
         How many of the newest draws form the window (at least 3; the window is capped by the
         ring's size).
     fallback : LowRankMetric
-        Returned when the estimate is not finite (e.g. a coordinate that never moved), and
-        whose shapes the result takes.
+        The previous metric: returned when the estimate is not finite or no coordinate moved
+        in the window; a coordinate that did not move keeps its scale. The result takes its
+        shapes.
     xp : module, optional
         ``numpy`` or ``jax.numpy``.
     cutoff, shrink : float, optional
@@ -201,12 +202,16 @@ def fit(ring: LowRankDraws, newest: int, fallback: LowRankMetric, xp=np, cutoff:
     """
     weights = _recent(ring, newest, xp)
     n = xp.maximum(weights.sum(), 1.0)
-    x, g = ring.positions, ring.gradients
+    # relative to the newest draw: a window whose draws are all equal (a chain that rejected
+    # everything) then has exactly zero variance, not rounding noise taken for a scale
+    newest_row = (ring.count - 1) % ring.positions.shape[0]
+    x = (ring.positions - ring.positions[newest_row]) * weights[:, None]
+    g = (ring.gradients - ring.gradients[newest_row]) * weights[:, None]
     mean_x, mean_g = weights @ x / n, weights @ g / n
     var_x = weights @ (x - mean_x) ** 2 / n
     var_g = weights @ (g - mean_g) ** 2 / n
-    variance = xp.clip(xp.sqrt(var_x / var_g), FISHER_MIN, FISHER_MAX)
-    usable = xp.isfinite(variance) & (var_x > 0) & (var_g > 0)
+    usable = (var_x > 0) & (var_g > 0) & xp.isfinite(var_x) & xp.isfinite(var_g)
+    variance = xp.clip(xp.sqrt(xp.where(usable, var_x, 1.0) / xp.where(usable, var_g, 1.0)), FISHER_MIN, FISHER_MAX)
     scale = xp.where(usable, xp.sqrt(xp.where(usable, variance, 1.0)), fallback.scale)
     xs = (x - mean_x) / scale * weights[:, None]  # (w, d), zero rows outside the window
     gs = (g - mean_g) * scale * weights[:, None]
@@ -230,7 +235,7 @@ def fit(ring: LowRankDraws, newest: int, fallback: LowRankMetric, xp=np, cutoff:
         vectors = xp.concatenate([vectors, xp.zeros((dim, rank - subspace))], axis=1)
         keep = xp.concatenate([keep, xp.zeros(rank - subspace, dtype=bool)])
     vectors = xp.where(keep[None, :], vectors, 0.0)
-    fine = xp.all(xp.isfinite(values)) & xp.all(values > 0) & xp.all(xp.isfinite(vectors)) & xp.all(
+    fine = xp.any(usable) & xp.all(xp.isfinite(values)) & xp.all(values > 0) & xp.all(xp.isfinite(vectors)) & xp.all(
         xp.isfinite(scale))
     return LowRankMetric(*(xp.where(fine, new, old) for new, old in zip((scale, vectors, values), fallback)))
 
