@@ -39,6 +39,7 @@ from ppl_ad.infer.adaptation import (
     window_adaptation_update,
     warmup_schedule,
 )
+from ppl_ad.infer.adaptation import low_rank
 from ppl_ad.infer.hmc import HMCState
 from ppl_ad.infer.integrators import EVALUATION_ERRORS
 from ppl_ad.infer.metrics import gaussian_euclidean
@@ -63,7 +64,7 @@ class ChainSettings(NamedTuple):
     max_treedepth : int
         NUTS maximum tree depth; for HMC, ``2**max_treedepth`` bounds the number
         of leapfrog steps per iteration.
-    metric : {"diag", "dense"}
+    metric : {"diag", "dense", "low_rank"}
     path_length : float
         Static HMC nominal integration time (unused by NUTS).
     max_energy_error : float
@@ -195,7 +196,10 @@ def initial_chain_state(logdensity_and_gradient, position, rng, settings: ChainS
     the unit metric, and fresh warmup state."""
     hmc_state = _initial_state(logdensity_and_gradient, position)
     dim = hmc_state.position.shape[0]
-    metric = gaussian_euclidean(np.eye(dim) if settings.metric == "dense" else np.ones(dim))
+    if settings.metric == "low_rank":
+        metric = gaussian_euclidean(low_rank.identity(dim))
+    else:
+        metric = gaussian_euclidean(np.eye(dim) if settings.metric == "dense" else np.ones(dim))
     step_size = find_reasonable_step_size(
         logdensity_and_gradient, hmc_state, metric, float(settings.initial_step_size), rng
     )
@@ -293,6 +297,7 @@ def run_chain(
         metric = gaussian_euclidean(metric_source)
         kernel = make_kernel(metric) if start < total else None  # a finished chain does not run
         schedule = warmup_schedule(n_tune, settings.metric_adaptation, settings.metric == "dense")
+        refits = low_rank.refits(schedule) if settings.metric == "low_rank" else [0] * n_tune
         divergences = 0 if start <= n_tune else int(stats["diverging"][: start - n_tune].sum())
         warmup_divergences = int(totals["warmup_divergences"])
         marks = [phase_start, 0, 0.0]  # time and gradient counters at the last accounting
@@ -314,7 +319,7 @@ def run_chain(
                 warmup_divergences += info.is_divergent
                 adapt, metric_updated = window_adaptation_update(
                     adapt, schedule[i], hmc_state.position, info.acceptance_rate, target_accept,
-                    hmc_state.logdensity_grad, settings.metric_adaptation,
+                    hmc_state.logdensity_grad, settings.metric_adaptation, refits[i],
                 )
                 if adapt.inverse_mass_matrix is not metric_source:  # a new metric
                     metric_source = adapt.inverse_mass_matrix
@@ -363,7 +368,8 @@ def run_chain(
         draws,
         stats,
         float(adapt.step_size),
-        np.array(adapt.inverse_mass_matrix),
+        low_rank.to_dense(adapt.inverse_mass_matrix) if isinstance(adapt.inverse_mass_matrix, low_rank.LowRankMetric)
+        else np.array(adapt.inverse_mass_matrix),
         float(totals["tuning_time"]),
         float(totals["sampling_time"]),
         int(warmup_divergences),

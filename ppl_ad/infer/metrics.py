@@ -1,7 +1,8 @@
 """Euclidean metrics: kinetic energy, momentum draws and velocities.
 
 This module owns the Gaussian kinetic energy ``K(p) = p^T M^{-1} p / 2`` of
-Euclidean HMC, for a diagonal or a dense inverse mass matrix ``M^{-1}`` (the
+Euclidean HMC, for a diagonal, a dense or a low-rank-corrected diagonal
+(:mod:`ppl_ad.infer.adaptation.low_rank`) inverse mass matrix ``M^{-1}`` (the
 quantity that warmup estimates as the posterior (co)variance). It provides
 
 * ``sample_momentum(rng)``: a draw ``p ~ N(0, M)``;
@@ -23,7 +24,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-__all__ = ["EuclideanMetric", "gaussian_euclidean", "diagonal_metric", "dense_metric"]
+__all__ = ["EuclideanMetric", "gaussian_euclidean", "diagonal_metric", "dense_metric", "low_rank_metric"]
 
 
 class EuclideanMetric(NamedTuple):
@@ -31,10 +32,10 @@ class EuclideanMetric(NamedTuple):
 
     Attributes
     ----------
-    kind : {"diag", "dense"}
+    kind : {"diag", "dense", "low_rank"}
         The structure of ``inverse_mass_matrix``.
-    inverse_mass_matrix : numpy.ndarray
-        1-D (diagonal) or 2-D (dense) inverse mass matrix ``M^{-1}``.
+    inverse_mass_matrix : numpy.ndarray or LowRankMetric
+        1-D (diagonal) or 2-D (dense) inverse mass matrix ``M^{-1}``, or its low-rank form.
     sample_momentum : callable
         ``sample_momentum(rng) -> p`` with ``p ~ N(0, M)``; one call to
         ``rng.standard_normal`` per draw.
@@ -121,18 +122,51 @@ def dense_metric(inverse_mass_matrix) -> EuclideanMetric:
     return EuclideanMetric("dense", inv, sample_momentum, velocity, kinetic_energy)
 
 
-def gaussian_euclidean(inverse_mass_matrix) -> EuclideanMetric:
-    """Build a diagonal (1-D input) or dense (2-D input) Euclidean metric.
+def low_rank_metric(inverse_mass_matrix) -> EuclideanMetric:
+    """Build the Euclidean metric of a :class:`~ppl_ad.infer.adaptation.low_rank.LowRankMetric`
+    (``O(d k)`` per call for ``k`` directions).
 
     Parameters
     ----------
-    inverse_mass_matrix : array_like
-        1-D diagonal or 2-D dense inverse mass matrix.
+    inverse_mass_matrix : LowRankMetric
 
     Returns
     -------
     EuclideanMetric
     """
+    from ppl_ad.infer.adaptation import low_rank
+
+    m = low_rank.LowRankMetric(*(np.array(a, dtype=np.float64, copy=True) for a in inverse_mass_matrix))
+    if not all(np.all(np.isfinite(a)) for a in m) or not (np.all(m.scale > 0) and np.all(m.values > 0)):
+        raise ValueError("the low-rank metric must be finite, with positive scales and values")
+    for a in m:
+        a.flags.writeable = False
+    dim = m.scale.shape[0]
+
+    def sample_momentum(rng):
+        return low_rank.momentum(m, rng.standard_normal(dim))
+
+    def kinetic_energy(p):
+        return float(low_rank.kinetic_energy(m, p))
+
+    return EuclideanMetric("low_rank", m, sample_momentum, lambda p: low_rank.velocity(m, p), kinetic_energy)
+
+
+def gaussian_euclidean(inverse_mass_matrix) -> EuclideanMetric:
+    """Build a diagonal (1-D input), dense (2-D input) or low-rank
+    (:class:`~ppl_ad.infer.adaptation.low_rank.LowRankMetric`) Euclidean metric.
+
+    Parameters
+    ----------
+    inverse_mass_matrix : array_like or LowRankMetric
+        1-D diagonal or 2-D dense inverse mass matrix, or a low-rank one.
+
+    Returns
+    -------
+    EuclideanMetric
+    """
+    if isinstance(inverse_mass_matrix, tuple):  # a LowRankMetric (a NamedTuple of arrays)
+        return low_rank_metric(inverse_mass_matrix)
     if np.ndim(inverse_mass_matrix) == 1:
         return diagonal_metric(inverse_mass_matrix)
     return dense_metric(inverse_mass_matrix)

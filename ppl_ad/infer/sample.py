@@ -118,6 +118,9 @@ def _validate(draws, tune, chains, cores, sampler, target_accept, max_treedepth,
             bad("init", init, "'jitter', a dict of initial values, or a list of such dicts (one per chain)")
     if metric_adaptation not in ESTIMATORS:
         bad("metric_adaptation", metric_adaptation, "'nutpie', 'fisher' or 'stan'")
+    if metric == "low_rank" and metric_adaptation != "nutpie":
+        raise ConfigError(f"sample: metric='low_rank' is adapted with nutpie's schedule; "
+                          f"metric_adaptation={metric_adaptation!r} works with metric='diag' only")
     if engine is not None and engine not in ("python", "jax"):
         bad("engine", engine, "None, 'python' or 'jax'")
     if chain_method is not None and chain_method not in ("sequential", "parallel", "vectorized"):
@@ -222,7 +225,7 @@ def sample(
     max_treedepth : int, optional
         NUTS maximum tree depth (HMC: at most ``2**max_treedepth`` steps).
     metric : {"diag", "dense", "low_rank"}, optional
-        Diagonal or dense metric, adapted during warmup, or (JAX engine, nutpie's warmup)
+        Diagonal or dense metric, adapted during warmup, or (nutpie's warmup)
         ``"low_rank"``: nutpie's diagonal metric corrected along the directions where the
         posterior's variance differs most from it, estimated from the draws and their
         gradients (at most 32 directions; see :mod:`ppl_ad.infer.adaptation.low_rank`). For
@@ -321,14 +324,6 @@ def sample(
     check_sample_coords(ld, coords, log_likelihood)
     chains, draws, tune = int(chains), int(draws), int(tune)
     engine = select_engine(ld, engine, sampler)
-    if metric == "low_rank":
-        backend_name = getattr(getattr(ld, "backend", None), "name", type(ld).__name__)
-        if engine != "jax":
-            raise ConfigError(f"sample: metric='low_rank' runs in the JAX engine only; backend '{backend_name}' with "
-                              f"engine={engine!r} supports metric='diag' or 'dense' (or use backend='jax')")
-        if metric_adaptation != "nutpie":
-            raise ConfigError(f"sample: metric='low_rank' is adapted with nutpie's schedule; "
-                              f"metric_adaptation={metric_adaptation!r} works with metric='diag' only")
     if executor is not None:
         if chain_method is not None:
             raise ConfigError(f"sample: executor=... runs one task per chain; chain_method={chain_method!r} must be "

@@ -1,5 +1,5 @@
 """Tests of the low-rank metric (ppl_ad.infer.adaptation.low_rank) and of ``metric="low_rank"``
-in the JAX engine."""
+in both engines."""
 
 from __future__ import annotations
 
@@ -219,10 +219,24 @@ def test_vectorized_low_rank_chains_agree_with_sequential_ones():
     np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-8)
 
 
-def test_low_rank_needs_the_jax_engine_and_nutpie_warmup():
+@pytest.mark.parametrize("backend", ["autograd", "jax"])
+def test_both_engines_adapt_the_same_low_rank_metric(backend):
+    """The Python engine (autograd) shares the estimator and the schedule with the JAX engine."""
+    pytest.importorskip("jax")
+    cov = _correlated(8, seed=4)
+    model = correlated_gaussian(chol=np.linalg.cholesky(cov))
+    kw = dict(draws=300, tune=300, chains=1, cores=1, seed=3, progressbar=False)
+    low = pa.sample(model, backend=backend, metric="low_rank", **kw)
+    diag = pa.sample(model, backend=backend, **kw)
+    assert low.attrs["engine"] == ("python" if backend == "autograd" else "jax")
+    assert float(low.sample_stats["n_steps"].mean()) < 0.7 * float(diag.sample_stats["n_steps"].mean())
+    x = low.posterior["x"].to_numpy().reshape(-1, 8)
+    sd = np.sqrt(np.diag(cov))
+    assert np.abs(np.corrcoef(x.T) - cov / np.outer(sd, sd)).max() < 0.3
+
+
+def test_low_rank_needs_nutpie_warmup():
     model = correlated_gaussian(chol=np.eye(3))
-    with pytest.raises(ConfigError, match="metric='low_rank' runs in the JAX engine only; backend 'autograd'"):
-        pa.sample(model, backend="autograd", metric="low_rank", draws=5, tune=5, chains=1, progressbar=False)
     with pytest.raises(ConfigError, match="metric_adaptation='stan' works with metric='diag' only"):
         pa.sample(model, backend="jax", metric="low_rank", metric_adaptation="stan", draws=5, tune=5, chains=1,
                   progressbar=False)

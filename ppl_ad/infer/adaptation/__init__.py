@@ -5,6 +5,9 @@
     Stan's step-size (re-)initialisation heuristic.
 ``mass_matrix``
     Welford's streaming (co)variance and Stan's regularised inverse metric.
+``low_rank``
+    nutpie's low-rank correction of the diagonal metric (``metric="low_rank"``), estimated
+    from a window of draws and their gradients.
 ``window``
     The warmup schedules combining the two: nutpie's (estimators that switch every 10, then
     80 draws; the default) and Stan's windows (fast initial buffer, doubling slow windows,

@@ -58,6 +58,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ppl_ad.errors import SamplingError
+from ppl_ad.infer.adaptation import low_rank
 from ppl_ad.infer.adaptation.mass_matrix import (
     WelfordState,
     fisher_diagonal,
@@ -234,8 +235,9 @@ def window_adaptation_init(step_size: float, inverse_mass_matrix: np.ndarray,
     ----------
     step_size : float
         Initial step size (after the initialisation heuristic).
-    inverse_mass_matrix : numpy.ndarray
-        Initial inverse metric; 1-D for a diagonal metric, 2-D for a dense one.
+    inverse_mass_matrix : numpy.ndarray or LowRankMetric
+        Initial inverse metric; 1-D for a diagonal metric, 2-D for a dense one, or a
+        :class:`~ppl_ad.infer.adaptation.low_rank.LowRankMetric` (nutpie's schedule only).
     estimator : {"nutpie", "fisher", "stan"}, optional
         How draws become the inverse metric: Stan's regularised sample (co)variance, or
         (diagonal only) :func:`~ppl_ad.infer.adaptation.fisher_diagonal` of the draws and their
@@ -246,14 +248,21 @@ def window_adaptation_init(step_size: float, inverse_mass_matrix: np.ndarray,
     -------
     WindowAdaptationState
     """
-    inverse_mass_matrix = np.asarray(inverse_mass_matrix, dtype=np.float64)
-    dim, dense = inverse_mass_matrix.shape[0], inverse_mass_matrix.ndim == 2
+    draws = None
+    if isinstance(inverse_mass_matrix, low_rank.LowRankMetric):  # its ring of recent draws
+        dim, dense = inverse_mass_matrix.scale.shape[0], False
+        draws = low_rank.window_draws_init(dim)
+        if not uses_nutpie_schedule(estimator, dense):
+            raise ValueError("a low-rank metric is adapted with nutpie's schedule (estimator='nutpie')")
+    else:
+        inverse_mass_matrix = np.asarray(inverse_mass_matrix, dtype=np.float64)
+        dim, dense = inverse_mass_matrix.shape[0], inverse_mass_matrix.ndim == 2
     width = welford_width(dim, dense, estimator)
     if uses_nutpie_schedule(estimator, dense):
         welford = WelfordState(np.zeros(2, dtype=np.int64), np.zeros((2, width)), np.zeros((2, width)))
     else:
         welford = welford_init(width, dense=dense)
-    return WindowAdaptationState(float(step_size), inverse_mass_matrix, dual_averaging_init(step_size), welford)
+    return WindowAdaptationState(float(step_size), inverse_mass_matrix, dual_averaging_init(step_size), welford, draws)
 
 
 def welford_width(dim: int, dense: bool, estimator: str) -> int:
@@ -264,11 +273,13 @@ def welford_width(dim: int, dense: bool, estimator: str) -> int:
     return 2 * dim if estimator != "stan" and not dense else dim
 
 
-def _nutpie_update(welford: WelfordState, inverse_mass_matrix, entry, draw):
-    """nutpie's estimators after one draw: ``(welford, inverse_mass_matrix)`` (see the module docstring)."""
+def _nutpie_update(welford: WelfordState, inverse_mass_matrix, entry, draw, ring=None, refit=0):
+    """nutpie's estimators after one draw: ``(welford, inverse_mass_matrix, ring)`` (see the
+    module docstring); a low-rank metric is re-estimated from ``ring`` when ``refit`` says
+    (:func:`~ppl_ad.infer.adaptation.low_rank.refits`)."""
     enters, switch = entry
     if not enters:
-        return welford, inverse_mass_matrix
+        return welford, inverse_mass_matrix, ring
     count = welford.count + 1
     delta = draw - welford.mean
     mean = welford.mean + delta / count[:, None]
@@ -276,10 +287,17 @@ def _nutpie_update(welford: WelfordState, inverse_mass_matrix, entry, draw):
     if switch:  # the background becomes the foreground; a new background starts empty
         count, mean, m2 = (np.stack([a[1], np.zeros_like(a[1])]) for a in (count, mean, m2))
     welford = WelfordState(count, mean, m2)
+    if ring is not None:
+        dim = draw.shape[0] // 2
+        ring = low_rank.window_draws(ring, draw[:dim], draw[dim:])
+        if refit and count[0] >= 3:
+            rows = low_rank.SHORT_WINDOW if refit == low_rank.SHORT_REFIT else low_rank.MAX_WINDOW
+            inverse_mass_matrix = low_rank.fit(low_rank.newest_rows(ring, rows), int(count[0]), inverse_mass_matrix)
+        return welford, inverse_mass_matrix, ring
     if count[0] >= 3:
         estimate = fisher_diagonal(WelfordState(int(count[0]), mean[0], m2[0]), fallback=inverse_mass_matrix)
         inverse_mass_matrix = estimate
-    return welford, inverse_mass_matrix
+    return welford, inverse_mass_matrix, ring
 
 
 def window_adaptation_update(
@@ -290,6 +308,7 @@ def window_adaptation_update(
     target_accept: float = 0.8,
     gradient: np.ndarray | None = None,
     estimator: str = "stan",
+    refit: int = 0,
 ) -> tuple[WindowAdaptationState, bool]:
     """Adapt after one warmup transition.
 
@@ -307,6 +326,9 @@ def window_adaptation_update(
         The log density's gradient at ``position`` (needed by ``estimator="fisher"``).
     estimator : {"nutpie", "fisher", "stan"}, optional
         See :func:`window_adaptation_init` (the same value).
+    refit : int, optional
+        With a low-rank metric, this iteration's code of
+        :func:`~ppl_ad.infer.adaptation.low_rank.refits`.
 
     Returns
     -------
@@ -323,11 +345,11 @@ def window_adaptation_update(
     step_size = float(np.exp(da.log_step_size))
     welford = state.welford
     inverse_mass_matrix = state.inverse_mass_matrix
-    dense = inverse_mass_matrix.ndim == 2
+    dense = not isinstance(inverse_mass_matrix, low_rank.LowRankMetric) and inverse_mass_matrix.ndim == 2
     if uses_nutpie_schedule(estimator, dense):
-        welford, inverse_mass_matrix = _nutpie_update(welford, inverse_mass_matrix, schedule_entry,
-                                                      np.concatenate([position, gradient]))
-        return WindowAdaptationState(step_size, inverse_mass_matrix, da, welford), False
+        welford, inverse_mass_matrix, ring = _nutpie_update(welford, inverse_mass_matrix, schedule_entry,
+                                                            np.concatenate([position, gradient]), state.draws, refit)
+        return WindowAdaptationState(step_size, inverse_mass_matrix, da, welford, ring), False
     fisher = estimator == "fisher" and not dense
     if in_slow:
         welford = welford_update(welford, np.concatenate([position, gradient]) if fisher else position)
