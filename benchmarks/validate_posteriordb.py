@@ -67,13 +67,17 @@ def _posterior_names() -> list[str]:
 POSTERIOR_NAMES = _posterior_names()
 
 
-def validate_one(scenario, draws, tune, chains, seed):
+def validate_one(scenario, draws, tune, chains, seed, metric=None):
+    """Sample ``scenario`` with its :data:`SETTINGS` (``metric``, when given, replaces theirs) and
+    compare the draws to posteriordb's reference."""
     from ppl_ad.infer.sample import sample
     from ppl_ad.testing.validation import compare_to_reference, summarise
 
     extra = dict(SETTINGS.get(scenario.name, {}))
     tune = tune * extra.pop("tune_factor", 1)
     options = {"target_accept": 0.8, "max_treedepth": 10, "metric": "diag", **extra}
+    if metric is not None:
+        options["metric"] = metric
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -100,7 +104,7 @@ CELL = "CELL "
 
 def _cell_arguments(name: str, args) -> list[str]:
     return ["--cell", name, "--draws", str(args.draws), "--tune", str(args.tune), "--chains", str(args.chains),
-            "--seed", str(args.seed)]
+            "--seed", str(args.seed)] + (["--metric", args.metric] if args.metric else [])
 
 
 def _error_result(name: str, args, note: str) -> dict:
@@ -198,6 +202,8 @@ def main(argv=None) -> int:
     parser.add_argument("--tune", type=int, default=1000)
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--seed", type=int, default=20240501)
+    parser.add_argument("--metric", default=None, choices=["diag", "dense", "low_rank"],
+                        help="sample every posterior with this metric (default: each posterior's own setting)")
     parser.add_argument("--merge", action="store_true",
                         help="keep earlier results in --out for the posteriors this run does not redo")
     parser.add_argument("--executor", default=None, metavar="ADDRESS",
@@ -212,7 +218,7 @@ def main(argv=None) -> int:
         scenario = next((s for s in scenarios("posteriordb") if s.name == args.cell), None)
         if scenario is None:
             parser.error(f"unknown posterior: {args.cell}")
-        summary, rows = validate_one(scenario, args.draws, args.tune, args.chains, args.seed)
+        summary, rows = validate_one(scenario, args.draws, args.tune, args.chains, args.seed, args.metric)
         print(CELL + json.dumps({"summary": summary, "rows": rows}), flush=True)
         return 0
 
@@ -243,7 +249,7 @@ def main(argv=None) -> int:
         run_on_executor([s.name for s in chosen], args, record)
     else:
         for scenario in chosen:
-            summary, rows = validate_one(scenario, args.draws, args.tune, args.chains, args.seed)
+            summary, rows = validate_one(scenario, args.draws, args.tune, args.chains, args.seed, args.metric)
             record(scenario.name, {"summary": summary, "rows": rows})
     failed = [r["summary"]["posterior"] for r in results if r["summary"]["verdict"] in ("FAIL", "error")]
     return 1 if failed else 0
