@@ -95,8 +95,8 @@ class WindowAdaptationState(NamedTuple):
     ----------
     step_size : float
         Step size to use at the next iteration.
-    inverse_mass_matrix : numpy.ndarray
-        Current inverse metric (1-D diag or 2-D dense).
+    inverse_mass_matrix : numpy.ndarray or LowRankMetric
+        Current inverse metric (1-D diag, 2-D dense, or low-rank).
     dual_averaging : DualAveragingState
     welford : WelfordState
         Moments of the current slow window.
