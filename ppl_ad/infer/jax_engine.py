@@ -72,6 +72,7 @@ from ppl_ad.infer.adaptation.mass_matrix import FISHER_MAX, FISHER_MIN
 from ppl_ad.infer.adaptation.window import welford_width
 from ppl_ad.infer.chain import ChainResult, stat_dtypes
 from ppl_ad.infer.init import MAX_INIT_ATTEMPTS, no_initial_point
+from ppl_ad.infer.metrics import LowRankMetric, low_rank_to_dense
 from ppl_ad.infer.state import ChainState
 
 __all__ = ["run_chains", "MAX_CHUNK", "CHUNK_SECONDS"]
@@ -715,7 +716,7 @@ class _GroupRun:
 
 def _dense_inverse_metric(imm) -> np.ndarray:
     """The inverse metric as an array (a low-rank one as its ``d x d`` matrix)."""
-    return low_rank.to_dense(imm) if isinstance(imm, low_rank.LowRankMetric) else np.asarray(imm)
+    return low_rank_to_dense(imm) if isinstance(imm, LowRankMetric) else np.asarray(imm)
 
 
 def _check_adaptation(state, ld) -> None:

@@ -160,23 +160,23 @@ def _expansion(trajectory_integrator, velocity, max_num_doublings):
 def metric_functions(inverse_mass_matrix):
     """``(sample_momentum(key, position), kinetic_energy(p), velocity(p))`` of an inverse metric:
     a 1-D (diagonal) or 2-D (dense) array, through BlackJAX's metric, or a
-    :class:`~ppl_ad.infer.adaptation.low_rank.LowRankMetric` (``O(d k)`` per call)."""
+    :class:`~ppl_ad.infer.metrics.LowRankMetric` (``O(d k)`` per call)."""
     import jax
     import jax.numpy as jnp
     from blackjax.mcmc import metrics
 
-    from ppl_ad.infer.adaptation import low_rank
+    from ppl_ad.infer import metrics as ppl_metrics
 
-    if isinstance(inverse_mass_matrix, low_rank.LowRankMetric):
+    if isinstance(inverse_mass_matrix, ppl_metrics.LowRankMetric):
         m = inverse_mass_matrix
 
         def sample_momentum(key, position):
-            return low_rank.momentum(m, jax.random.normal(key, jnp.shape(position), jnp.float64), jnp)
+            return ppl_metrics.low_rank_momentum(m, jax.random.normal(key, jnp.shape(position), jnp.float64), jnp)
 
         def kinetic_energy(momentum, position=None):
-            return low_rank.kinetic_energy(m, momentum)
+            return ppl_metrics.low_rank_kinetic_energy(m, momentum)
 
-        return sample_momentum, kinetic_energy, lambda p: low_rank.velocity(m, p)
+        return sample_momentum, kinetic_energy, lambda p: ppl_metrics.low_rank_velocity(m, p)
     metric = metrics.default_metric(inverse_mass_matrix)
     imm = jnp.asarray(inverse_mass_matrix)
 

@@ -2,7 +2,7 @@
 
 This module owns the Gaussian kinetic energy ``K(p) = p^T M^{-1} p / 2`` of
 Euclidean HMC, for a diagonal, a dense or a low-rank-corrected diagonal
-(:mod:`ppl_ad.infer.adaptation.low_rank`) inverse mass matrix ``M^{-1}`` (the
+(:class:`LowRankMetric`, estimated by :mod:`ppl_ad.infer.adaptation.low_rank`) inverse mass matrix ``M^{-1}`` (the
 quantity that warmup estimates as the posterior (co)variance). It provides
 
 * ``sample_momentum(rng)``: a draw ``p ~ N(0, M)``;
@@ -24,7 +24,8 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-__all__ = ["EuclideanMetric", "gaussian_euclidean", "diagonal_metric", "dense_metric", "low_rank_metric"]
+__all__ = ["EuclideanMetric", "gaussian_euclidean", "diagonal_metric", "dense_metric", "low_rank_metric",
+           "LowRankMetric", "low_rank_velocity", "low_rank_kinetic_energy", "low_rank_momentum", "low_rank_to_dense"]
 
 
 class EuclideanMetric(NamedTuple):
@@ -122,8 +123,56 @@ def dense_metric(inverse_mass_matrix) -> EuclideanMetric:
     return EuclideanMetric("dense", inv, sample_momentum, velocity, kinetic_energy)
 
 
+class LowRankMetric(NamedTuple):
+    """The inverse metric ``S (I + V diag(values - 1) V^T) S``, ``S = diag(scale)``: a diagonal
+    metric with a low-rank correction (estimated by :mod:`ppl_ad.infer.adaptation.low_rank`).
+
+    Attributes
+    ----------
+    scale : array, shape (d,)
+        The diagonal part's standard deviations ``sigma``.
+    vectors : array, shape (d, k)
+        Orthonormal directions of the correction (zero columns are unused).
+    values : array, shape (k,)
+        The variance along each direction, relative to the diagonal scaling (1: none).
+    """
+
+    scale: object
+    vectors: object
+    values: object
+
+
+def low_rank_velocity(metric: LowRankMetric, momentum):
+    """``Sigma p``: the derivative of the kinetic energy (NumPy or JAX arrays)."""
+    s, v, lam = metric
+    q = s * momentum
+    return s * (q + v @ ((lam - 1.0) * (v.T @ q)))
+
+
+def low_rank_kinetic_energy(metric: LowRankMetric, momentum):
+    """``p^T Sigma p / 2``."""
+    s, v, lam = metric
+    q = s * momentum
+    c = v.T @ q
+    return 0.5 * (q @ q + ((lam - 1.0) * c) @ c)
+
+
+def low_rank_momentum(metric: LowRankMetric, z, xp=np):
+    """A momentum ``p ~ N(0, Sigma^{-1})`` from a standard normal ``z``:
+    ``S^{-1} (z + V diag(lambda^{-1/2} - 1) V^T z)``."""
+    s, v, lam = metric
+    return (z + v @ ((1.0 / xp.sqrt(lam) - 1.0) * (v.T @ z))) / s
+
+
+def low_rank_to_dense(metric: LowRankMetric) -> np.ndarray:
+    """The inverse metric as a ``d x d`` NumPy array (for results and checks)."""
+    s, v, lam = (np.asarray(a, dtype=np.float64) for a in metric)
+    inner = np.eye(s.shape[0]) + (v * (lam - 1.0)) @ v.T
+    return s[:, None] * inner * s[None, :]
+
+
 def low_rank_metric(inverse_mass_matrix) -> EuclideanMetric:
-    """Build the Euclidean metric of a :class:`~ppl_ad.infer.adaptation.low_rank.LowRankMetric`
+    """Build the Euclidean metric of a :class:`LowRankMetric`
     (``O(d k)`` per call for ``k`` directions).
 
     Parameters
@@ -134,9 +183,7 @@ def low_rank_metric(inverse_mass_matrix) -> EuclideanMetric:
     -------
     EuclideanMetric
     """
-    from ppl_ad.infer.adaptation import low_rank
-
-    m = low_rank.LowRankMetric(*(np.array(a, dtype=np.float64, copy=True) for a in inverse_mass_matrix))
+    m = LowRankMetric(*(np.array(a, dtype=np.float64, copy=True) for a in inverse_mass_matrix))
     if not all(np.all(np.isfinite(a)) for a in m) or not (np.all(m.scale > 0) and np.all(m.values > 0)):
         raise ValueError("the low-rank metric must be finite, with positive scales and values")
     for a in m:
@@ -144,17 +191,17 @@ def low_rank_metric(inverse_mass_matrix) -> EuclideanMetric:
     dim = m.scale.shape[0]
 
     def sample_momentum(rng):
-        return low_rank.momentum(m, rng.standard_normal(dim))
+        return low_rank_momentum(m, rng.standard_normal(dim))
 
     def kinetic_energy(p):
-        return float(low_rank.kinetic_energy(m, p))
+        return float(low_rank_kinetic_energy(m, p))
 
-    return EuclideanMetric("low_rank", m, sample_momentum, lambda p: low_rank.velocity(m, p), kinetic_energy)
+    return EuclideanMetric("low_rank", m, sample_momentum, lambda p: low_rank_velocity(m, p), kinetic_energy)
 
 
 def gaussian_euclidean(inverse_mass_matrix) -> EuclideanMetric:
     """Build a diagonal (1-D input), dense (2-D input) or low-rank
-    (:class:`~ppl_ad.infer.adaptation.low_rank.LowRankMetric`) Euclidean metric.
+    (:class:`LowRankMetric`) Euclidean metric.
 
     Parameters
     ----------

@@ -22,7 +22,8 @@ from typing import NamedTuple
 import numpy as np
 
 from ppl_ad.infer.adaptation import DualAveragingState, WelfordState, WindowAdaptationState
-from ppl_ad.infer.adaptation.low_rank import LowRankDraws, LowRankMetric
+from ppl_ad.infer.adaptation.low_rank import LowRankDraws
+from ppl_ad.infer.metrics import LowRankMetric
 
 __all__ = ["ChainState", "NumpyRNGState", "capture_rng", "restore_rng", "to_jsonable", "from_jsonable"]
 

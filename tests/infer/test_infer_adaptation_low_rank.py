@@ -13,8 +13,14 @@ import ppl_ad as pa
 from ppl_ad import dist
 from ppl_ad.errors import ConfigError
 from ppl_ad.infer.adaptation import low_rank
-from ppl_ad.infer.adaptation.low_rank import LowRankMetric
 from ppl_ad.infer.adaptation.window import build_nutpie_schedule, window_adaptation_init
+from ppl_ad.infer.metrics import (
+    LowRankMetric,
+    low_rank_kinetic_energy,
+    low_rank_momentum,
+    low_rank_to_dense,
+    low_rank_velocity,
+)
 from ppl_ad.infer.state import ChainState, from_jsonable, to_jsonable
 
 
@@ -58,7 +64,7 @@ def test_the_estimate_conditions_a_correlated_gaussian_far_better_than_the_diago
     low, high = _spread(diagonal, cov)
     assert high / low > 30  # the diagonal leaves the posterior badly conditioned
     fitted = low_rank.fit(_ring(cov, 400), 400, low_rank.identity(12))
-    low, high = _spread(low_rank.to_dense(fitted), cov)
+    low, high = _spread(low_rank_to_dense(fitted), cov)
     assert 0.3 < low and high < 3.0  # within the cutoff band (2), up to the noise of 400 draws
     assert np.count_nonzero(fitted.values != 1.0) > 0
 
@@ -103,7 +109,7 @@ def test_the_numpy_and_jax_estimates_agree():
         small = low_rank.newest_rows(ring, rows)
         a = low_rank.fit(small, 18, low_rank.identity(40))
         b = low_rank.fit(low_rank.LowRankDraws(*(jnp.asarray(x) for x in small)), 18, low_rank.identity(40), jnp)
-        np.testing.assert_allclose(low_rank.to_dense(a), low_rank.to_dense(b), rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(low_rank_to_dense(a), low_rank_to_dense(b), rtol=1e-8, atol=1e-10)
 
 
 def test_at_most_max_rank_directions_those_farthest_from_one():
@@ -135,21 +141,21 @@ def test_the_geometric_mean_solves_x_b_x_equals_a(dim, seed):
 def test_velocity_kinetic_energy_and_momentum_match_the_dense_matrix(dim, seed):
     rng = np.random.default_rng(seed)
     m = _random_metric(rng, dim, rng.integers(1, dim + 1))
-    dense = low_rank.to_dense(m)
+    dense = low_rank_to_dense(m)
     p = rng.normal(size=dim)
-    np.testing.assert_allclose(low_rank.velocity(m, p), dense @ p, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(low_rank.kinetic_energy(m, p), 0.5 * p @ dense @ p, rtol=1e-10)
+    np.testing.assert_allclose(low_rank_velocity(m, p), dense @ p, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(low_rank_kinetic_energy(m, p), 0.5 * p @ dense @ p, rtol=1e-10)
     # p = R z with R R^T = Sigma^{-1}: momenta have the metric's covariance
-    r = np.stack([low_rank.momentum(m, e) for e in np.eye(dim)], axis=1)
+    r = np.stack([low_rank_momentum(m, e) for e in np.eye(dim)], axis=1)
     np.testing.assert_allclose(r @ r.T @ dense, np.eye(dim), atol=1e-8)
 
 
 def test_unused_directions_change_nothing():
     m = low_rank.identity(5)
     p = np.arange(5.0)
-    np.testing.assert_array_equal(low_rank.velocity(m, p), p)
-    np.testing.assert_array_equal(low_rank.momentum(m, p), p)
-    np.testing.assert_array_equal(low_rank.to_dense(m), np.eye(5))
+    np.testing.assert_array_equal(low_rank_velocity(m, p), p)
+    np.testing.assert_array_equal(low_rank_momentum(m, p), p)
+    np.testing.assert_array_equal(low_rank_to_dense(m), np.eye(5))
 
 
 # --- the schedule ----------------------------------------------------------------------------

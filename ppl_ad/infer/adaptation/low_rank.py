@@ -52,7 +52,9 @@ The inverse metric is then ``Sigma = S (I + V diag(lambda - 1) V^T) S`` with ``S
 a diagonal metric where nothing stands out, a covariance estimate along the directions that do.
 It costs ``O(d k)`` per leapfrog step for ``k`` kept directions, never a ``d x d`` solve.
 
-The functions take the array module ``xp`` (``numpy`` or ``jax.numpy``) so that both engines
+The metric itself (:class:`~ppl_ad.infer.metrics.LowRankMetric`, its velocity, kinetic energy
+and momentum draws) lives with the other metrics in :mod:`ppl_ad.infer.metrics`; this module
+estimates it. The functions take the array module ``xp`` (``numpy`` or ``jax.numpy``) so that both engines
 share them; everything is traceable (masks, no data-dependent shapes): the number of
 directions ``k`` is fixed by the shapes, unused columns of ``V`` are zero with ``lambda = 1``.
 
@@ -76,9 +78,10 @@ from typing import NamedTuple
 import numpy as np
 
 from ppl_ad.infer.adaptation.mass_matrix import FISHER_MAX, FISHER_MIN
+from ppl_ad.infer.metrics import LowRankMetric
 
-__all__ = ["LowRankMetric", "LowRankDraws", "EIGENVALUE_CUTOFF", "REGULARIZATION", "MAX_WINDOW", "identity",
-           "fit", "velocity", "kinetic_energy", "momentum", "to_dense", "directions", "window_draws",
+__all__ = ["LowRankDraws", "EIGENVALUE_CUTOFF", "REGULARIZATION", "MAX_WINDOW", "identity",
+           "fit", "directions", "window_draws",
            "window_draws_init", "refits", "MAX_RANK", "newest_rows", "SHORT_WINDOW",
            "NO_REFIT", "SHORT_REFIT", "FULL_REFIT"]
 
@@ -93,24 +96,6 @@ MAX_WINDOW = 256
 SHORT_WINDOW = 20
 #: most directions corrected (those whose variance differs most from the diagonal's)
 MAX_RANK = 32
-
-
-class LowRankMetric(NamedTuple):
-    """The inverse metric ``S (I + V diag(values - 1) V^T) S``, ``S = diag(scale)``.
-
-    Attributes
-    ----------
-    scale : array, shape (d,)
-        The diagonal part's standard deviations ``sigma``.
-    vectors : array, shape (d, k)
-        Orthonormal directions of the correction (zero columns are unused).
-    values : array, shape (k,)
-        The variance along each direction, relative to the diagonal scaling (1: none).
-    """
-
-    scale: object
-    vectors: object
-    values: object
 
 
 class LowRankDraws(NamedTuple):
@@ -255,35 +240,6 @@ def fit(ring: LowRankDraws, newest: int, fallback: LowRankMetric, xp=np, cutoff:
     fine = xp.any(usable) & xp.all(xp.isfinite(values)) & xp.all(values > 0) & xp.all(xp.isfinite(vectors)) & xp.all(
         xp.isfinite(scale))
     return LowRankMetric(*(xp.where(fine, new, old) for new, old in zip((scale, vectors, values), fallback)))
-
-
-def velocity(metric: LowRankMetric, momentum):
-    """``Sigma p``: the derivative of the kinetic energy."""
-    s, v, lam = metric
-    q = s * momentum
-    return s * (q + v @ ((lam - 1.0) * (v.T @ q)))
-
-
-def kinetic_energy(metric: LowRankMetric, momentum):
-    """``p^T Sigma p / 2``."""
-    s, v, lam = metric
-    q = s * momentum
-    c = v.T @ q
-    return 0.5 * (q @ q + ((lam - 1.0) * c) @ c)
-
-
-def momentum(metric: LowRankMetric, z, xp=np):
-    """A momentum ``p ~ N(0, Sigma^{-1})`` from a standard normal ``z``:
-    ``S^{-1} (z + V diag(lambda^{-1/2} - 1) V^T z)``."""
-    s, v, lam = metric
-    return (z + v @ ((1.0 / xp.sqrt(lam) - 1.0) * (v.T @ z))) / s
-
-
-def to_dense(metric: LowRankMetric) -> np.ndarray:
-    """The inverse metric as a ``d x d`` NumPy array (for results and checks)."""
-    s, v, lam = (np.asarray(a, dtype=np.float64) for a in metric)
-    inner = np.eye(s.shape[0]) + (v * (lam - 1.0)) @ v.T
-    return s[:, None] * inner * s[None, :]
 
 
 #: refit codes of :func:`refits`

@@ -59,6 +59,7 @@ import numpy as np
 
 from ppl_ad.errors import SamplingError
 from ppl_ad.infer.adaptation import low_rank
+from ppl_ad.infer.metrics import LowRankMetric
 from ppl_ad.infer.adaptation.mass_matrix import (
     WelfordState,
     fisher_diagonal,
@@ -103,7 +104,7 @@ class WindowAdaptationState(NamedTuple):
     draws : LowRankDraws or None
         The recent draws and gradients (``metric="low_rank"`` only; see
         :mod:`ppl_ad.infer.adaptation.low_rank`, whose
-        :class:`~ppl_ad.infer.adaptation.low_rank.LowRankMetric` is then the inverse metric).
+        :class:`~ppl_ad.infer.metrics.LowRankMetric` is then the inverse metric).
     """
 
     step_size: float
@@ -237,7 +238,7 @@ def window_adaptation_init(step_size: float, inverse_mass_matrix: np.ndarray,
         Initial step size (after the initialisation heuristic).
     inverse_mass_matrix : numpy.ndarray or LowRankMetric
         Initial inverse metric; 1-D for a diagonal metric, 2-D for a dense one, or a
-        :class:`~ppl_ad.infer.adaptation.low_rank.LowRankMetric` (nutpie's schedule only).
+        :class:`~ppl_ad.infer.metrics.LowRankMetric` (nutpie's schedule only).
     estimator : {"nutpie", "fisher", "stan"}, optional
         How draws become the inverse metric: Stan's regularised sample (co)variance, or
         (diagonal only) :func:`~ppl_ad.infer.adaptation.fisher_diagonal` of the draws and their
@@ -249,7 +250,7 @@ def window_adaptation_init(step_size: float, inverse_mass_matrix: np.ndarray,
     WindowAdaptationState
     """
     draws = None
-    if isinstance(inverse_mass_matrix, low_rank.LowRankMetric):  # its ring of recent draws
+    if isinstance(inverse_mass_matrix, LowRankMetric):  # its ring of recent draws
         dim, dense = inverse_mass_matrix.scale.shape[0], False
         draws = low_rank.window_draws_init(dim)
         if not uses_nutpie_schedule(estimator, dense):
@@ -345,7 +346,7 @@ def window_adaptation_update(
     step_size = float(np.exp(da.log_step_size))
     welford = state.welford
     inverse_mass_matrix = state.inverse_mass_matrix
-    dense = not isinstance(inverse_mass_matrix, low_rank.LowRankMetric) and inverse_mass_matrix.ndim == 2
+    dense = not isinstance(inverse_mass_matrix, LowRankMetric) and inverse_mass_matrix.ndim == 2
     if uses_nutpie_schedule(estimator, dense):
         welford, inverse_mass_matrix, ring = _nutpie_update(welford, inverse_mass_matrix, schedule_entry,
                                                             np.concatenate([position, gradient]), state.draws, refit)
