@@ -8,9 +8,15 @@ rebuilds it once per recipe (:func:`_logdensity`, a cache keyed by the recipe's 
 many chains it runs.
 
 What goes where
-    * **Dask**: the recipe is scattered to every worker once (``client.scatter(..., broadcast=
-      True)``); each task carries the chain number, its ``SeedSequence``, the settings, the initial
-      values and its checkpoint handle (a few hundred bytes). Progress comes back as worker events
+    * **Dask**: a recipe of up to :data:`INLINE_RECIPE` bytes travels inside each task, so the
+      scheduler can always rerun a task whose worker died; a larger one is scattered to every
+      worker once (``client.scatter(..., broadcast=True)``). Even broadcast, scattered data may be
+      left on one worker (Dask's active memory manager drops extra replicas, its ``ReduceReplicas``
+      policy), and a run whose only copy was on a worker that died fails with
+      ``FutureCancelledError``: when every recipe was scattered, the killed-worker test failed so,
+      with the scheduler reporting the scattered data lost, in one of four ``make test`` runs on a
+      2-worker cluster. Each task also carries the chain number, its ``SeedSequence``, the settings, the initial values and its
+      checkpoint handle (a few hundred bytes). Progress comes back as worker events
       (``Worker.log_event`` on a topic of this run, ``Client.subscribe_topic`` in this process),
       drained into the :class:`~ppl_ad.infer.progress.ProgressBars`. A task whose worker dies is
       rerun elsewhere by Dask (up to ``distributed.scheduler.allowed-failures`` times).
@@ -50,6 +56,8 @@ __all__ = ["run_chains", "map_tasks", "connect", "executor_kind", "is_dask_clien
 
 #: seconds between looks at the futures while waiting (the progress queue wakes the loop sooner)
 _POLL = 0.1
+#: largest recipe (bytes) sent inside each Dask task rather than scattered (see the module docstring)
+INLINE_RECIPE = 8 * 2**20
 #: rebuilt log densities per worker process, by recipe hash (most recent last)
 _CACHE: "OrderedDict[str, Any]" = OrderedDict()
 _CACHE_SIZE = 2
@@ -391,12 +399,14 @@ def run_chains(executor, ld, seeds, settings, init, bars=None, checkpoints=None)
     futures: list = []
     try:
         if dask:
-            shared = executor.scatter(recipe, broadcast=True, hash=False)  # every worker holds one copy
+            if len(recipe) > INLINE_RECIPE:  # every worker holds one copy (see the module docstring)
+                shared = executor.scatter(recipe, broadcast=True, hash=False)
             if messages is not None:
                 executor.subscribe_topic(topic, lambda event: messages.put(tuple(event[1])))
                 sink = _EventSink(topic)
             futures = [
-                executor.submit(chain_task, shared, key, chain, seed_seq, settings, init, checkpoints[chain], sink,
+                executor.submit(chain_task, recipe if shared is None else shared, key, chain, seed_seq, settings,
+                                init, checkpoints[chain], sink,
                                 key=f"ppl_ad-chain-{token}-{chain}", pure=False)
                 for chain, seed_seq in enumerate(seeds)
             ]

@@ -2,7 +2,8 @@
 
 Same seed, same draws: chains on a real two-process ``LocalCluster``, on a thread pool and on a
 process pool must equal the chains of a local run, also after a worker was killed in the middle
-of the run. The model goes to each Dask worker once; progress and checkpoints follow the chains.
+of the run. A small model travels with each task, a large one goes to each Dask worker once;
+progress and checkpoints follow the chains.
 """
 
 from __future__ import annotations
@@ -89,7 +90,19 @@ class _Recording:
 
 
 @pytest.mark.filterwarnings("ignore::ppl_ad.errors.SamplingWarning")  # 20 warmup iterations: transport only
-def test_the_model_goes_to_every_worker_once_not_with_each_chain(client):
+def test_a_small_model_travels_inside_each_task_so_a_dead_worker_loses_nothing(client):
+    recording = _Recording(client)
+    idata = pa.sample(model(), executor=recording, **{**PYTHON, "chains": 3, "draws": 20, "tune": 20})
+    assert idata.posterior.mu.shape == (3, 20)
+    assert recording.scattered == []
+    assert len(recording.submitted) == 3
+    for args in recording.submitted:
+        assert isinstance(args[0], bytes) and len(args[0]) <= remote.INLINE_RECIPE
+
+
+@pytest.mark.filterwarnings("ignore::ppl_ad.errors.SamplingWarning")  # 20 warmup iterations: transport only
+def test_a_large_model_goes_to_every_worker_once_not_with_each_chain(client, monkeypatch):
+    monkeypatch.setattr(remote, "INLINE_RECIPE", 100_000)  # stands for a model with much more data
     y = np.random.default_rng(0).normal(size=20_000)  # 160 kB of data
     recording = _Recording(client)
     idata = pa.sample(normal_normal(y, 10.0, 1.0), executor=recording, **{**PYTHON, "chains": 4, "draws": 20,
