@@ -297,7 +297,8 @@ def sample(
     executor : distributed.Client or concurrent.futures.Executor, optional
         Run each chain as one task there (``attrs["chain_method"] == "executor"``,
         ``attrs["executor"]``: ``"dask"`` or the executor's class name). A Dask client gets the
-        model scattered to every worker once and reruns the chains of a worker that died; the
+        model with each task (scattered to every worker once above 8 MiB) and reruns the chains
+        of a worker that died; the
         draws equal those of a local run with the same seed. A ``checkpoint`` path must be on
         storage that the workers share. See :mod:`ppl_ad.infer.distributed`.
 
