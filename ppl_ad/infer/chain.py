@@ -42,7 +42,7 @@ from ppl_ad.infer.adaptation import (
 from ppl_ad.infer.adaptation import low_rank
 from ppl_ad.infer.hmc import HMCState
 from ppl_ad.infer.integrators import EVALUATION_ERRORS
-from ppl_ad.infer.metrics import LowRankMetric, gaussian_euclidean, low_rank_to_dense
+from ppl_ad.infer.metrics import dense_inverse_metric, gaussian_euclidean
 from ppl_ad.infer.state import ChainState, capture_rng, restore_rng
 from ppl_ad.infer.uniforms import UniformStream
 
@@ -368,8 +368,7 @@ def run_chain(
         draws,
         stats,
         float(adapt.step_size),
-        low_rank_to_dense(adapt.inverse_mass_matrix) if isinstance(adapt.inverse_mass_matrix, LowRankMetric)
-        else np.array(adapt.inverse_mass_matrix),
+        dense_inverse_metric(adapt.inverse_mass_matrix),
         float(totals["tuning_time"]),
         float(totals["sampling_time"]),
         int(warmup_divergences),

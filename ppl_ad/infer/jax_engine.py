@@ -72,7 +72,7 @@ from ppl_ad.infer.adaptation.mass_matrix import FISHER_MAX, FISHER_MIN
 from ppl_ad.infer.adaptation.window import welford_width
 from ppl_ad.infer.chain import ChainResult, stat_dtypes
 from ppl_ad.infer.init import MAX_INIT_ATTEMPTS, no_initial_point
-from ppl_ad.infer.metrics import LowRankMetric, low_rank_to_dense
+from ppl_ad.infer.metrics import dense_inverse_metric
 from ppl_ad.infer.state import ChainState
 
 __all__ = ["run_chains", "MAX_CHUNK", "CHUNK_SECONDS"]
@@ -698,7 +698,7 @@ class _GroupRun:
         for c, stats in enumerate(self.stats):
             totals, adaptation = self.totals[c], self.adaptation[c]
             step_size = float(adaptation.step_size) if adaptation is not None else float(stats["step_size"][-1])
-            imm = _dense_inverse_metric(adaptation.inverse_mass_matrix) if adaptation is not None else np.empty(0)
+            imm = dense_inverse_metric(adaptation.inverse_mass_matrix) if adaptation is not None else np.empty(0)
             out.append(ChainResult(
                 draws=self.positions[c],
                 stats=stats,
@@ -712,11 +712,6 @@ class _GroupRun:
                 compile_time=compile_time,
             ))
         return out
-
-
-def _dense_inverse_metric(imm) -> np.ndarray:
-    """The inverse metric as an array (a low-rank one as its ``d x d`` matrix)."""
-    return low_rank_to_dense(imm) if isinstance(imm, LowRankMetric) else np.asarray(imm)
 
 
 def _check_adaptation(state, ld) -> None:

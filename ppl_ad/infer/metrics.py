@@ -25,7 +25,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 __all__ = ["EuclideanMetric", "gaussian_euclidean", "diagonal_metric", "dense_metric", "low_rank_metric",
-           "LowRankMetric", "low_rank_velocity", "low_rank_kinetic_energy", "low_rank_momentum", "low_rank_to_dense"]
+           "LowRankMetric", "dense_inverse_metric", "low_rank_velocity", "low_rank_kinetic_energy", "low_rank_momentum", "low_rank_to_dense"]
 
 
 class EuclideanMetric(NamedTuple):
@@ -169,6 +169,14 @@ def low_rank_to_dense(metric: LowRankMetric) -> np.ndarray:
     s, v, lam = (np.asarray(a, dtype=np.float64) for a in metric)
     inner = np.eye(s.shape[0]) + (v * (lam - 1.0)) @ v.T
     return s[:, None] * inner * s[None, :]
+
+
+def dense_inverse_metric(inverse_mass_matrix) -> np.ndarray:
+    """Any inverse metric as a NumPy array: a diagonal or dense one as it is, a
+    :class:`LowRankMetric` as its ``d x d`` matrix (what results report)."""
+    if isinstance(inverse_mass_matrix, LowRankMetric):
+        return low_rank_to_dense(inverse_mass_matrix)
+    return np.array(inverse_mass_matrix, dtype=np.float64)
 
 
 def low_rank_metric(inverse_mass_matrix) -> EuclideanMetric:
