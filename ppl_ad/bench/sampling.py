@@ -19,6 +19,8 @@ what a user pays for a posterior:
 ``us_per_step``
     sampling-phase time divided by the leapfrog steps of the sampling phase (ppl_ad and
     BlackJAX, whose sampling phase is timed apart from compilation and warmup);
+``step_size``, ``acceptance_rate``
+    the sampling phase's step size and mean acceptance statistic (ppl_ad and PyMC);
 ``compile_s``
     compilation time where the sampler reports it (ppl_ad's JAX engine, BlackJAX's two
     programs, nutpie's ``compile_pymc_model``);
@@ -121,7 +123,7 @@ def _row(model: str, sampler: str) -> dict:
         "max_rhat": None, "divergences": None, "steps_per_draw": None, "evals_per_draw": None,
         "gradient_evaluations": None, "sampling_steps": None, "us_per_step": None,
         "gradient_us": None, "sampler_us_per_step": None, "draws": None, "tune": None,
-        "chains": None, "cores": None, "status": "ok", "note": "",
+        "chains": None, "cores": None, "step_size": None, "acceptance_rate": None, "status": "ok", "note": "",
     }
 
 
@@ -157,7 +159,16 @@ def _dataset(positions, layout):
             {name: positions[:, :, s].reshape((chains, draws) + shape) for name, s, shape in layout})
 
 
-def _ppl_ad(row, model_name, sampler, draws, tune, chains, cores, seed):
+def _sampling_stats(row, stats) -> None:
+    """Step size and mean acceptance statistic of the sampling phase (means over chains and draws)."""
+    row["steps_per_draw"] = float(stats["n_steps"].mean())
+    row["sampling_steps"] = int(stats["n_steps"].sum())
+    row["divergences"] = int(stats["diverging"].sum())
+    row["step_size"] = float(stats["step_size"].mean())
+    row["acceptance_rate"] = float(stats["acceptance_rate"].mean())
+
+
+def _ppl_ad(row, model_name, sampler, draws, tune, chains, cores, seed, options=None):
     import ppl_ad as pa
     from ppl_ad.testing.scenarios import get_scenario
 
@@ -174,7 +185,7 @@ def _ppl_ad(row, model_name, sampler, draws, tune, chains, cores, seed):
         warnings.simplefilter("ignore", pa.SamplingWarning)  # divergences are a column here
         idata = pa.sample(model, backend=backend, engine=engine, chain_method=chain_method, draws=draws,
                           tune=tune, chains=chains, cores=cores, seed=seed, progressbar=False,
-                          **({"metric": metric} if metric else {}))
+                          **({"metric": metric} if metric else {}), **(options or {}))
     row["wall_s"] = time.perf_counter() - start
     attrs, stats = idata.attrs, idata.sample_stats
     row["engine"], row["chain_method"] = attrs.get("engine"), attrs.get("chain_method")
@@ -182,15 +193,13 @@ def _ppl_ad(row, model_name, sampler, draws, tune, chains, cores, seed):
     row["tuning_s"], row["sampling_s"] = attrs["tuning_time"], attrs["sampling_time"]
     row["cores"] = attrs["processes"]
     row["gradient_evaluations"] = int(attrs["gradient_evaluations"])
-    row["sampling_steps"] = int(stats["n_steps"].sum())
-    row["steps_per_draw"] = float(stats["n_steps"].mean())
+    _sampling_stats(row, stats)
     gradient_time = attrs.get("gradient_time")
     if gradient_time is not None and math.isfinite(gradient_time) and gradient_time > 0:
         evaluations = row["gradient_evaluations"]
         row["gradient_us"] = gradient_time / evaluations * 1e6
         own = attrs["tuning_time"] + attrs["sampling_time"] - gradient_time
         row["sampler_us_per_step"] = own / evaluations * 1e6
-    row["divergences"] = int(stats["diverging"].sum())
     return idata.posterior
 
 
@@ -207,10 +216,8 @@ def _pymc(row, model_name, draws, tune, chains, cores, seed):
     row["wall_s"] = time.perf_counter() - start
     stats, warm = idata.sample_stats, idata.warmup_sample_stats
     row["cores"] = cores
-    row["sampling_steps"] = int(stats["n_steps"].sum())
-    row["steps_per_draw"] = float(stats["n_steps"].mean())
+    _sampling_stats(row, stats)
     row["gradient_evaluations"] = int(stats["n_steps"].sum() + warm["n_steps"].sum())
-    row["divergences"] = int(stats["diverging"].sum())
     if "sampling_time" in idata.posterior.attrs:  # PyMC's: warmup and sampling together
         row["note"] = f"PyMC's own sampling_time (warmup + draws): {float(idata.posterior.attrs['sampling_time']):.1f} s"
     return idata.posterior
@@ -382,7 +389,7 @@ def _nutpie(row, model_name, draws, tune, chains, seed):
 
 
 def sampling_cell(model: str, sampler: str, *, draws: int = 1000, tune: int = 1000, chains: int = 4,
-                  cores: int | None = 1, seed: int = 1) -> dict:
+                  cores: int | None = 1, seed: int = 1, options: dict | None = None) -> dict:
     """Run NUTS on the standard model ``model`` with ``sampler`` and measure its efficiency.
 
     Parameters
@@ -400,6 +407,9 @@ def sampling_cell(model: str, sampler: str, *, draws: int = 1000, tune: int = 10
         Processes for the chains (ppl_ad, PyMC); default 1 (the benchmark's equal cores);
         None: ``min(chains, os.cpu_count())``. NumPyro, BlackJAX and nutpie run on one core.
     seed : int
+    options : dict, optional
+        More keyword arguments of ``pa.sample`` (ppl_ad samplers only), e.g.
+        ``{"target_accept": 0.85}``.
 
     Returns
     -------
@@ -411,6 +421,8 @@ def sampling_cell(model: str, sampler: str, *, draws: int = 1000, tune: int = 10
     row.update(draws=draws, tune=tune, chains=chains)
     cores = max(1, min(chains, cores or os.cpu_count() or 1))
     try:
+        if options and _is_peer(sampler):
+            raise ValueError(f"options {sorted(options)} are pa.sample's: the peer {sampler!r} takes none")
         names, row["dimension"] = _sampled_sites(model)
         if sampler == "pymc":
             posterior = _pymc(row, model, draws, tune, chains, cores, seed)
@@ -421,7 +433,7 @@ def sampling_cell(model: str, sampler: str, *, draws: int = 1000, tune: int = 10
         elif sampler == "nutpie":
             posterior = _nutpie(row, model, draws, tune, chains, seed)
         else:
-            posterior = _ppl_ad(row, model, sampler, draws, tune, chains, cores, seed)
+            posterior = _ppl_ad(row, model, sampler, draws, tune, chains, cores, seed, options)
         row["min_ess_bulk"], row["max_rhat"] = _ess_rhat(posterior, names)
         row["min_ess_per_s"] = row["min_ess_bulk"] / row["wall_s"]
         row["evals_per_draw"] = row["gradient_evaluations"] / (chains * draws)

@@ -31,6 +31,15 @@ def test_a_failing_cell_is_a_row_naming_the_cause():
     assert "no-such-backend" in row["note"] and row["min_ess_per_s"] is None
 
 
+def test_options_go_to_pa_sample_and_are_refused_for_a_peer():
+    row = sampling.sampling_cell("normal_normal", "autograd", draws=60, tune=60, chains=1, seed=2,
+                                 options={"target_accept": 0.95})
+    assert row["status"] == "ok", row["note"]
+    assert row["acceptance_rate"] > 0.85 and row["step_size"] > 0
+    row = sampling.sampling_cell("normal_normal", "pymc", draws=10, tune=10, chains=1, options={"target_accept": 0.9})
+    assert row["status"] == "error" and "target_accept" in row["note"] and "'pymc'" in row["note"]
+
+
 def test_a_crashed_cell_process_is_recorded():
     row = cli.run_sampling_cell("no_such_model", "jax", draws=10, tune=10, chains=1, timeout=120)
     assert row["status"] == "error" and "no_such_model" in row["note"]
