@@ -22,9 +22,17 @@ class Constraint:
 
     is_discrete = False
     event_dim = 0
+    #: names of the attributes that hold the support's bounds (which may be other parameters)
+    bounds: tuple = ()
 
     def check(self, value) -> np.ndarray:
         raise NotImplementedError
+
+    def inside(self, value):
+        """Elementwise: ``value`` lies within the bounds, compared with Python's operators, so that
+        bounds which are parameters (a backend's arrays or tracers) work; only for constraints
+        with :attr:`bounds` (whether a value is an integer, say, is :meth:`check`'s)."""
+        raise NotImplementedError(f"{self!r} has no bounds to compare with")
 
     def __repr__(self) -> str:
         return type(self).__name__.lstrip("_").lower()
@@ -46,11 +54,16 @@ class _RealVector(Constraint):
 
 
 class _GreaterThan(Constraint):
+    bounds = ("lower",)
+
     def __init__(self, lower):
         self.lower = lower
 
     def check(self, value):
         return np.asarray(value) > np.asarray(self.lower)
+
+    def inside(self, value):
+        return value > self.lower
 
     def __repr__(self):
         return f"greater_than({self.lower!r})"
@@ -65,17 +78,24 @@ class _Positive(_GreaterThan):
 
 
 class _LessThan(Constraint):
+    bounds = ("upper",)
+
     def __init__(self, upper):
         self.upper = upper
 
     def check(self, value):
         return np.asarray(value) < np.asarray(self.upper)
 
+    def inside(self, value):
+        return value < self.upper
+
     def __repr__(self):
         return f"less_than({self.upper!r})"
 
 
 class _Interval(Constraint):
+    bounds = ("lower", "upper")
+
     def __init__(self, lower, upper):
         self.lower = lower
         self.upper = upper
@@ -83,6 +103,9 @@ class _Interval(Constraint):
     def check(self, value):
         value = np.asarray(value)
         return (value > np.asarray(self.lower)) & (value < np.asarray(self.upper))
+
+    def inside(self, value):
+        return (value > self.lower) & (value < self.upper)
 
     def __repr__(self):
         return f"interval({self.lower!r}, {self.upper!r})"
@@ -120,6 +143,7 @@ class _CorrCholesky(Constraint):
 
 class _IntegerInterval(Constraint):
     is_discrete = True
+    bounds = ("lower", "upper")
 
     def __init__(self, lower, upper):
         self.lower = lower
@@ -128,6 +152,9 @@ class _IntegerInterval(Constraint):
     def check(self, value):
         value = np.asarray(value)
         return (value == np.floor(value)) & (value >= self.lower) & (value <= np.asarray(self.upper))
+
+    def inside(self, value):
+        return (value >= self.lower) & (value <= self.upper)
 
     def __repr__(self):
         return f"integer_interval({self.lower!r}, {self.upper!r})"

@@ -17,12 +17,16 @@ import numpy as np
 
 
 def tensor_data(data: dict) -> dict:
-    """Numeric NumPy arrays in ``data`` become tensors (floats as float64, ints as int64)."""
+    """Numeric NumPy arrays in ``data`` become tensors (floats as float64, ints as int64); a
+    read-only array (pandas' ``to_numpy()`` views, ``np.broadcast_to``) is copied, since a tensor
+    would share memory it may not write."""
     import torch
 
     out = {}
     for key, value in data.items():
         if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+            if not value.flags.writeable:
+                value = value.copy()
             out[key] = torch.as_tensor(value, dtype=torch.float64 if value.dtype.kind == "f" else None)
         else:
             out[key] = value

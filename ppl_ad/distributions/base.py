@@ -121,8 +121,14 @@ class Distribution:
     def logpdf(self, value):
         """Log density (log mass for discrete distributions) with all normalising constants.
 
-        Values outside the support give ``-inf``.
+        Values outside the support give ``-inf``, also where the support's bounds are other
+        parameters (``Uniform(0, theta).logpdf(y)`` in a ``pa.factor``): the value is then compared
+        with the bounds in the backend's arrays.
         """
+        support = self.support
+        if support.bounds and not all(_is_constant(getattr(support, b)) for b in support.bounds):
+            data = M.asarray(value) if type(value) is np.ndarray else value
+            return M.where(support.inside(data), self.log_prob(data), -np.inf)
         if _is_constant(value):
             inside = np.asarray(self.support.check(value))
             if not np.all(inside):

@@ -157,6 +157,10 @@ class LKJCholesky(Distribution):
         if not isinstance(dim, (int, np.integer)) or dim < 2:
             raise ModelDefinitionError(f"LKJCholesky: parameter 'dim' must be an integer >= 2, got {dim!r}")
         self.dim = int(dim)
+        if np.ndim(eta) != 0:
+            raise ModelDefinitionError(
+                f"LKJCholesky: parameter 'eta' must be a scalar, got shape {np.shape(eta)} (one LKJ "
+                "prior per distribution: use one LKJCholesky site per correlation matrix)")
         super().__init__(eta=eta)
 
     @property

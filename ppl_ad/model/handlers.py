@@ -50,7 +50,9 @@ class SampleSite:
 
 @dataclass
 class ObserveSite:
-    """An observed site: its shape and whether every observed value lies in the support."""
+    """An observed site: its shape and whether every observed value lies in the support (when
+    the support's bounds are other parameters, ``bounded_by_parameters``, that is checked at every
+    evaluation instead: ``y ~ Uniform(0, theta)`` has log density ``-inf`` where ``theta < max(y)``)."""
 
     name: str
     shape: tuple
@@ -58,6 +60,7 @@ class ObserveSite:
     in_support: bool
     value: object  # None: unobserved, simulated by the predictive functions (prediction only)
     dims: tuple | None = None
+    bounded_by_parameters: bool = False
     kind: str = field(default="observe", init=False)
 
 
@@ -217,8 +220,13 @@ class CompileHandler(_Handler):
             ) from None
         if broadcast != array.shape:
             _raise_broadcast_up(self.model_name, name, array.shape, natural, broadcast)
-        in_support = bool(np.all(distribution.support.check(array)))
-        self.sites[name] = ObserveSite(name, array.shape, repr(distribution), in_support, value)
+        support = distribution.support
+        bounded_by_parameters = not all(_is_static(getattr(support, b)) for b in support.bounds)
+        # with bounds that are parameters, the value at this compilation's parameters says nothing:
+        # the log density compares the data with the bounds at every evaluation
+        in_support = bounded_by_parameters or bool(np.all(support.check(array)))
+        self.sites[name] = ObserveSite(name, array.shape, repr(distribution), in_support, value,
+                                       bounded_by_parameters=bounded_by_parameters)
         return value
 
     def deterministic(self, name, value):
@@ -324,7 +332,10 @@ class EvaluateHandler(_Handler):
         if not self.log_density:
             return value
         if site.in_support:
-            term = M.sum(distribution.log_prob(M.asarray(value) if type(value) is np.ndarray else value))
+            data = M.asarray(value) if type(value) is np.ndarray else value
+            term = M.sum(distribution.log_prob(data))
+            if site.bounded_by_parameters:
+                term = term + M.sum(M.where(distribution.support.inside(data), 0.0, -np.inf))
         else:
             term = -np.inf
         self.total = self.total + term

@@ -67,8 +67,24 @@ def _load_model_function(module: str, qualname: str):
 
 
 def _as_data(value):
-    if isinstance(value, (list, tuple)) and value and all(isinstance(v, (int, float, np.number)) for v in value):
-        return np.asarray(value)
+    """Bound data as every backend takes them: numeric lists and tuples (nested too) and pandas
+    objects (``Series``, ``DataFrame``, ``Index``: ``to_numpy()``, as ``pm.Data`` does) become
+    NumPy arrays, and floats of less than double precision become float64 (ppl_ad computes in
+    float64; a float32 scale would otherwise make JAX evaluate part of the density in float32).
+    Anything else (strings, ragged lists, objects the model uses itself) is bound as given."""
+    if type(value).__module__.partition(".")[0] == "pandas" and hasattr(value, "to_numpy"):
+        array = value.to_numpy()
+        if array.dtype.kind in "biuf":
+            value = array
+    elif isinstance(value, (list, tuple)) and value:
+        try:
+            array = np.asarray(value)
+        except (ValueError, TypeError):  # ragged, or not array-like
+            return value
+        if array.dtype.kind in "biuf":
+            value = array
+    if isinstance(value, (np.ndarray, np.floating)) and value.dtype.kind == "f" and value.dtype.itemsize < 8:
+        value = np.asarray(value, dtype=np.float64) if isinstance(value, np.ndarray) else np.float64(value)
     return value
 
 

@@ -278,6 +278,7 @@ INVALID = [
     ("MvNormalCholesky", "L", lambda: dist.MvNormalCholesky(np.zeros(2), np.array([[1.0, 1.0], [0.0, 1.0]]))),
     ("LKJCholesky", "eta", lambda: dist.LKJCholesky(3, -1.0)),
     ("LKJCholesky", "dim", lambda: dist.LKJCholesky(1, 1.0)),
+    ("LKJCholesky", "eta", lambda: dist.LKJCholesky(3, np.array([1.0, 10.0]))),  # one prior, one scalar
 ]
 
 

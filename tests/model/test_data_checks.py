@@ -115,3 +115,66 @@ def test_arrays_inside_a_dict_argument_are_checked():
 def test_nan_in_a_list_argument_is_reported():
     with pytest.raises(DataError, match=r"argument 'x'.*\[1\]"):
         pa.logdensity(regression([0.0, float("nan"), 1.0], np.zeros(3)), backend=FD)
+
+
+# ---------------------------------------------------------------- data types a user binds
+def _regression_reference(x, y, alpha, beta, sigma):
+    import scipy.stats as st
+
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    return (st.norm(0, 10).logpdf(alpha) + st.norm(0, 10).logpdf(beta) + st.halfnorm(scale=5).logpdf(sigma)
+            + np.log(sigma) + st.norm(alpha + beta * x, sigma).logpdf(y).sum())
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch", "autograd"])
+def test_pandas_objects_and_nested_lists_bind_as_arrays_on_every_backend(backend):
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"x": [0.1, 0.4, 0.7, 1.0], "y": [1.1, 0.3, -0.4, -1.2]})
+    theta = np.array([0.9, -2.0, np.log(0.5)])
+    expected = _regression_reference(frame["x"], frame["y"], 0.9, -2.0, 0.5)
+    for x, y in [(frame["x"], frame["y"]), (frame["x"].tolist(), frame[["y"]].to_numpy().ravel().tolist()),
+                 (pd.Index(frame["x"]), frame["y"].to_numpy())]:
+        model = regression(x, y)
+        assert type(model.data["x"]) is np.ndarray and type(model.data["y"]) is np.ndarray
+        assert pa.logdensity(model, backend=backend).logdensity(theta) == pytest.approx(expected, rel=1e-12)
+
+
+@pa.model
+def matrix_mean(Y):
+    mu = pa.sample("mu", dist.Normal(0.0, 5.0), shape=(2,))
+    pa.observe("Y", dist.Normal(mu, 1.0), Y)
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch", "autograd"])
+def test_a_list_of_rows_is_a_matrix_and_a_data_frame_is_its_values(backend):
+    pd = pytest.importorskip("pandas")
+    rows = [[1.0, 2.0], [3.0, 4.0], [0.5, 1.5]]
+    reference = pa.logdensity(matrix_mean(np.array(rows)), backend=backend).logdensity(np.array([0.3, -0.2]))
+    for data in (rows, pd.DataFrame(rows, columns=["a", "b"])):
+        model = matrix_mean(data)
+        assert model.data["Y"].shape == (3, 2)
+        assert pa.logdensity(model, backend=backend).logdensity(np.array([0.3, -0.2])) == reference
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch", "autograd"])
+def test_float32_data_are_computed_in_float64(backend):
+    x32, y32 = np.linspace(0.0, 1.0, 50, dtype=np.float32), np.linspace(1.0, -1.0, 50, dtype=np.float32)
+    model = regression(x32, y32)
+    assert model.data["x"].dtype == np.float64
+    theta = np.array([0.1, -1.9, np.log(np.float32(0.3))])
+    expected = _regression_reference(x32.astype(np.float64), y32.astype(np.float64), 0.1, -1.9, np.exp(theta[2]))
+    assert pa.logdensity(model, backend=backend).logdensity(theta) == pytest.approx(expected, rel=1e-13)
+    scale = normal_scale(np.float32(0.3), y32)
+    assert type(scale.data["s"]) is np.float64 and scale.data["s"] == np.float64(np.float32(0.3))
+
+
+@pa.model
+def normal_scale(s, y):
+    mu = pa.sample("mu", dist.Normal(0.0, 10.0))
+    pa.observe("y", dist.Normal(mu, s), y)
+
+
+def test_data_that_are_not_numeric_arrays_are_bound_as_given():
+    ragged, labels = [[1.0, 2.0], [3.0]], ["a", "b", "a"]
+    model = regression(ragged, labels)
+    assert model.data["x"] is ragged and model.data["y"] is labels

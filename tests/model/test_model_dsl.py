@@ -267,6 +267,54 @@ def test_observed_value_outside_support_gives_minus_inf():
     assert ld.logdensity(np.zeros(1)) == -np.inf
 
 
+@pa.model
+def german_tank(y):
+    theta = pa.sample("theta", dist.Exponential(0.5))
+    pa.observe("y", dist.Uniform(0.0, theta), y)
+
+
+@pa.model
+def german_tank_factor(y):
+    theta = pa.sample("theta", dist.Exponential(0.5))
+    pa.factor("y", dist.Uniform(0.0, theta).logpdf(y))
+
+
+def _german_tank_reference(y, theta):
+    """log p(theta, y) on the log scale of theta (with the Jacobian), -inf below max(y)."""
+    if theta <= np.max(y):
+        return -np.inf
+    return st.expon(scale=2.0).logpdf(theta) + np.sum(st.uniform(0.0, theta).logpdf(y)) + np.log(theta)
+
+
+@pytest.mark.parametrize("backend", ["jax", "jax-forward", "torch", "autograd", FD])
+@pytest.mark.parametrize("y", [np.array([0.8, 0.5, 0.3, 0.9]), np.array([0.8, 2.1, 1.5, 0.3])])
+@pytest.mark.parametrize("model", [german_tank, german_tank_factor])
+def test_observed_data_are_checked_against_bounds_that_are_parameters_at_every_evaluation(backend, y, model):
+    # the support of Uniform(0, theta) moves with theta: whether the data lie inside it is decided
+    # at each evaluation, never frozen at the parameter values the model was compiled with (observe),
+    # and logpdf compares in the backend's arrays (factor)
+    ld = pa.logdensity(model(y), backend=backend)
+    for theta in (0.5, 0.95, 2.0, 3.0, 20.0):
+        expected = _german_tank_reference(y, theta)
+        value = ld.logdensity(np.log([theta]))
+        if np.isfinite(expected):
+            assert value == pytest.approx(expected, rel=1e-12)
+            # d/du of -theta/2 - n log(theta) + u at theta = exp(u)
+            _, grad = ld.logdensity_and_gradient(np.log([theta]))
+            assert grad[0] == pytest.approx(-theta / 2 - len(y) + 1, rel=1e-6)
+        else:
+            assert value == -np.inf
+
+
+def test_a_posterior_bounded_by_its_data_is_sampled_above_the_data():
+    y = np.array([0.8, 0.5, 0.3, 0.9])
+    with pytest.warns(pa.SamplingWarning, match="divergent"):  # the wall at max(y) rejects trajectories
+        idata = pa.sample(german_tank(y), chains=2, draws=500, tune=300, seed=3, progressbar=False)
+    theta = idata.posterior["theta"].values
+    # posterior density proportional to exp(-theta / 2) theta^-4 on theta > 0.9: mean 1.2153
+    assert theta.min() > 0.9 and abs(theta.mean() - 1.2153) < 0.08
+
+
 @pytest.mark.parametrize("name", ["eight_schools", "hierarchical_poisson", "garch-garch11", "diamonds-diamonds"])
 def test_constrain_skips_the_log_density_but_gives_the_same_values(name):
     from ppl_ad.model.compiled import compile_model
