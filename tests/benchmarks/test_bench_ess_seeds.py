@@ -7,28 +7,9 @@ shape and the options reaching ``pa.sample`` do).
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
-from pathlib import Path
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_ess_seeds.py"
-
-
-@pytest.fixture(scope="module")
-def ess_seeds():
-    """The script as a module; the environment it sets for its own process is restored."""
-    saved = dict(os.environ)
-    try:
-        spec = importlib.util.spec_from_file_location("bench_ess_seeds", SCRIPT)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    return module
 
 
 def test_configurations_carry_sample_keywords(ess_seeds):

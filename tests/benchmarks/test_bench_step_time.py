@@ -9,27 +9,7 @@ end-to-end part runs full samplers through :func:`ppl_ad.bench.sampling.sampling
 
 from __future__ import annotations
 
-import importlib.util
-import os
-from pathlib import Path
-
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_step_time.py"
-
-
-@pytest.fixture(scope="module")
-def step_time():
-    """The script as a module; the environment it sets for its own process is restored."""
-    saved = dict(os.environ)
-    try:
-        spec = importlib.util.spec_from_file_location("bench_step_time", SCRIPT)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    return module
 
 
 def _table_rows(markdown: str, header: str) -> list[list[str]]:
