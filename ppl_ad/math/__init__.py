@@ -16,6 +16,8 @@ from __future__ import annotations
 import contextlib
 import math as _pymath
 
+import numpy as np
+
 from ppl_ad.math._namespace import NUMPY, Namespace, namespace_for_type, namespace_named
 
 __all__ = [
@@ -196,8 +198,15 @@ def minimum(a, b):
 
 
 def clip(x, lower, upper):
-    """Clip ``x`` to ``[lower, upper]``."""
-    return namespace_of(x).clip(x, lower, upper)
+    """Clip ``x`` to ``[lower, upper]``; the bounds may be parameters too (then the gradient
+    reaches them: ``minimum(maximum(x, lower), upper)``)."""
+    if _is_number(lower) and _is_number(upper):
+        return namespace_of(x).clip(x, lower, upper)
+    return minimum(maximum(x, lower), upper)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float, np.generic)) or type(value) is np.ndarray
 
 
 def stack(values, axis=0):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math as _pymath
 
 
 def build():
@@ -11,10 +10,9 @@ def build():
     import autograd.scipy.special as ass
     import autograd.scipy.stats.norm as anorm
 
-    from ppl_ad.math._namespace import Namespace
+    from ppl_ad.math._namespace import Namespace, log1mexp_with
 
-    def log1mexp(x):
-        return anp.where(x > -_pymath.log(2.0), anp.log(-anp.expm1(x)), anp.log1p(-anp.exp(x)))
+    log1mexp = log1mexp_with(anp.where, anp.log, anp.expm1, anp.log1p, anp.exp)
 
     def asarray(x):
         return x if isinstance(x, (float, int)) else anp.asarray(x) if not hasattr(x, "_value") else x

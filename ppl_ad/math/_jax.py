@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math as _pymath
 
 
 def build():
@@ -14,10 +13,9 @@ def build():
     import jax.scipy.special as jss
     import jax.scipy.stats as jst
 
-    from ppl_ad.math._namespace import Namespace
+    from ppl_ad.math._namespace import Namespace, log1mexp_with
 
-    def log1mexp(x):
-        return jnp.where(x > -_pymath.log(2.0), jnp.log(-jnp.expm1(x)), jnp.log1p(-jnp.exp(x)))
+    log1mexp = log1mexp_with(jnp.where, jnp.log, jnp.expm1, jnp.log1p, jnp.exp)
 
     def asarray(x):
         return x if isinstance(x, (float, int)) else jnp.asarray(x)

@@ -40,14 +40,29 @@ def _scipy_special():
     return scipy.special
 
 
+def log1mexp_with(where, log, expm1, log1p, exp):
+    """``log1mexp(x) = log(1 - exp(x))`` for ``x < 0`` from one library's functions (Maechler 2012,
+    *Accurately Computing log(1 - exp(-|a|))*): ``log(-expm1(x))`` above ``-log 2``,
+    ``log1p(-exp(x))`` below. Each branch gets a harmless argument where the other is taken, so
+    the unused one's derivative (infinite as ``x -> 0`` for the second) cannot make the gradient NaN."""
+    cut = -_pymath.log(2.0)
+
+    def log1mexp(x):
+        near = x > cut
+        return where(near, log(-expm1(where(near, x, -1.0))), log1p(-exp(where(near, -1.0, x))))
+
+    return log1mexp
+
+
 def _numpy_namespace() -> Namespace:
     def asarray(x):
         return x if isinstance(x, (float, int, np.ndarray)) else np.asarray(x)
 
+    stable_log1mexp = log1mexp_with(np.where, np.log, np.expm1, np.log1p, np.exp)
+
     def log1mexp(x):
-        x = np.asarray(x, dtype=float)
         with np.errstate(divide="ignore"):
-            return np.where(x > -_pymath.log(2.0), np.log(-np.expm1(x)), np.log1p(-np.exp(x)))
+            return stable_log1mexp(np.asarray(x, dtype=float))
 
     def solve_triangular(a, b, lower):
         import scipy.linalg

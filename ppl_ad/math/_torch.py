@@ -6,7 +6,6 @@ NumPy arrays into float64 tensors (integer arrays keep an integer dtype).
 
 from __future__ import annotations
 
-import math as _pymath
 
 
 _INTEROP_CLASS = []
@@ -68,7 +67,7 @@ def build(tensor_class=None):
     import numpy as np
     import torch
 
-    from ppl_ad.math._namespace import Namespace
+    from ppl_ad.math._namespace import Namespace, log1mexp_with
 
     Tensor = torch.Tensor
     f64 = torch.float64
@@ -100,9 +99,10 @@ def build(tensor_class=None):
 
         return reducer
 
+    stable_log1mexp = log1mexp_with(torch.where, torch.log, torch.expm1, torch.log1p, torch.exp)
+
     def log1mexp(x):
-        x = tf(x)
-        return torch.where(x > -_pymath.log(2.0), torch.log(-torch.expm1(x)), torch.log1p(-torch.exp(x)))
+        return stable_log1mexp(tf(x))
 
     def logsumexp(x, axis):
         x = tf(x)

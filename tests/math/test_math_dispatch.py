@@ -236,3 +236,48 @@ def test_autograd_xlogy_broadcasts_a_scalar_parameter_against_data(name):
     dp = p * (1 - p)
     expected = data.sum() / p * dp if name == "xlogy" else -data.sum() / (1 - p) * dp
     np.testing.assert_allclose(grad, [expected], rtol=1e-12)
+
+
+GRADIENT_BACKENDS = ["jax", "jax-forward", "torch", "torch-forward", "autograd"]
+
+
+def _gradient(backend, model, theta):
+    import ppl_ad as pa
+
+    return pa.logdensity(model, backend=backend).logdensity_and_gradient(np.asarray(theta, dtype=float))
+
+
+@pytest.mark.parametrize("backend", GRADIENT_BACKENDS)
+def test_clip_with_a_bound_that_is_a_parameter_differentiates_through_the_bound(backend):
+    import ppl_ad as pa
+    from ppl_ad import dist
+
+    @pa.model
+    def clipped():
+        a = pa.sample("a", dist.Normal(0.0, 1.0))
+        b = pa.sample("b", dist.Normal(0.0, 1.0))
+        pa.factor("c", M.clip(a, -5.0, b))
+
+    # a = 1 is clipped to b = 0.5: d/da = -a, d/db = -b + 1; not clipped at a = 0.2
+    value, grad = _gradient(backend, clipped(), [1.0, 0.5])
+    assert value == pytest.approx(-0.5 * (1.0 + 0.25) - np.log(2 * np.pi) + 0.5)
+    np.testing.assert_allclose(grad, [-1.0, 0.5], rtol=1e-12)
+    np.testing.assert_allclose(_gradient(backend, clipped(), [0.2, 0.5])[1], [-0.2 + 1.0, -0.5], rtol=1e-12)
+
+
+@pytest.mark.parametrize("backend", GRADIENT_BACKENDS)
+def test_log1mexp_has_a_finite_gradient_next_to_zero(backend):
+    import ppl_ad as pa
+    from ppl_ad import dist
+
+    @pa.model
+    def survival():
+        x = pa.sample("x", dist.Exponential(1.0))
+        pa.factor("f", M.log1mexp(-x))
+
+    for u in (-40.0, -5.0, -0.5, 0.3, 3.0):  # x = exp(u) from 4e-18 to 20: both branches
+        x = np.exp(u)
+        value, grad = _gradient(backend, survival(), [u])
+        # -x + log(1 - exp(-x)) + u, and its derivative in u: x (-1 + 1 / expm1(x)) + 1
+        assert value == pytest.approx(-x + np.log(-np.expm1(-x)) + u, rel=1e-12)
+        assert grad[0] == pytest.approx(x * (-1.0 + 1.0 / np.expm1(x)) + 1.0, rel=1e-9, abs=1e-12)
