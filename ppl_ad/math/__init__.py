@@ -18,6 +18,7 @@ import math as _pymath
 
 import numpy as np
 
+from ppl_ad._threads import ThreadStack
 from ppl_ad.math._namespace import NUMPY, Namespace, namespace_for_type, namespace_named
 
 __all__ = [
@@ -33,7 +34,8 @@ __all__ = [
 pi = _pymath.pi
 inf = _pymath.inf
 
-_state = [NUMPY]
+#: namespaces of the evaluations in progress, innermost last (one stack per thread)
+_state = ThreadStack(NUMPY)
 
 
 def active() -> Namespace:

@@ -8,11 +8,13 @@ evaluating the log density, recording values and predictive sampling are all han
 
 from __future__ import annotations
 
+from ppl_ad._threads import ThreadStack
 from ppl_ad.errors import ModelError
 
 __all__ = ["sample_site", "observe", "deterministic", "factor", "HANDLERS"]
 
-HANDLERS: list = []
+#: the handlers of the evaluations in progress, innermost last (one stack per thread)
+HANDLERS = ThreadStack()
 
 
 def _handler(primitive: str, name):
