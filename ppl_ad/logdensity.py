@@ -127,7 +127,8 @@ class LogDensity:
         return self.prepare()._value_and_gradient(theta)
 
     def _check(self, theta) -> np.ndarray:
-        if type(theta) is np.ndarray and theta.dtype == np.float64 and theta.shape == self._shape:
+        if (type(theta) is np.ndarray and theta.dtype == np.float64 and theta.shape == self._shape
+                and theta.flags.c_contiguous and theta.flags.writeable):
             return theta
         array = np.asarray(theta)
         if array.shape != self._shape:
@@ -138,7 +139,8 @@ class LogDensity:
             )
         if array.dtype.kind not in "biuf":
             raise TypeError(f"model '{self.model.name}': theta must be numeric, got dtype {array.dtype}")
-        return np.ascontiguousarray(array, dtype=np.float64)
+        # a copy: contiguous and writable (PyTorch refuses negative strides and warns on read-only)
+        return np.array(array, dtype=np.float64, order="C")
 
     def logdensity(self, theta) -> float:
         """Log density at unconstrained ``theta`` (a float; -inf outside the support)."""

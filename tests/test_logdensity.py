@@ -73,3 +73,17 @@ def test_a_registered_resolver_chooses_the_backend():
         module._RESOLVERS.pop("test-choice")
     assert ld.backend.name == "autograd" and seen == [1]
     assert ld.backend_source.startswith("test-choice (the test's choice); requested by")
+
+
+@pytest.mark.parametrize("backend", ["jax", "jax-forward", "torch", "torch-forward", "autograd"])
+def test_any_float64_view_goes_in_and_a_writable_gradient_comes_out(backend):
+    ld = pa.logdensity(get_scenario("eight_schools").model(), backend=backend)
+    theta = np.linspace(-1.0, 1.0, 10)
+    read_only = theta.copy()
+    read_only.flags.writeable = False
+    reference = ld.logdensity_and_gradient(theta[::-1].copy())
+    for view in (theta[::-1], read_only[::-1], np.stack([theta[::-1]] * 2)[:, ::1][0]):
+        value, gradient = ld.logdensity_and_gradient(view)  # negative strides, read-only: no error, no warning
+        assert value == reference[0] and np.array_equal(gradient, reference[1])
+    gradient[:] = 0.0  # the caller owns it (a hand-written sampler scales it in place)
+    assert np.array_equal(ld.logdensity_and_gradient(theta[::-1].copy())[1], reference[1])

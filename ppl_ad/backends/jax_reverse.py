@@ -125,7 +125,7 @@ def wrap(compiled, value_fn, value_and_grad_fn, data) -> Prepared:
 
     def value_and_gradient(theta):
         v, g = value_and_grad_fn(theta, data)
-        return float(v), np.asarray(g)
+        return float(v), np.array(g)  # a writable copy, as the other backends return
 
     warm = np.zeros(compiled.dimension)
     value_and_gradient(warm)

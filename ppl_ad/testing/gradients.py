@@ -29,7 +29,7 @@ class GradientCheck(Table):
     """
 
     columns = (
-        "backend", "mode", "status", "gradient_rel_error", "value_rel_error",
+        "backend", "mode", "status", "points", "gradient_rel_error", "value_rel_error",
         "gradient_rel_error_vs_others", "tolerance_needed", "error",
     )
     formats = {
@@ -136,7 +136,10 @@ def check_gradients(model, backends=None, points=None, rtol: float = 1e-6, seed:
             The backend's name and AD mode (reverse, forward, tape, ...).
         ``status``
             ``"pass"`` when both relative errors are at most ``rtol``, ``"fail"`` when
-            one is larger, ``"error"`` when the backend raised (then see ``error``).
+            one is larger, ``"error"`` when the backend raised (then see ``error``),
+            ``"unchecked"`` when no point had a finite reference (nothing was compared).
+        ``points``
+            How many points were compared.
         ``gradient_rel_error``
             The largest relative error of the gradient against 5-point central finite
             differences over the points: ``max|g - g_ref| / max(max|g_ref|, 1e-8)``
@@ -154,7 +157,10 @@ def check_gradients(model, backends=None, points=None, rtol: float = 1e-6, seed:
         ``error``
             The exception (type and message) of a backend that raised, else empty.
 
-    Points where the reference itself is not finite are left out.
+    Points where the reference itself is not finite are left out. When that leaves none of the
+    random points (a log density that is ``-inf`` far from zero, e.g. a logistic likelihood on
+    large predictors), the origin of the unconstrained space is tried; if even that is not
+    finite, every row is ``"unchecked"``: pass ``points`` where the log density is finite.
     """
     from ppl_ad.logdensity import LogDensity
 
@@ -164,15 +170,23 @@ def check_gradients(model, backends=None, points=None, rtol: float = 1e-6, seed:
     reference = registry.prepare(compiled, registry.get("finite-difference"))
     ref = [reference.value_and_gradient(t) for t in thetas]
     keep = [i for i, (v, g) in enumerate(ref) if np.isfinite(v) and np.all(np.isfinite(g))]
+    tried = len(thetas)
     thetas, ref = [thetas[i] for i in keep], [ref[i] for i in keep]
+    if not thetas and (points is None or isinstance(points, int)):
+        origin = np.zeros(compiled.dimension)
+        value, gradient = reference.value_and_gradient(origin)
+        if np.isfinite(value) and np.all(np.isfinite(gradient)):
+            thetas, ref = [origin], [(value, gradient)]
+        tried += 1
     if backends is None:
         backends = [b for b in registry.all_backends() if b.mode != "reference" and b.is_available() and b.status in (SUPPORTED, EXPERIMENTAL)]
     table = GradientCheck()
     results = {}
     for spec in backends:
         name = spec if isinstance(spec, str) else spec.name
-        row = {"backend": name, "mode": "", "status": "error", "gradient_rel_error": None, "value_rel_error": None,
-               "gradient_rel_error_vs_others": None, "tolerance_needed": None, "error": None}
+        row = {"backend": name, "mode": "", "status": "error", "points": len(thetas), "gradient_rel_error": None,
+               "value_rel_error": None, "gradient_rel_error_vs_others": None, "tolerance_needed": None,
+               "error": None}
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", PplAdDeprecationWarning)
@@ -183,6 +197,11 @@ def check_gradients(model, backends=None, points=None, rtol: float = 1e-6, seed:
             got = [ld.logdensity_and_gradient(t) for t in thetas]
         except Exception as error:  # a failing backend is a row, never a crash
             row["error"] = f"{type(error).__name__}: {error}"
+            table.append(row)
+            continue
+        if not thetas:
+            row.update(status="unchecked", error=f"the finite-difference reference is not finite at any of the "
+                                                 f"{tried} points tried: pass points= where the log density is finite")
             table.append(row)
             continue
         gradient_error, value_error = worst_errors(got, ref)

@@ -58,3 +58,47 @@ def test_every_column_is_explained_in_the_docstring():
     for column in GradientCheck.columns:
         assert f"``{column}``" in doc, column
     assert "relative_error" in doc and "max|g - g_ref|" in doc
+
+
+@pa.model
+def saturated_logistic(X, y):
+    from ppl_ad import dist
+    from ppl_ad import math as M
+
+    beta = pa.sample("beta", dist.Normal(0.0, 1.0), shape=(X.shape[1],))
+    pa.observe("y", dist.Bernoulli(M.sigmoid(M.matmul(X, beta))), y)
+
+
+def _doubled(monkeypatch):
+    """The autograd backend with every gradient twice too large."""
+    import ppl_ad.backends.autograd_tape as module
+
+    original = module.prepare
+
+    def doubled(compiled, backend):
+        prepared = original(compiled, backend)
+        inner = prepared.value_and_gradient
+        prepared.value_and_gradient = lambda theta: (inner(theta)[0], 2.0 * inner(theta)[1])
+        return prepared
+
+    monkeypatch.setattr(module, "prepare", doubled)
+
+
+def test_a_wrong_gradient_fails_where_the_random_points_give_minus_inf(monkeypatch):
+    # predictors of scale 60 saturate the sigmoid: the log density is -inf at every random point,
+    # and a check that compared nothing used to pass; the origin is tried instead
+    X = np.random.default_rng(0).normal(size=(40, 2)) * 60.0
+    model = saturated_logistic(X, (X[:, 0] > 0).astype(int))
+    _doubled(monkeypatch)
+    row = pa.check_gradients(model, backends=["autograd"]).row("autograd")
+    assert row["status"] == "fail" and row["points"] == 1 and row["gradient_rel_error"] > 0.5
+
+
+def test_a_check_with_no_finite_point_is_unchecked_not_passed(monkeypatch):
+    X = np.random.default_rng(0).normal(size=(40, 2)) * 60.0
+    model = saturated_logistic(X, (X[:, 0] > 0).astype(int))
+    _doubled(monkeypatch)
+    table = pa.check_gradients(model, backends=["autograd"], points=[np.array([5.0, -5.0])])
+    row = table.row("autograd")
+    assert row["status"] == "unchecked" and row["points"] == 0 and "points=" in row["error"]
+    assert not table.all_passed
