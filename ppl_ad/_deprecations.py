@@ -10,13 +10,16 @@ user's line).
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import threading
 import warnings
 from dataclasses import dataclass
 
 from ppl_ad.errors import BackendRemovedError, PplAdDeprecationWarning
 
-__all__ = ["Deprecation", "BACKEND_DEPRECATIONS", "check_backend", "current_version", "user_stacklevel", "reset"]
+__all__ = ["Deprecation", "BACKEND_DEPRECATIONS", "check_backend", "current_version", "user_stacklevel", "reset",
+           "quiet"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,20 @@ BACKEND_DEPRECATIONS = {
 }
 
 _WARNED: set = set()
+_QUIET = threading.local()
+
+
+@contextlib.contextmanager
+def quiet():
+    """Inside this block :func:`check_backend` neither warns nor counts the warning as shown: for
+    ppl_ad's own tools that try every backend (``pa.benchmark``, ``pa.check_gradients``,
+    ``recommend``), after which the user's own use of a deprecated backend must still warn."""
+    previous = getattr(_QUIET, "on", False)
+    _QUIET.on = True
+    try:
+        yield
+    finally:
+        _QUIET.on = previous
 
 
 def reset() -> None:
@@ -99,7 +116,7 @@ def check_backend(name: str) -> None:
         return
     if _version_tuple(current_version()) >= _version_tuple(deprecation.removed_in):
         raise BackendRemovedError(deprecation.message(removed=True))
-    if name in _WARNED:
+    if name in _WARNED or getattr(_QUIET, "on", False):
         return
     _WARNED.add(name)
     warnings.warn(deprecation.message(), PplAdDeprecationWarning, stacklevel=user_stacklevel())

@@ -143,3 +143,21 @@ def test_parallel_chains_warn_once_at_the_users_line(tmp_path):
     assert "processes 2" in done.stdout
     assert done.stderr.count("PplAdDeprecationWarning") == 1
     assert "user_script.py:4: PplAdDeprecationWarning" in done.stderr
+
+
+def test_ppl_ads_own_tools_do_not_use_up_the_users_warning():
+    """pa.benchmark, pa.check_gradients and recommend try the deprecated backend quietly; the
+    user's own use of it afterwards still warns (a CI that turns the warning into an error relies
+    on it)."""
+    model = _model()
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        table = pa.benchmark(model, backends=["sympy"], repeats=2, points=1)
+        pa.check_gradients(model, backends=["sympy"])
+        pa.backends.recommend(model, backends=["sympy", "autograd"], refresh=True, rounds=1)
+    assert not [w for w in record if issubclass(w.category, pa.PplAdDeprecationWarning)]
+    assert "deprecated since ppl_ad 0.1.0" in table[0]["note"]
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        pa.logdensity(model, backend="sympy")
+    _only(record)

@@ -29,7 +29,6 @@ import inspect
 import json
 import logging
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -143,7 +142,7 @@ def measure(model, *, backends=None, budget: float = 0.25, rounds: int = 5, seed
         round medians (:class:`ppl_ad.bench.measure.Timing`).
     """
     from ppl_ad.bench.benchmark import check_against_reference
-    from ppl_ad.errors import PplAdDeprecationWarning
+    from ppl_ad._deprecations import quiet
     from ppl_ad.logdensity import logdensity
     from ppl_ad.model.compiled import compile_model
 
@@ -159,8 +158,7 @@ def measure(model, *, backends=None, budget: float = 0.25, rounds: int = 5, seed
                    "prepare_s": None, "note": ""}
             rows.append(row)
             try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", PplAdDeprecationWarning)
+                with quiet():
                     ld = logdensity(model, backend, compiled=compiled)
                     row["prepare_s"] = ld.prepare_seconds
                     row["correct"], row["gradient_rel_error"], row["value_rel_error"] = check_against_reference(

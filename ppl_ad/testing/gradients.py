@@ -9,14 +9,12 @@ same measure as ``pa.benchmark``'s columns of the same names.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
+from ppl_ad._deprecations import quiet
 from ppl_ad.backends import registry
 from ppl_ad.backends.base import EXPERIMENTAL, SUPPORTED
 from ppl_ad.table import Table, format_scientific
-from ppl_ad.errors import PplAdDeprecationWarning
 from ppl_ad.model.compiled import compile_model
 
 __all__ = ["check_gradients", "GradientCheck", "relative_error", "worst_errors"]
@@ -188,8 +186,7 @@ def check_gradients(model, backends=None, points=None, rtol: float = 1e-6, seed:
                "value_rel_error": None, "gradient_rel_error_vs_others": None, "tolerance_needed": None,
                "error": None}
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", PplAdDeprecationWarning)
+            with quiet():
                 backend = registry.get(spec)
             row["mode"] = backend.mode
             prepared = registry.prepare(compiled, backend)
