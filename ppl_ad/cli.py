@@ -81,15 +81,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", action="append", default=None, metavar="FILE.py:NAME|MODULE:NAME",
                    help="your own bound model (a @pa.model function called with its data); repeatable")
     p.add_argument("--backends", default=None, help="comma-separated backend names (default: all installed)")
-    p.add_argument("--repeats", type=int, default=None, help="timed calls per cell")
-    p.add_argument("--timeout", type=float, default=None,
+    p.add_argument("--repeats", type=_positive_int, default=None, help="timed calls per cell")
+    p.add_argument("--timeout", type=_positive_float, default=None,
                    help="seconds per cell (default 300, or 1800 with --sampling)")
     p.add_argument("--peers", action="store_true", help="also run PyMC and NumPyro (needs ppl_ad[bench])")
     p.add_argument("--sampling", action="store_true",
                    help="NUTS efficiency (min ESS-bulk per second of wall time) instead of gradient timings")
-    p.add_argument("--draws", type=int, default=1000, help="--sampling: draws per chain")
-    p.add_argument("--tune", type=int, default=1000, help="--sampling: warmup iterations per chain")
-    p.add_argument("--chains", type=int, default=4, help="--sampling: chains")
+    p.add_argument("--draws", type=_positive_int, default=1000, help="--sampling: draws per chain")
+    p.add_argument("--tune", type=_non_negative_int, default=1000, help="--sampling: warmup iterations per chain")
+    p.add_argument("--chains", type=_positive_int, default=4, help="--sampling: chains")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--executor", default=None, metavar="SCHEDULER_ADDRESS",
                    help="run the cells as tasks on this Dask scheduler (tcp://host:8786), each in its own process")
@@ -103,6 +103,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clear", action="store_true", help="delete every cached decision")
     p.set_defaults(func=_cache)
     return parser
+
+
+def _positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    """An argparse type: an integer of at least 0."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    """An argparse type: a number above 0."""
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
 
 
 def main(argv=None) -> int:

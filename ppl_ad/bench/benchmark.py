@@ -155,6 +155,9 @@ def benchmark(model, backends=None, repeats: int | None = None, check: bool = Tr
     from ppl_ad.logdensity import logdensity
     from ppl_ad.model.compiled import compile_model
 
+    for name, value in (("repeats", repeats), ("points", points)):
+        if value is not None and (not isinstance(value, (int, np.integer)) or value < 1):
+            raise ValueError(f"pa.benchmark: {name} must be a positive integer, got {value!r}")
     compiled = compile_model(model)
     table = BenchmarkTable(model=model.name, dimension=compiled.dimension)
     rng = np.random.default_rng(seed)

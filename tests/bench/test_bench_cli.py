@@ -164,3 +164,22 @@ def test_cells_run_under_the_samplers_thread_limits(monkeypatch):
     expected = measurement_environment()
     assert expected and all(seen[k] == v for k, v in expected.items())
     assert seen["PATH"] == os.environ["PATH"]
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["bench", "--repeats", "0"], "--repeats"), (["bench", "--repeats", "-3"], "--repeats"),
+    (["bench", "--sampling", "--draws", "0"], "--draws"), (["bench", "--sampling", "--chains", "0"], "--chains"),
+    (["bench", "--sampling", "--tune", "-1"], "--tune"), (["bench", "--timeout", "0"], "--timeout"),
+])
+def test_counts_below_their_minimum_stop_before_any_cell_runs(argv, named, capsys):
+    with pytest.raises(SystemExit) as info:
+        ppl_ad_main(argv)
+    assert info.value.code == 2 and named in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("keyword", [{"repeats": 0}, {"repeats": -2}, {"points": 0}])
+def test_benchmark_refuses_counts_below_one(keyword):
+    from ppl_ad.testing import get_scenario
+
+    with pytest.raises(ValueError, match=next(iter(keyword))):
+        pa.benchmark(get_scenario("normal_normal").model(), backends=["autograd"], **keyword)
