@@ -19,6 +19,7 @@ import numpy as np
 
 from ppl_ad.backends import registry
 from ppl_ad.config import resolve_backend
+from ppl_ad.errors import BackendCompilationError, ModelEvaluationError
 from ppl_ad.model.compiled import CompiledModel, compile_model
 
 __all__ = ["LogDensity", "logdensity", "register_backend_resolver"]
@@ -37,6 +38,10 @@ def register_backend_resolver(name: str, resolver) -> None:
         The pseudo-backend name, e.g. ``"auto"`` (case-insensitive).
     resolver : callable or str
         ``resolver(compiled) -> (backend_name, reason)``, or ``"module:function"`` naming it.
+        When preparing the chosen backend raises a ``ModelEvaluationError`` or
+        ``BackendCompilationError`` and the resolver has an attribute
+        ``after_failure(compiled, failed_name, error) -> (backend_name, reason)``, that is asked
+        for another choice (it re-raises ``error`` when it has none).
     """
     _RESOLVERS[name.strip().lower()] = resolver
 
@@ -269,9 +274,18 @@ def logdensity(model, backend=None, *, compiled: CompiledModel | None = None, pr
     compiled = compiled.with_jacobian(jacobian) if compiled is not None else compile_model(model, jacobian=jacobian)
     key = spec.strip().lower() if isinstance(spec, str) else None
     if key in _RESOLVERS:
-        chosen, reason = _resolver(key)(compiled)
-        return logdensity(model, chosen, compiled=compiled, prepare=prepare, jacobian=jacobian)._with_source(
-            f"{key} ({reason}); requested by {source}")
+        resolver = _resolver(key)
+        chosen, reason = resolver(compiled)
+        try:
+            ld = logdensity(model, chosen, compiled=compiled, prepare=prepare, jacobian=jacobian)
+        except (ModelEvaluationError, BackendCompilationError) as error:
+            # e.g. a cached decision that no longer holds: a helper or global the model uses changed
+            after_failure = getattr(resolver, "after_failure", None)
+            if after_failure is None:
+                raise
+            chosen, reason = after_failure(compiled, chosen, error)
+            ld = logdensity(model, chosen, compiled=compiled, prepare=prepare, jacobian=jacobian)
+        return ld._with_source(f"{key} ({reason}); requested by {source}")
     value = registry.get(spec)
     if not prepare:
         registry.check_preparable(value)

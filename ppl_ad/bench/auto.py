@@ -371,3 +371,20 @@ def choose_backend(compiled) -> tuple[str, str]:
     reason = decision["reason"] + (f"; cached decision {ranking.cached[:12]}" if ranking.cached else "")
     logger.info("auto backend for model '%s': %s (%s)", model.name, name, reason)
     return name, reason
+
+
+def _after_failure(compiled, failed: str, error: Exception) -> tuple[str, str]:
+    """Measure again when the backend ``backend="auto"`` chose fails on the model: a cached
+    decision goes stale when something the model uses but its fingerprint does not cover
+    changes (a helper function, a global flag). Re-raises ``error`` when the new measurement
+    picks ``failed`` again or nothing."""
+    ranking = recommend(compiled.model, compiled=compiled, refresh=True)
+    name = ranking.decision.get("backend")
+    if name is None or name == failed:
+        raise error
+    logger.warning("backend='auto': '%s' failed on model '%s' (%s: %s); measured again and chose '%s'",
+                   failed, compiled.model.name, type(error).__name__, str(error)[:200], name)
+    return name, f"{ranking.decision['reason']}; measured again after '{failed}' failed"
+
+
+choose_backend.after_failure = _after_failure

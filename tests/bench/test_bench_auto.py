@@ -1,3 +1,4 @@
+import sys
 import time
 
 import numpy as np
@@ -127,3 +128,37 @@ def test_cli_cache_shows_and_clears_the_decisions(tmp_path, monkeypatch, capsys)
     assert f"2 cached backend='auto' decisions in {folder}" in capsys.readouterr().out
     assert main(["cache", "--clear"]) == 0
     assert "deleted 2 cached" in capsys.readouterr().out and not list(folder.glob("*.json"))
+
+
+_HELPER_USES_NUMPY = False
+
+
+def _link(x):
+    from ppl_ad import math as M
+
+    return np.exp(x) if _HELPER_USES_NUMPY else M.exp(x)
+
+
+@pa.model
+def through_a_helper(y):
+    mu = pa.sample("mu", pa.dist.Normal(0.0, 1.0))
+    pa.observe("y", pa.dist.Poisson(_link(mu)), y)
+
+
+def test_a_cached_choice_that_now_fails_is_measured_again(tmp_path, monkeypatch, caplog):
+    # the fingerprint covers the model function's source, not the helpers and globals it uses:
+    # a cached choice can go stale, and then backend="auto" measures again instead of failing
+    monkeypatch.setenv("PPL_AD_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(auto, "candidates", lambda: [pa.backends.get("jax"), pa.backends.get("autograd")])
+    monkeypatch.setattr(auto, "decide", lambda rows, **kw: {
+        "backend": next((r["name"] for r in rows if r["correct"] == "ok" and r["name"] == "jax"),
+                        next((r["name"] for r in rows if r["correct"] == "ok"), None)), "reason": "jax when correct"})
+    model = through_a_helper(np.array([1, 3, 2]))
+    assert pa.logdensity(model, backend="auto").backend.name == "jax"
+    monkeypatch.setattr(sys.modules[__name__], "_HELPER_USES_NUMPY", True)
+    with caplog.at_level("WARNING", logger=auto.logger.name):
+        ld = pa.logdensity(model, backend="auto")
+    assert ld.backend.name == "autograd" and "measured again after 'jax' failed" in ld.backend_source
+    assert "'jax' failed on model 'through_a_helper'" in caplog.text
+    reference = pa.logdensity(model, backend="finite-difference").logdensity_and_gradient(np.array([0.2]))
+    np.testing.assert_allclose(ld.logdensity_and_gradient(np.array([0.2]))[1], reference[1], rtol=1e-6)
