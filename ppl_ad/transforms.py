@@ -165,6 +165,10 @@ class CorrCholeskyTransform(Transform):
     ``z = tanh(u)`` are canonical partial correlations; row ``i`` of ``L`` is
     ``L[i, j] = z[i, j] * sqrt(1 - sum_{k<j} L[i, k]^2)`` and ``L[i, i]`` closes the unit norm.
     Only a single matrix (no batch) is supported.
+
+    The remaining norm ``1 - sum_{k<j} L[i, k]^2 = prod_{k<j} (1 - z[i, k]^2)`` is kept as a log,
+    with ``log(1 - tanh(u)^2) = 2 (log 2 - |u| - log1p(exp(-2 |u|)))``: ``1 - z^2`` computed from a
+    rounded ``z`` loses every digit as ``|z| -> 1`` (``-inf`` from ``|u| = 19.1``).
     """
 
     def forward(self, u):
@@ -174,19 +178,20 @@ class CorrCholeskyTransform(Transform):
         m = u.shape[-1]
         n = int(round((1 + _pymath.sqrt(1 + 8 * m)) / 2))
         z = M.tanh(u)
-        log_det = M.sum(M.log1p(-z * z))
+        magnitude = M.abs(u)
+        log1m_z2 = 2.0 * (_pymath.log(2.0) - magnitude - M.log1p(M.exp(-2.0 * magnitude)))
+        log_det = M.sum(log1m_z2)
         rows = [[1.0] + [0.0] * (n - 1)]
         index = 0
         for i in range(1, n):
             row = []
-            remaining = 1.0
+            log_remaining = 0.0
             for _ in range(i):
-                zi = z[index]
+                row.append(z[index] * M.exp(0.5 * log_remaining))
+                log_det = log_det + 0.5 * log_remaining
+                log_remaining = log_remaining + log1m_z2[index]
                 index += 1
-                row.append(zi * M.sqrt(remaining))
-                log_det = log_det + 0.5 * M.log(remaining)
-                remaining = remaining - row[-1] * row[-1]
-            row.append(M.sqrt(remaining))
+            row.append(M.exp(0.5 * log_remaining))
             rows.append(row + [0.0] * (n - i - 1))
         matrix = M.stack([M.stack(r) for r in rows])
         return matrix, log_det

@@ -110,3 +110,23 @@ def test_simplex_uniform_point_at_zero():
 
 def test_corr_cholesky_at_zero_is_identity():
     np.testing.assert_allclose(CorrCholeskyTransform().forward(np.zeros(3)), np.eye(3), atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch", "autograd"])
+def test_corr_cholesky_keeps_its_digits_as_the_correlation_nears_one(backend):
+    """LKJ(2, 2) on u = atanh(r): log p = 2 log(1 - tanh(u)^2) + const, exact to the last digits even
+    where tanh(u) rounds to 1 (from |u| = 19.1, 1 - z^2 was 0 and the density -inf)."""
+    import ppl_ad as pa
+    from ppl_ad import dist
+
+    @pa.model
+    def correlation():
+        pa.sample("L", dist.LKJCholesky(2, 2.0))
+
+    ld = pa.logdensity(correlation(), backend=backend)
+    base = ld.logdensity(np.zeros(1))
+    for u in (0.5, 10.0, 18.0, 19.5, 25.0, -30.0):
+        log_sech2 = 2.0 * (np.log(2.0) - abs(u) - np.log1p(np.exp(-2.0 * abs(u))))
+        value, grad = ld.logdensity_and_gradient(np.array([u]))
+        assert value == pytest.approx(base + 2.0 * log_sech2, rel=1e-13, abs=1e-12)
+        assert grad[0] == pytest.approx(-4.0 * np.tanh(u), rel=1e-12)
