@@ -24,6 +24,7 @@ What is returned and what is changed is explicit:
 
 from __future__ import annotations
 
+import difflib
 import warnings
 from collections.abc import Mapping
 
@@ -162,13 +163,13 @@ def _changed_sites(sites: Mapping, idata) -> list[str]:
     return changed
 
 
-def sample_posterior_predictive(model, idata, seed=None, *, extend_inferencedata: bool = False,
+def sample_posterior_predictive(model, idata, seed=None, *, var_names=None, extend_inferencedata: bool = False,
                                 predictions: bool = False, coords=None, extend=None):
     """Draw the observed sites of ``model`` given each posterior draw in ``idata.posterior``.
 
     The draws are always for the data ``model`` is bound to now: bind new covariates (and
-    ``None`` for the observed sites) to predict out of sample. Deterministic sites are
-    recomputed from the new data.
+    ``None`` for the observed sites) to predict out of sample. Deterministic sites named in
+    ``var_names`` are recomputed from the new data (``mu = a + b * x_new``).
 
     Parameters
     ----------
@@ -178,6 +179,10 @@ def sample_posterior_predictive(model, idata, seed=None, *, extend_inferencedata
     idata : arviz.InferenceData
         Holds the ``posterior`` (e.g. the output of :func:`ppl_ad.sample`).
     seed : int, optional
+    var_names : list of str, optional
+        The sites to return, as PyMC's ``var_names``: observed sites (drawn), deterministic
+        sites (recomputed for each posterior draw, on the data bound now) and parameters
+        (their posterior draws). Default: every observed site.
     extend_inferencedata : bool, optional
         False (default, as in PyMC 5): leave ``idata`` unchanged and return a new InferenceData
         with the new groups. True: add the new groups to ``idata``, replacing any group of the
@@ -224,6 +229,7 @@ def sample_posterior_predictive(model, idata, seed=None, *, extend_inferencedata
     if getattr(idata, "posterior", None) is None:
         raise DataError("sample_posterior_predictive: idata has no posterior group (pass the output of pa.sample)")
     sites = model_sites(model)
+    wanted = _wanted_sites(model, sites, var_names)
     arrays = posterior_arrays(model, sites, idata.posterior)
     if not predictions and extend_inferencedata:
         changed = _changed_sites(sites, idata)
@@ -240,10 +246,12 @@ def sample_posterior_predictive(model, idata, seed=None, *, extend_inferencedata
     for c in range(chains):
         for d in range(draws):
             substitutions = {name: array[c, d] for name, array in arrays.items()}
-            observed = run_model(model, PredictiveHandler(rng, substitutions, model.name)).observed
+            handler = run_model(model, PredictiveHandler(rng, substitutions, model.name))
+            found = {**handler.values, **handler.observed}
+            values = {name: found[name] for name in wanted}
             if not drawn:
-                drawn = {name: np.empty((chains, draws) + np.shape(v), dtype=np.result_type(v)) for name, v in observed.items()}
-            for name, value in observed.items():
+                drawn = {name: np.empty((chains, draws) + np.shape(v), dtype=np.result_type(v)) for name, v in values.items()}
+            for name, value in values.items():
                 drawn[name][c, d] = value
     if predictions:
         groups = {"predictions": drawn, "predictions_constant_data": _constant_data(model)}
@@ -263,6 +271,24 @@ def sample_posterior_predictive(model, idata, seed=None, *, extend_inferencedata
         if not arrays and group != "observed_data" and hasattr(idata, group):
             delattr(idata, group)  # an earlier call's group that this call has nothing for
     return idata
+
+
+def _wanted_sites(model, sites: Mapping, var_names) -> list[str]:
+    """The names ``sample_posterior_predictive`` returns: ``var_names`` checked against the
+    model's sites, or every observed site."""
+    if var_names is None:
+        return [name for name, site in sites.items() if site.kind == "observe"]
+    if isinstance(var_names, str):
+        var_names = [var_names]
+    known = {name: site.kind for name, site in sites.items() if site.kind in ("observe", "deterministic", "sample")}
+    for name in var_names:
+        if name not in known:
+            close = difflib.get_close_matches(str(name), list(known), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise DataError(
+                f"sample_posterior_predictive: model '{model.name}' has no observed, deterministic or "
+                f"sampled site '{name}'{hint}; its sites: {', '.join(known)}")
+    return list(dict.fromkeys(var_names))
 
 
 def _sample_dims(posterior, arrays) -> tuple[int, int]:

@@ -171,3 +171,25 @@ def test_out_of_sample_example_in_docs_runs(monkeypatch):
     assert list(preds.predictions["obs"].values) == list(x_new)
     np.testing.assert_allclose(preds.predictions["y"].mean(("chain", "draw")).values, 1.0 - 2.0 * x_new, atol=0.5)
     assert namespace["idata"].posterior_predictive["y"].shape == (2, 300, 200)
+
+
+def test_var_names_return_deterministics_recomputed_on_the_new_data_and_parameters(fitted):
+    model, idata, _ = fitted
+    x_new = np.array([-3.0, 0.0, 2.0])
+    out = pa.sample_posterior_predictive(regression(x_new, None), idata, seed=3, predictions=True,
+                                         var_names=["mu", "y", "a"])
+    group = out.predictions
+    assert set(group.data_vars) == {"mu", "y", "a"}
+    a, b = idata.posterior["a"].values, idata.posterior["b"].values
+    np.testing.assert_allclose(group["mu"].values, a[..., None] + b[..., None] * x_new, rtol=1e-15)
+    np.testing.assert_array_equal(group["a"].values, a)
+    assert group["y"].shape == (2, 50, 3)
+    default = pa.sample_posterior_predictive(regression(x_new, None), idata, seed=3, predictions=True)
+    assert set(default.predictions.data_vars) == {"y"}  # PyMC's default: the observed sites
+    np.testing.assert_array_equal(default.predictions["y"].values, group["y"].values)  # same seed, same draws
+
+
+def test_an_unknown_var_name_is_named_with_the_closest_site(fitted):
+    model, idata, _ = fitted
+    with pytest.raises(DataError, match=r"'muu'.*did you mean 'mu'"):
+        pa.sample_posterior_predictive(model, idata, var_names=["muu"])

@@ -12,6 +12,7 @@ need it: those whose first evaluation fails or warns the NumPy way.
 from __future__ import annotations
 
 import contextlib
+import os
 
 import threading
 
@@ -75,10 +76,23 @@ _INTEROP_MESSAGES = (
 
 
 def _is_interop_failure(error: BaseException | None) -> bool:
+    """The failure of a NumPy operation on a tensor: one of the messages above, or any error
+    raised inside NumPy's own code (``np.std(y)`` of a data tensor calls ``y.std(axis=None,
+    ddof=0, ...)``, which PyTorch's signature refuses)."""
     while error is not None:
-        if any(text in str(error) for text in _INTEROP_MESSAGES):
+        if any(text in str(error) for text in _INTEROP_MESSAGES) or _raised_inside_numpy(error):
             return True
         error = error.__cause__
+    return False
+
+
+def _raised_inside_numpy(error: BaseException) -> bool:
+    folder = os.path.dirname(np.__file__) + os.sep
+    traceback = error.__traceback__
+    while traceback is not None:
+        if traceback.tb_frame.f_code.co_filename.startswith(folder):
+            return True
+        traceback = traceback.tb_next
     return False
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import warnings
 
-from ppl_ad.backends._torch_common import float64_default, set_threads, tensor_data
+from ppl_ad.backends._torch_common import float64_default, set_threads, torch_logdensity_fn
 from ppl_ad.backends.base import Prepared
 
 
@@ -17,8 +17,7 @@ def prepare(compiled, backend) -> Prepared:
     import torch.func
 
     set_threads(backend)
-    with float64_default():
-        logdensity_fn = compiled.make_logdensity_fn("torch", tensor_data(compiled.model.data))
+    logdensity_fn = torch_logdensity_fn(compiled)  # data as tensors, or the NumPy-interop mode
 
     def both(theta):
         value = logdensity_fn(theta)

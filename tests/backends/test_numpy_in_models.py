@@ -92,3 +92,22 @@ def branch_on_parameter(y):
 def test_jax_bool_conversion_becomes_model_evaluation_error(backend):
     with pytest.raises(ModelEvaluationError, match=r"TracerBoolConversionError.*pa\.math"):
         pa.logdensity(branch_on_parameter(np.zeros(3)), backend=backend)
+
+
+@pa.model
+def centred_on_summaries(y):
+    mu = pa.sample("mu", dist.Normal(np.mean(y), 10.0 * np.std(y)))
+    spread = np.max(y) - np.min(y) + 0.0 * np.sum(y) + 0.0 * np.var(y)
+    pa.observe("y", dist.Normal(mu, spread), y)
+
+
+@pytest.mark.parametrize("backend", SUPPORTED + ["torch-forward"])
+def test_numpy_reductions_of_data_work_on_every_backend(backend):
+    # np.std(y) of a data tensor calls y.std(axis=None, ddof=0, ...), which PyTorch refuses: the
+    # torch backends then evaluate with NumPy data (the interop mode) instead of failing
+    y = np.array([0.5, -1.0, 2.0, 0.3])
+    reference = pa.logdensity(centred_on_summaries(y), backend="finite-difference").logdensity_and_gradient(
+        np.array([0.2]))
+    value, grad = pa.logdensity(centred_on_summaries(y), backend=backend).logdensity_and_gradient(np.array([0.2]))
+    assert value == pytest.approx(reference[0], rel=1e-12)
+    np.testing.assert_allclose(grad, reference[1], rtol=1e-7)
