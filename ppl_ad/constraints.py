@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
-    "Constraint", "real", "positive", "unit_interval", "simplex", "corr_cholesky",
+    "Constraint", "real", "positive", "unit_interval", "probability", "simplex", "corr_cholesky",
     "boolean", "nonnegative_integer", "real_vector", "greater_than", "less_than", "interval",
     "integer_interval",
 ]
@@ -119,6 +119,18 @@ class _UnitInterval(_Interval):
         return "unit_interval"
 
 
+class _Probability(Constraint):
+    """``[0, 1]``, both ends included: the probability parameters of discrete distributions (a
+    parameter's constraint only; a sampled probability lives in ``unit_interval``)."""
+
+    def check(self, value):
+        value = np.asarray(value)
+        return (value >= 0.0) & (value <= 1.0)
+
+    def __repr__(self):
+        return "probability in [0, 1]"
+
+
 class _Simplex(Constraint):
     event_dim = 1
 
@@ -183,6 +195,7 @@ real = _Real()
 real_vector = _RealVector()
 positive = _Positive()
 unit_interval = _UnitInterval()
+probability = _Probability()
 simplex = _Simplex()
 corr_cholesky = _CorrCholesky()
 boolean = _Boolean()

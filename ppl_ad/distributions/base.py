@@ -79,8 +79,8 @@ class Distribution:
     def __init__(self, **params):
         for name, value in params.items():
             setattr(self, name, M.asarray(value) if type(value) in _CONVERT else value)
-        if _VALIDATE[-1]:
-            self._validate(params)
+        if _VALIDATE[-1]:  # the converted values: a Python list of constants is checked as an array
+            self._validate({name: getattr(self, name) for name in params})
 
     def _validate(self, params):
         for name, constraint in self.arg_constraints.items():

@@ -37,7 +37,7 @@ class _Discrete(Distribution):
 class Bernoulli(_Discrete):
     """Bernoulli(p): ``P(x = 1) = p``."""
 
-    arg_constraints = {"p": C.interval(-1e-300, 1.0 + 1e-16)}
+    arg_constraints = {"p": C.probability}
     support = C.boolean
 
     def __init__(self, p):
@@ -70,7 +70,7 @@ class BernoulliLogit(_Discrete):
 class Binomial(_Discrete):
     """Binomial(n, p): ``n`` trials with success probability ``p``."""
 
-    arg_constraints = {"n": C.nonnegative_integer, "p": C.interval(-1e-300, 1.0 + 1e-16)}
+    arg_constraints = {"n": C.nonnegative_integer, "p": C.probability}
 
     def __init__(self, n, p):
         super().__init__(n=n, p=p)

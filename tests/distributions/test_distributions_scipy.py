@@ -279,7 +279,19 @@ INVALID = [
     ("LKJCholesky", "eta", lambda: dist.LKJCholesky(3, -1.0)),
     ("LKJCholesky", "dim", lambda: dist.LKJCholesky(1, 1.0)),
     ("LKJCholesky", "eta", lambda: dist.LKJCholesky(3, np.array([1.0, 10.0]))),  # one prior, one scalar
+    # Python lists are constants too
+    ("Normal", "sigma", lambda: dist.Normal(0.0, [-1.0, 1.0])),
+    ("Categorical", "p", lambda: dist.Categorical([0.5, 0.6])),
+    ("Dirichlet", "alpha", lambda: dist.Dirichlet([1.0, -1.0, 2.0])),
+    ("Bernoulli", "p", lambda: dist.Bernoulli(1.0 + 1e-9)),
 ]
+
+
+def test_probabilities_of_exactly_zero_and_one_are_valid():
+    assert dist.Bernoulli(1.0).logpdf(1) == 0.0 and dist.Bernoulli(1.0).logpdf(0) == -np.inf
+    assert dist.Bernoulli(0.0).logpdf(0) == 0.0
+    assert dist.Binomial(3, 1.0).logpdf(3) == 0.0 and dist.Binomial(3, 1.0).logpdf(2) == -np.inf
+    assert dist.Binomial(3, 0.0).logpdf(0) == 0.0
 
 
 @pytest.mark.parametrize(("name", "param", "build"), INVALID, ids=[f"{n}-{p}" for n, p, _ in INVALID])
