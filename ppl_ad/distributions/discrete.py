@@ -176,8 +176,21 @@ class Categorical(_Discrete):
         log_p = M.log(self.p)
         if len(np.shape(self.p)) != 1:
             raise NotImplementedError("Categorical supports a single probability vector (1-D p)")
-        return log_p[value]
+        return log_p[_as_index(value)]
 
     def sample(self, rng, shape=()):
         p = self._np("p")
         return rng.choice(p.shape[-1], size=self._size(shape), p=p)
+
+
+def _as_index(value):
+    """Category labels as integers for indexing: observed data read from a CSV or a data frame
+    are floats (``2.0``), which NumPy, JAX and PyTorch refuse as indices."""
+    if isinstance(value, (int, np.integer)):
+        return value
+    if isinstance(value, (float, np.floating, np.ndarray, list, tuple)):
+        return np.asarray(value).astype(np.int64)
+    dtype = str(getattr(value, "dtype", ""))
+    if "float" in dtype:  # a JAX array (astype) or a PyTorch tensor (long)
+        return value.long() if hasattr(value, "long") else value.astype(np.int64)
+    return value

@@ -70,29 +70,43 @@ class Dirichlet(Distribution):
 
     def log_prob(self, value):
         a = self.alpha
-        return (
-            M.gammaln(M.sum(a, -1)) - M.sum(M.gammaln(a), -1) + M.sum((a - 1.0) * M.log(value), -1)
-        )
+        # xlogy: a coordinate at 0 with alpha = 1 contributes 0, not 0 * -inf = NaN (a vertex of the simplex)
+        return M.gammaln(M.sum(a, -1)) - M.sum(M.gammaln(a), -1) + M.sum(M.xlogy(a - 1.0, value), -1)
 
     def sample(self, rng, shape=()):
-        return rng.dirichlet(self._np("alpha"), size=tuple(shape) + self.batch_shape or None)
+        alpha = self._np("alpha")
+        if alpha.ndim == 1:
+            return rng.dirichlet(alpha, size=tuple(shape) + self.batch_shape or None)
+        # a batch of concentrations: normalised Gamma draws (what rng.dirichlet does for one vector)
+        gamma = rng.gamma(np.broadcast_to(alpha, tuple(shape) + alpha.shape))
+        return gamma / gamma.sum(-1, keepdims=True)
 
 
 def _mvn_log_prob(value, mu, scale_tril):
     diff = value - mu
     d = np.shape(scale_tril)[-1]
-    if len(np.shape(diff)) == 1:
+    shape = tuple(np.shape(diff))
+    if len(shape) == 1:
         z = M.solve_triangular(scale_tril, diff, lower=True)
         quad = M.sum(z * z)
-    else:
-        z = M.solve_triangular(scale_tril, M.transpose(diff), lower=True)
-        quad = M.sum(z * z, 0)
+    else:  # rows of any batch shape: solved as one (d, n) block
+        z = M.solve_triangular(scale_tril, M.transpose(M.reshape(diff, (-1, d))), lower=True)
+        quad = M.reshape(M.sum(z * z, 0), shape[:-1])
     half_log_det = data_term("half_log_det", _half_log_det, scale_tril)
     return -0.5 * quad - half_log_det - d * _HALF_LOG_2PI
 
 
 def _half_log_det(scale_tril):
     return M.sum(M.log(M.diagonal(scale_tril)))
+
+
+def _one_matrix(distribution, name: str, matrix) -> None:
+    """Refuse a batch of matrices: the density and the draws use one (d, d) matrix."""
+    if np.ndim(matrix) != 2:
+        raise ModelDefinitionError(
+            f"{type(distribution).__name__}: parameter '{name}' must be one square matrix, got shape "
+            f"{np.shape(matrix)} (a batch of covariances is not supported: use one site per matrix, or "
+            "one MvNormal per group)")
 
 
 class MvNormalCholesky(Distribution):
@@ -106,6 +120,7 @@ class MvNormalCholesky(Distribution):
 
     def __init__(self, mu, L):
         super().__init__(mu=mu, L=L)
+        _one_matrix(self, "L", L)
 
     support = C.real_vector
 
@@ -136,6 +151,7 @@ class MvNormal(MvNormalCholesky):
 
     def __init__(self, mu, cov):
         Distribution.__init__(self, mu=mu, cov=cov)
+        _one_matrix(self, "cov", cov)
         if type(cov) is np.ndarray:
             self.L = np.linalg.cholesky(cov)
         else:

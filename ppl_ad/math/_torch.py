@@ -99,6 +99,16 @@ def build(tensor_class=None):
 
         return reducer
 
+    def xlogy(x, y):
+        # torch.special.xlogy's gradient in y is x / y = 0 / 0 = NaN where x = 0 and y = 0 (a
+        # Bernoulli probability of exactly 0 or 1); the log of 1 there keeps it 0, NaN y stays NaN
+        x, y = tf(x), tf(y)
+        return x * torch.log(torch.where((x == 0) & ~torch.isnan(y), 1.0, y))
+
+    def xlog1py(x, y):
+        x, y = tf(x), tf(y)
+        return x * torch.log1p(torch.where((x == 0) & ~torch.isnan(y), 0.0, y))
+
     stable_log1mexp = log1mexp_with(torch.where, torch.log, torch.expm1, torch.log1p, torch.exp)
 
     def log1mexp(x):
@@ -142,8 +152,7 @@ def build(tensor_class=None):
             tanh=unary(torch.tanh), floor=unary(torch.floor), isfinite=unary(torch.isfinite),
             erf=unary(torch.special.erf), erfc=unary(torch.special.erfc),
             gammaln=unary(torch.special.gammaln), digamma=unary(torch.special.digamma),
-            xlogy=lambda x, y: torch.special.xlogy(tf(x), tf(y)),
-            xlog1py=lambda x, y: torch.special.xlog1py(tf(x), tf(y)),
+            xlogy=xlogy, xlog1py=xlog1py,
             sigmoid=unary(torch.sigmoid), logit=unary(torch.logit),
             log_sigmoid=unary(torch.nn.functional.logsigmoid),
             softplus=unary(torch.nn.functional.softplus),

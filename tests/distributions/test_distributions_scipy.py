@@ -371,3 +371,41 @@ def test_multivariate_sample_shape_and_mean(rng):
         assert draws.shape == (4000, 2)
         np.testing.assert_allclose(draws.mean(0), mu, atol=0.1)
         np.testing.assert_allclose(np.cov(draws.T), cov, atol=0.15)
+
+
+def test_dirichlet_at_a_vertex_with_unit_concentration_is_finite():
+    assert dist.Dirichlet(np.ones(3)).logpdf(np.array([1.0, 0.0, 0.0])) == pytest.approx(np.log(2.0))
+    assert dist.Dirichlet(np.array([2.0, 1.0, 1.0])).logpdf(np.array([0.0, 0.5, 0.5])) == -np.inf
+
+
+def test_dirichlet_with_a_batch_of_concentrations_samples_each_row(rng):
+    alpha = np.array([[1.0, 2.0, 3.0, 4.0], [4.0, 3.0, 2.0, 1.0], [0.5, 0.5, 0.5, 0.5]])
+    draws = dist.Dirichlet(alpha).sample(rng, (20000,))
+    assert draws.shape == (20000, 3, 4)
+    np.testing.assert_allclose(draws.sum(-1), 1.0)
+    np.testing.assert_allclose(draws.mean(0), alpha / alpha.sum(-1, keepdims=True), atol=0.01)
+
+
+def test_mvnormal_refuses_a_batch_of_covariances():
+    covs = np.array([[[2.0, 1.5], [1.5, 2.0]], [[1.0, -0.9], [-0.9, 1.0]]])
+    with pytest.raises(ModelDefinitionError, match="'cov' must be one square matrix"):
+        dist.MvNormal(np.zeros(2), covs)
+    with pytest.raises(ModelDefinitionError, match="'L' must be one square matrix"):
+        dist.MvNormalCholesky(np.zeros(2), np.linalg.cholesky(covs))
+
+
+def test_mvnormal_logpdf_of_rows_with_any_batch_shape(rng):
+    cov = np.array([[2.0, 1.5], [1.5, 2.0]])
+    value = rng.normal(size=(5, 3, 2))
+    expected = st.multivariate_normal([1.0, -1.0], cov).logpdf(value)
+    got = dist.MvNormal(np.array([1.0, -1.0]), cov).logpdf(value)
+    assert got.shape == (5, 3)
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    batched_mean = dist.MvNormal(np.zeros((3, 2)), np.eye(2)).logpdf(value)
+    np.testing.assert_allclose(batched_mean, st.multivariate_normal(np.zeros(2), np.eye(2)).logpdf(value), rtol=1e-12)
+
+
+def test_categorical_takes_labels_stored_as_floats():
+    p = np.array([0.2, 0.5, 0.3])
+    assert dist.Categorical(p).logpdf(1.0) == pytest.approx(np.log(0.5))
+    np.testing.assert_allclose(dist.Categorical(p).logpdf(np.array([0.0, 2.0])), np.log([0.2, 0.3]))

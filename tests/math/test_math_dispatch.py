@@ -281,3 +281,19 @@ def test_log1mexp_has_a_finite_gradient_next_to_zero(backend):
         # -x + log(1 - exp(-x)) + u, and its derivative in u: x (-1 + 1 / expm1(x)) + 1
         assert value == pytest.approx(-x + np.log(-np.expm1(-x)) + u, rel=1e-12)
         assert grad[0] == pytest.approx(x * (-1.0 + 1.0 / np.expm1(x)) + 1.0, rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["torch", "autograd", "jax"])
+def test_a_probability_of_exactly_zero_or_one_keeps_a_finite_gradient(backend):
+    import ppl_ad as pa
+    from ppl_ad import dist
+
+    @pa.model
+    def bernoulli(y):
+        t = pa.sample("t", dist.Normal(0.0, 10.0))
+        pa.observe("y", dist.Bernoulli(M.sigmoid(t)), y)
+
+    # sigmoid(40) rounds to 1: the likelihood's gradient is about 1e-17, the prior's -t / 100
+    for y, t in ((np.array([1, 1]), 40.0), (np.array([0, 0]), -40.0)):
+        _, grad = pa.logdensity(bernoulli(y), backend=backend).logdensity_and_gradient(np.array([t]))
+        assert grad[0] == pytest.approx(-t / 100.0, rel=1e-12)
