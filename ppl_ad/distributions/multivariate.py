@@ -154,8 +154,15 @@ class MvNormal(MvNormalCholesky):
         _one_matrix(self, "cov", cov)
         if type(cov) is np.ndarray:
             self.L = np.linalg.cholesky(cov)
-        else:
+            return
+        try:
             self.L = M.cholesky(cov)
+        except np.linalg.LinAlgError:
+            if not isinstance(cov, np.ndarray):
+                raise  # a backend's evaluation: a numerical failure, which rejects the point
+            # compiling the model (parameters as marked NumPy arrays): a covariance built from
+            # parameters may be singular at the compilation's values; the model is still valid
+            self.L = np.full(np.shape(cov), np.nan).view(type(cov))
 
     @property
     def event_shape(self):

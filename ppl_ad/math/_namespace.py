@@ -7,6 +7,7 @@ this module imports none of those libraries.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import math as _pymath
 
@@ -72,9 +73,7 @@ def _numpy_namespace() -> Namespace:
     def logsumexp(x, axis):
         return _scipy_special().logsumexp(x, axis=axis)
 
-    return Namespace(
-        "numpy",
-        dict(
+    return Namespace("numpy", {name: _keeping_subclass(fn) for name, fn in dict(
             asarray=asarray,
             exp=np.exp, log=np.log, log1p=np.log1p, expm1=np.expm1, sqrt=np.sqrt,
             square=np.square, abs=np.abs, sin=np.sin, cos=np.cos, tanh=np.tanh,
@@ -106,8 +105,35 @@ def _numpy_namespace() -> Namespace:
             tril=lambda x, k: np.tril(x, k),
             cholesky=np.linalg.cholesky, solve_triangular=solve_triangular,
             zeros=np.zeros, ones=np.ones, eye=np.eye,
-        ),
-    )
+        ).items()})
+
+
+def _subclass_in(args):
+    """The ndarray subclass of the first argument (or element of a list or tuple argument) that
+    is one, else None."""
+    for arg in args:
+        for item in (arg if isinstance(arg, (list, tuple)) else (arg,)):
+            if isinstance(item, np.ndarray) and type(item) is not np.ndarray:
+                return type(item)
+    return None
+
+
+def _keeping_subclass(function):
+    """``function`` whose result keeps the ndarray subclass of its inputs. Compiling a model marks
+    the values that depend on parameters with one (``ppl_ad.model.handlers._Traced``), so that they
+    are not validated as constants; ``np.where``, ``np.stack``, ``np.asarray`` or SciPy's functions
+    return plain arrays, and ``Poisson(M.where(b > 5, 1.0, b * b))`` was refused at the
+    compilation's parameter values (``lam = 0``)."""
+
+    @functools.wraps(function)
+    def keeping(*args, **kwargs):
+        out = function(*args, **kwargs)
+        subclass = _subclass_in(args)
+        if subclass is None or isinstance(out, subclass):
+            return out
+        return np.asarray(out).view(subclass)
+
+    return keeping
 
 
 NUMPY = _numpy_namespace()

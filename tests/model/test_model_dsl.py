@@ -329,3 +329,25 @@ def test_constrain_skips_the_log_density_but_gives_the_same_values(name):
         np.testing.assert_array_equal(np.asarray(fast.values[site]), np.asarray(value), err_msg=site)
     constrained = compiled.constrain(theta, deterministics=True)
     assert set(constrained) == set(full.values)
+
+
+@pa.model
+def built_from_parameters(y, counts):
+    b = pa.sample("b", dist.Normal(0.0, 1.0))
+    s = pa.sample("s", dist.Normal(0.0, 1.0))
+    r = pa.sample("r", dist.Normal(0.0, 0.3))
+    pa.observe("counts", dist.Poisson(M.where(b > 5.0, 1.0, b * b)), counts)  # lam = 0 at b = 0
+    v = s * s  # a covariance that is singular at s = 0
+    pa.observe("y", dist.MvNormal(np.zeros(2), M.stack([M.stack([v, r * v]), M.stack([r * v, v])])), y)
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch", "autograd", FD])
+def test_parameters_combined_by_where_or_stack_are_not_validated_as_constants(backend):
+    # compiling evaluates the model at the unconstrained origin, where these parameters are invalid;
+    # the values depend on parameters, so they are not constants to refuse
+    model = built_from_parameters(np.array([0.1, 0.2]), np.array([1, 2]))
+    theta = np.array([1.0, 1.0, 0.3])
+    cov = np.array([[1.0, 0.3], [0.3, 1.0]])
+    expected = (st.norm(0, 1).logpdf(1.0) * 2 + st.norm(0, 0.3).logpdf(0.3) + st.poisson(1.0).logpmf([1, 2]).sum()
+                + st.multivariate_normal(np.zeros(2), cov).logpdf([0.1, 0.2]))
+    assert pa.logdensity(model, backend=backend).logdensity(theta) == pytest.approx(expected, rel=1e-12)
