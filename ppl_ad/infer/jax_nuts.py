@@ -119,8 +119,11 @@ def _expansion(trajectory_integrator, velocity, max_num_doublings):
     from blackjax.mcmc.trajectory import DynamicExpansionState, merge_trajectories, reorder_trajectories
 
     def expand(rng_key, initial, initial_energy, step_size):
+        """``(state, (diverging, turning, rejected))``: ``rejected`` when the last doubling's new
+        subtree was thrown away (it diverged or turned inside), which Stan does not count in the
+        tree depth."""
         def keep_going(loop):
-            state, (diverging, turning) = loop
+            state, (diverging, turning, _) = loop
             return (state.step < max_num_doublings) & ~diverging & ~turning
 
         def double(loop):
@@ -150,9 +153,9 @@ def _expansion(trajectory_integrator, velocity, max_num_doublings):
                 | _turning(velocity(p_left_end), v_end, right.momentum_sum + p_left_end)
             )
             new_state = DynamicExpansionState(state.step + 1, proposal, merged, checkpoints)
-            return new_state, (diverging, subtree_turning | turning)
+            return new_state, (diverging, subtree_turning | turning, diverging | subtree_turning)
 
-        return jax.lax.while_loop(keep_going, double, (initial, (False, False)))
+        return jax.lax.while_loop(keep_going, double, (initial, (False, False, False)))
 
     return expand
 
@@ -220,10 +223,13 @@ def build_kernel(divergence_threshold: float = 1000.0):
         energy = -start.logdensity + kinetic_energy(momentum)
         initial = DynamicExpansionState(0, Proposal(start, energy, 0.0, -np.inf), Trajectory(start, start, momentum, 0),
                                         new_checkpoints(start, max_num_doublings))
-        final, (diverging, turning) = expand(key_trajectory, initial, energy, step_size)
+        final, (diverging, turning, rejected) = expand(key_trajectory, initial, energy, step_size)
         proposal, trajectory = final.proposal, final.trajectory
+        # the tree depth as Stan counts it: doublings whose subtree was kept (a rejected last
+        # subtree still costs its leapfrog steps, in num_integration_steps)
+        depth = final.step - jnp.asarray(rejected, jnp.int32)
         info = NUTSInfo(momentum, diverging, turning, proposal.energy, trajectory.leftmost_state,
-                        trajectory.rightmost_state, final.step, trajectory.num_states,
+                        trajectory.rightmost_state, depth, trajectory.num_states,
                         jnp.exp(proposal.sum_log_p_accept) / trajectory.num_states)
         chosen = proposal.state
         return HMCState(chosen.position, chosen.logdensity, chosen.logdensity_grad), info

@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ppl_ad.errors import ConfigError, SamplingWarning
+from ppl_ad.errors import ConfigError, SamplingError, SamplingWarning
 from ppl_ad.infer.adaptation import ESTIMATORS
 from ppl_ad.infer.chain import ChainSettings
 from ppl_ad.infer.engine import run_sequential, select_chain_method, select_engine
@@ -321,6 +321,11 @@ def sample(
               engine, chain_method, metric_adaptation)
     # Chains in worker processes prepare their own backend: the parent's would go unused.
     ld = resolve_logdensity(model, backend, prepare=False)
+    if ld.dimension == 0:
+        raise SamplingError(
+            f"model '{ld.model.name}' has no parameters to sample: every site is observed, deterministic "
+            "or a factor. Evaluate it with pa.logdensity, or simulate its observed sites with "
+            "pa.sample_prior_predictive")
     _warn_reference_backend(ld)
     check_sample_coords(ld, coords, log_likelihood)
     chains, draws, tune = int(chains), int(draws), int(tune)

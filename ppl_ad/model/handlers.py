@@ -333,6 +333,8 @@ class EvaluateHandler(_Handler):
             return value
         if site.in_support:
             data = M.asarray(value) if type(value) is np.ndarray else value
+            if str(getattr(data, "dtype", "")).endswith("bool"):  # PyTorch has no arithmetic on bool tensors
+                data = M.where(data, 1.0, 0.0)
             term = M.sum(distribution.log_prob(data))
             if site.bounded_by_parameters:
                 term = term + M.sum(M.where(distribution.support.inside(data), 0.0, -np.inf))

@@ -372,3 +372,26 @@ def test_arviz_is_preloaded_once_per_run_after_the_model_is_traced(monkeypatch, 
     events.clear()
     sample(model, **kw)
     assert events == ["trace", "preload"]
+
+
+@pa.model
+def rejects_subtrees(y):
+    s = pa.sample("s", dist.HalfNormal(1.0))
+    p = pa.sample("p", dist.Beta(2.0, 3.0))
+    pa.sample("w", dist.Dirichlet(np.ones(3)))
+    pa.observe("y", dist.Normal(p, s), y)
+
+
+@pytest.mark.parametrize("engine", ["jax", "python"])
+def test_tree_depth_counts_the_kept_doublings_as_stan(engine):
+    # Stan's depth: a last doubling whose subtree turned or diverged inside is thrown away and not
+    # counted, though its leapfrog steps are; a tree at the maximum depth kept all 2^depth - 1 steps
+    with pytest.warns(pa.SamplingWarning, match="maximum tree depth"):
+        stats = sample(rejects_subtrees(np.array([0.1, 0.5, 0.9, 0.3])), backend="jax", engine=engine, draws=300,
+                       tune=300, chains=1, seed=1, max_treedepth=3, progressbar=False).sample_stats
+    depth, steps = stats["tree_depth"].values.ravel(), stats["n_steps"].values.ravel()
+    reached = stats["reached_max_treedepth"].values.ravel()
+    assert np.all(steps >= 2 ** depth - 1) and np.all(steps <= 2 ** (depth + 1) - 1)
+    assert np.array_equal(reached, depth >= 3)
+    assert np.all(steps[reached] == 7)
+    assert np.any(steps > 2 ** depth - 1)  # some last subtrees were thrown away: not counted in the depth

@@ -409,3 +409,13 @@ def test_metric_adaptation_estimators_give_the_right_scales(estimator):
 def test_an_unknown_metric_adaptation_is_refused():
     with pytest.raises(pa.ConfigError, match="metric_adaptation"):
         sample(GaussianLogDensity(np.zeros(2), [1.0, 1.0]), metric_adaptation="numpyro", progressbar=False)
+
+
+@pytest.mark.parametrize("backend", ["jax", "autograd"])
+def test_a_model_without_parameters_is_refused_before_sampling(backend):
+    @pa.model
+    def only_data(y):
+        pa.observe("y", dist.Normal(0.0, 1.0), y)
+
+    with pytest.raises(SamplingError, match="'only_data' has no parameters to sample"):
+        pa.sample(only_data(np.array([1.0, 2.0])), backend=backend, draws=10, tune=10, chains=1, progressbar=False)

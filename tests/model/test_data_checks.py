@@ -178,3 +178,18 @@ def test_data_that_are_not_numeric_arrays_are_bound_as_given():
     ragged, labels = [[1.0, 2.0], [3.0]], ["a", "b", "a"]
     model = regression(ragged, labels)
     assert model.data["x"] is ragged and model.data["y"] is labels
+
+
+@pa.model
+def coin(y):
+    p = pa.sample("p", dist.Beta(1.0, 1.0))
+    pa.observe("y", dist.Bernoulli(p), y)
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch", "torch-forward", "autograd"])
+def test_boolean_observations_count_as_zeros_and_ones(backend):
+    reference = pa.logdensity(coin(np.array([1, 0, 1, 1])), backend=FD).logdensity_and_gradient(np.array([0.3]))
+    value, grad = pa.logdensity(coin(np.array([True, False, True, True])), backend=backend).logdensity_and_gradient(
+        np.array([0.3]))
+    assert value == pytest.approx(reference[0], rel=1e-12)
+    np.testing.assert_allclose(grad, reference[1], rtol=1e-7)
