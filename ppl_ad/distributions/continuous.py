@@ -15,7 +15,7 @@ import numpy as np
 
 from ppl_ad import constraints as C
 from ppl_ad import math as M
-from ppl_ad.distributions.base import Distribution
+from ppl_ad.distributions.base import Distribution, log_rising_factorial
 
 __all__ = [
     "Normal", "HalfNormal", "Cauchy", "HalfCauchy", "StudentT", "HalfStudentT", "Exponential",
@@ -41,8 +41,9 @@ def _cauchy_log_prob(value, mu, sigma):
 def _student_t_log_prob(value, nu, mu, sigma):
     z = (value - mu) / sigma
     half_nu_plus = 0.5 * (nu + 1.0)
+    # gammaln((nu + 1) / 2) - gammaln(nu / 2) without the cancellation that lost digits for large nu
     return (
-        M.gammaln(half_nu_plus) - M.gammaln(0.5 * nu) - 0.5 * M.log(nu * _pymath.pi) - M.log(sigma)
+        log_rising_factorial(0.5 * nu, 0.5) - 0.5 * M.log(nu * _pymath.pi) - M.log(sigma)
         - half_nu_plus * M.log1p(z * z / nu)
     )
 

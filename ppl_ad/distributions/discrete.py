@@ -12,7 +12,7 @@ import numpy as np
 
 from ppl_ad import constraints as C
 from ppl_ad import math as M
-from ppl_ad.distributions.base import Distribution, data_term
+from ppl_ad.distributions.base import Distribution, data_term, log_rising_factorial
 
 __all__ = [
     "Bernoulli", "BernoulliLogit", "Binomial", "BinomialLogit", "Poisson", "PoissonLog",
@@ -148,11 +148,13 @@ class NegativeBinomial2(_Discrete):
         super().__init__(mu=mu, phi=phi)
 
     def log_prob(self, value):
+        # written so that no term of size phi log(phi) cancels another as phi grows (the Poisson
+        # limit): gammaln(y + phi) - gammaln(phi) and phi log(phi / (mu + phi)) lost every digit
+        # past phi = 1e12
         mu, phi = self.mu, self.phi
-        log_total = M.log(mu + phi)
         return (
-            M.gammaln(value + phi) - data_term("log_factorial", _log_factorial, value) - M.gammaln(phi)
-            + phi * (M.log(phi) - log_total) + M.xlogy(value, mu) - value * log_total
+            log_rising_factorial(phi, value) - data_term("log_factorial", _log_factorial, value)
+            - phi * M.log1p(mu / phi) + M.xlogy(value, mu) - value * M.log(mu + phi)
         )
 
     def sample(self, rng, shape=()):

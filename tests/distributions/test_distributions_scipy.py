@@ -409,3 +409,28 @@ def test_categorical_takes_labels_stored_as_floats():
     p = np.array([0.2, 0.5, 0.3])
     assert dist.Categorical(p).logpdf(1.0) == pytest.approx(np.log(0.5))
     np.testing.assert_allclose(dist.Categorical(p).logpdf(np.array([0.0, 2.0])), np.log([0.2, 0.3]))
+
+
+def _mp():
+    mp = pytest.importorskip("mpmath")
+    mp.mp.dps = 50
+    return mp
+
+
+@pytest.mark.parametrize("phi", [1e-3, 0.7, 99.0, 101.0, 1e4, 1e8, 1e12, 1e15])
+def test_negative_binomial_keeps_its_digits_towards_the_poisson_limit(phi):
+    mp = _mp()
+    for y in (0, 3, 250):
+        m, f = mp.mpf(5.0), mp.mpf(phi)
+        exact = (mp.loggamma(y + f) - mp.loggamma(f) - mp.loggamma(y + 1) + f * mp.log(f / (m + f))
+                 + y * mp.log(m / (m + f)))
+        assert dist.NegativeBinomial2(5.0, phi).logpdf(y) == pytest.approx(float(exact), rel=1e-12, abs=1e-12)
+
+
+@pytest.mark.parametrize("nu", [0.1, 3.0, 199.0, 201.0, 1e6, 1e10, 1e15])
+def test_student_t_keeps_its_digits_for_large_degrees_of_freedom(nu):
+    mp = _mp()
+    for x in (0.0, 1.0, -3.5):
+        n, v = mp.mpf(nu), mp.mpf(x)
+        exact = mp.loggamma((n + 1) / 2) - mp.loggamma(n / 2) - mp.log(n * mp.pi) / 2 - (n + 1) / 2 * mp.log1p(v * v / n)
+        assert dist.StudentT(nu, 0.0, 1.0).logpdf(x) == pytest.approx(float(exact), rel=1e-12, abs=1e-12)
