@@ -419,7 +419,7 @@ def handle_signals():
 # --------------------------------------------------------------------------- #
 
 
-def read_checkpoint(path, model=None):
+def read_checkpoint(path, model=None, *, chains=None):
     """The draws of a checkpoint so far, as ``arviz.InferenceData`` (also while the run goes on).
 
     Parameters
@@ -430,18 +430,24 @@ def read_checkpoint(path, model=None):
         To convert the draws to model space; default: the model recipe saved in the
         checkpoint. Without one that loads, the posterior holds the unconstrained coordinates
         (named as in ``LogDensity``'s flat layout) and a warning says so.
+    chains : list of int or "started", optional
+        The chains to read (their indices). Default: every chain. ``"started"``: the chains
+        with at least one draw, so that chains run one after another give the finished ones
+        while the later ones have not started.
 
     Returns
     -------
     arviz.InferenceData
-        ``posterior`` and ``sample_stats`` with as many draws as every chain has committed
+        ``posterior`` and ``sample_stats`` with as many draws as every chain read has committed
         (``attrs["draws_per_chain"]`` gives each chain's count, ``attrs["iterations"]`` the
-        iterations each chain has done, warmup included).
+        iterations each chain has done, warmup included, and ``attrs["chains_read"]`` the chains
+        in the posterior).
 
     Raises
     ------
     ppl_ad.errors.CheckpointError
-        PATH holds no ppl_ad checkpoint.
+        PATH holds no ppl_ad checkpoint, or ``chains`` names a chain it does not have (or
+        ``"started"`` finds none).
     """
     zarr = _zarr()
     root = Path(path)
@@ -450,23 +456,34 @@ def read_checkpoint(path, model=None):
         meta = group.attrs[_ATTR]
     except Exception as error:  # noqa: BLE001 - any failure: there is no readable checkpoint
         raise CheckpointError(f"{str(root)!r} holds no ppl_ad checkpoint ({type(error).__name__}: {error})") from None
-    tune, chains = int(meta["fingerprint"]["tune"]), int(meta["chains"])
+    tune, total = int(meta["fingerprint"]["tune"]), int(meta["chains"])
     iterations = []
-    for c in range(chains):
+    for c in range(total):
         saved = ChainCheckpoint(str(root), c, tune).load()
         iterations.append(int(saved["iteration"]) if saved else 0)
     per_chain = [max(0, min(i - tune, int(meta["draws"]))) for i in iterations]
-    n = min(per_chain)
+    if chains is None:
+        chains = list(range(total))
+    elif isinstance(chains, str) and chains == "started":
+        chains = [c for c in range(total) if per_chain[c] > 0]
+        if not chains:
+            raise CheckpointError(f"{str(root)!r}: no chain has committed a draw yet (iterations so far: {iterations})")
+    else:
+        chains = [int(c) for c in chains]
+        if not chains or any(not 0 <= c < total for c in chains):
+            raise CheckpointError(f"{str(root)!r} has chains 0..{total - 1}; chains={chains} asks for others")
+    n = min(per_chain[c] for c in chains)
     from ppl_ad.infer.chain import ChainResult
 
     results = []
-    for c in range(chains):
+    for c in chains:
         chain = group[f"chain_{c}"]
         stats = {name: np.asarray(chain[name][:n]) for name in chain.array_keys() if name != "draws"}
         results.append(ChainResult(np.asarray(chain["draws"][:n]), stats, np.nan, np.empty(0), 0.0, 0.0, 0))
     if model is None and (root / "model.pkl").exists():
         model = _load_model(root / "model.pkl")
-    attrs = {**meta["fingerprint"], "draws_per_chain": per_chain, "iterations": iterations, "checkpoint": str(root)}
+    attrs = {**meta["fingerprint"], "draws_per_chain": per_chain, "iterations": iterations, "checkpoint": str(root),
+             "chains_read": chains}
     return _inference_data(model, results, meta["names"], attrs)
 
 

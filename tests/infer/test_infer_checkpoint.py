@@ -277,3 +277,28 @@ def test_sigint_saves_and_the_rerun_resumes(tmp_path):
                           cores=1, seed=21, progressbar=False, target_accept=0.9)
     expected = np.concatenate([reference.posterior[n].to_numpy().reshape(2, 400, -1) for n in ("mu", "tau", "theta")], -1)
     assert np.array_equal(np.load(out), expected)
+
+
+def test_the_finished_chains_of_an_interrupted_run_can_be_read(tmp_path, monkeypatch):
+    # chains one after another: chain 0 finished, chain 1 killed before its first draw; the default
+    # reads what every chain has (nothing), chains="started" the finished chain
+    path = tmp_path / "run.zarr"
+    write = checkpoint_module._write_atomic
+
+    def killed_in_chain_1(target, data):
+        if target.name.startswith("chain_1"):
+            raise _Killed
+        write(target, data)
+
+    monkeypatch.setattr(checkpoint_module, "_write_atomic", killed_in_chain_1)
+    with pytest.raises(_Killed):
+        pa.sample(_model(), backend="autograd", checkpoint=path, checkpoint_every=20, **SMALL)
+    monkeypatch.setattr(checkpoint_module, "_write_atomic", write)
+    assert pa.read_checkpoint(path).posterior.sizes["draw"] == 0
+    started = pa.read_checkpoint(path, chains="started")
+    assert started.posterior.sizes["chain"] == 1 and started.posterior.sizes["draw"] == 60
+    assert started.attrs["chains_read"] == [0] and started.attrs["draws_per_chain"] == [60, 0]
+    np.testing.assert_array_equal(_posterior(started)["mu"][0], _reference("autograd")["mu"][0])
+    assert pa.read_checkpoint(path, chains=[0]).posterior.sizes["draw"] == 60
+    with pytest.raises(CheckpointError, match="chains 0..1"):
+        pa.read_checkpoint(path, chains=[2])
