@@ -28,6 +28,12 @@ class Constraint:
     def check(self, value) -> np.ndarray:
         raise NotImplementedError
 
+    def check_observed(self, value) -> np.ndarray:
+        """:meth:`check` for observed data: a continuous support's bounds belong to it, as in Stan
+        and SciPy (an exponential waiting time of 0, a proportion of 1; the density decides
+        whether the value has any mass), while a parameter stays strictly inside."""
+        return self.check(value)
+
     def inside(self, value):
         """Elementwise: ``value`` lies within the bounds, compared with Python's operators, so that
         bounds which are parameters (a backend's arrays or tracers) work; only for constraints
@@ -62,8 +68,11 @@ class _GreaterThan(Constraint):
     def check(self, value):
         return np.asarray(value) > np.asarray(self.lower)
 
+    def check_observed(self, value):
+        return np.asarray(value) >= np.asarray(self.lower)
+
     def inside(self, value):
-        return value > self.lower
+        return value >= self.lower
 
     def __repr__(self):
         return f"greater_than({self.lower!r})"
@@ -86,8 +95,11 @@ class _LessThan(Constraint):
     def check(self, value):
         return np.asarray(value) < np.asarray(self.upper)
 
+    def check_observed(self, value):
+        return np.asarray(value) <= np.asarray(self.upper)
+
     def inside(self, value):
-        return value < self.upper
+        return value <= self.upper
 
     def __repr__(self):
         return f"less_than({self.upper!r})"
@@ -104,8 +116,12 @@ class _Interval(Constraint):
         value = np.asarray(value)
         return (value > np.asarray(self.lower)) & (value < np.asarray(self.upper))
 
+    def check_observed(self, value):
+        value = np.asarray(value)
+        return (value >= np.asarray(self.lower)) & (value <= np.asarray(self.upper))
+
     def inside(self, value):
-        return (value > self.lower) & (value < self.upper)
+        return (value >= self.lower) & (value <= self.upper)
 
     def __repr__(self):
         return f"interval({self.lower!r}, {self.upper!r})"

@@ -130,7 +130,7 @@ class Distribution:
             data = M.asarray(value) if type(value) is np.ndarray else value
             return M.where(support.inside(data), self.log_prob(data), -np.inf)
         if _is_constant(value):
-            inside = np.asarray(self.support.check(value))
+            inside = np.asarray(self.support.check_observed(value))
             if not np.all(inside):
                 if not np.any(inside):
                     shape = np.broadcast_shapes(inside.shape, tuple(self.batch_shape))
@@ -143,6 +143,8 @@ class Distribution:
                 with np.errstate(all="ignore"):
                     log_prob = self.log_prob(array)
                 return M.where(inside, log_prob, -np.inf)
+            with np.errstate(divide="ignore", invalid="ignore"):  # log(0) of a value on a bound
+                return self.log_prob(np.asarray(value) if isinstance(value, (int, float)) else value)
         return self.log_prob(value)
 
     logpmf = logpdf

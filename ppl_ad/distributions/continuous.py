@@ -168,7 +168,7 @@ class Gamma(Distribution):
 
     def log_prob(self, value):
         a, b = self.alpha, self.beta
-        return a * M.log(b) - M.gammaln(a) + (a - 1.0) * M.log(value) - b * value
+        return a * M.log(b) - M.gammaln(a) + M.xlogy(a - 1.0, value) - b * value  # at 0: log(beta) if alpha = 1
 
     def sample(self, rng, shape=()):
         return rng.gamma(self._np("alpha"), 1.0 / self._np("beta"), size=self._size(shape))
@@ -185,7 +185,8 @@ class InverseGamma(Distribution):
 
     def log_prob(self, value):
         a, b = self.alpha, self.beta
-        return a * M.log(b) - M.gammaln(a) - (a + 1.0) * M.log(value) - b / value
+        log_density = a * M.log(b) - M.gammaln(a) - (a + 1.0) * M.log(value) - b / value
+        return M.where(value > 0, log_density, -np.inf)  # the density vanishes at 0 (inf - inf there)
 
     def sample(self, rng, shape=()):
         return 1.0 / rng.gamma(self._np("alpha"), 1.0 / self._np("beta"), size=self._size(shape))
@@ -202,8 +203,8 @@ class Beta(Distribution):
 
     def log_prob(self, value):
         a, b = self.alpha, self.beta
-        return (
-            (a - 1.0) * M.log(value) + (b - 1.0) * M.log1p(-value)
+        return (  # xlogy: finite at 0 and 1 where alpha or beta is 1
+            M.xlogy(a - 1.0, value) + M.xlog1py(b - 1.0, -value)
             + M.gammaln(a + b) - M.gammaln(a) - M.gammaln(b)
         )
 
@@ -245,7 +246,8 @@ class LogNormal(Distribution):
 
     def log_prob(self, value):
         log_value = M.log(value)
-        return _normal_log_prob(log_value, self.mu, self.sigma) - log_value
+        log_density = _normal_log_prob(log_value, self.mu, self.sigma) - log_value
+        return M.where(value > 0, log_density, -np.inf)  # the density vanishes at 0 (-inf + inf there)
 
     def sample(self, rng, shape=()):
         return rng.lognormal(self._np("mu"), self._np("sigma"), size=self._size(shape))

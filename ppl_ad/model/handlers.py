@@ -224,7 +224,7 @@ class CompileHandler(_Handler):
         bounded_by_parameters = not all(_is_static(getattr(support, b)) for b in support.bounds)
         # with bounds that are parameters, the value at this compilation's parameters says nothing:
         # the log density compares the data with the bounds at every evaluation
-        in_support = bounded_by_parameters or bool(np.all(support.check(array)))
+        in_support = bounded_by_parameters or bool(np.all(support.check_observed(array)))
         self.sites[name] = ObserveSite(name, array.shape, repr(distribution), in_support, value,
                                        bounded_by_parameters=bounded_by_parameters)
         return value
@@ -335,7 +335,8 @@ class EvaluateHandler(_Handler):
             data = M.asarray(value) if type(value) is np.ndarray else value
             if str(getattr(data, "dtype", "")).endswith("bool"):  # PyTorch has no arithmetic on bool tensors
                 data = M.where(data, 1.0, 0.0)
-            term = M.sum(distribution.log_prob(data))
+            with np.errstate(divide="ignore", invalid="ignore"):  # NumPy: log(0) of data on a bound
+                term = M.sum(distribution.log_prob(data))
             if site.bounded_by_parameters:
                 term = term + M.sum(M.where(distribution.support.inside(data), 0.0, -np.inf))
         else:

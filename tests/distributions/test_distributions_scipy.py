@@ -434,3 +434,46 @@ def test_student_t_keeps_its_digits_for_large_degrees_of_freedom(nu):
         n, v = mp.mpf(nu), mp.mpf(x)
         exact = mp.loggamma((n + 1) / 2) - mp.loggamma(n / 2) - mp.log(n * mp.pi) / 2 - (n + 1) / 2 * mp.log1p(v * v / n)
         assert dist.StudentT(nu, 0.0, 1.0).logpdf(x) == pytest.approx(float(exact), rel=1e-12, abs=1e-12)
+
+
+ON_A_BOUND = [
+    ("Exponential at 0", dist.Exponential(2.0), st.expon(scale=0.5), [0.0]),
+    ("Gamma at 0", dist.Gamma(1.0, 2.0), st.gamma(1.0, scale=0.5), [0.0]),
+    ("Gamma(0.5) at 0", dist.Gamma(0.5, 2.0), st.gamma(0.5, scale=0.5), [0.0]),
+    ("Gamma(2) at 0", dist.Gamma(2.0, 2.0), st.gamma(2.0, scale=0.5), [0.0]),
+    ("InverseGamma at 0", dist.InverseGamma(2.0, 1.0), st.invgamma(2.0, scale=1.0), [0.0]),
+    ("HalfNormal at 0", dist.HalfNormal(1.5), st.halfnorm(scale=1.5), [0.0]),
+    ("HalfCauchy at 0", dist.HalfCauchy(1.5), st.halfcauchy(scale=1.5), [0.0]),
+    ("LogNormal at 0", dist.LogNormal(0.3, 1.0), st.lognorm(1.0, scale=np.exp(0.3)), [0.0]),
+    ("Beta(1, 1) at 0 and 1", dist.Beta(1.0, 1.0), st.beta(1.0, 1.0), [0.0, 1.0]),
+    ("Beta(1, 3) at 0 and 1", dist.Beta(1.0, 3.0), st.beta(1.0, 3.0), [0.0, 1.0]),
+    ("Beta(2, 0.5) at 0 and 1", dist.Beta(2.0, 0.5), st.beta(2.0, 0.5), [0.0, 1.0]),
+    ("Uniform at its ends", dist.Uniform(-1.0, 2.0), st.uniform(-1.0, 3.0), [-1.0, 2.0]),
+]
+
+
+@pytest.mark.parametrize(("name", "ours", "reference", "values"), ON_A_BOUND, ids=[c[0] for c in ON_A_BOUND])
+def test_observed_values_on_a_bound_of_the_support_get_scipys_density(name, ours, reference, values):
+    # Stan and SciPy count a continuous support's bounds in (an exponential waiting time of 0): the
+    # density there is finite, infinite or zero as its formula says, never NaN
+    with np.errstate(all="ignore"):
+        expected = reference.logpdf(np.array(values))
+    got = np.asarray(ours.logpdf(np.array(values)), dtype=float)
+    assert not np.any(np.isnan(got))
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch", "autograd", "finite-difference"])
+def test_waiting_times_of_zero_are_data_like_any_other(backend):
+    import ppl_ad as pa
+
+    @pa.model
+    def waits(y):
+        lam = pa.sample("lam", dist.Gamma(2.0, 1.0))
+        pa.observe("y", dist.Exponential(lam), y)
+
+    y = np.array([0.0, 1.5, 0.2, 0.0])
+    lam = np.exp(0.4)
+    value, grad = pa.logdensity(waits(y), backend=backend).logdensity_and_gradient(np.array([0.4]))
+    assert value == pytest.approx(st.gamma(2.0).logpdf(lam) + 0.4 + st.expon(scale=1 / lam).logpdf(y).sum(), rel=1e-12)
+    assert grad[0] == pytest.approx(2.0 - lam + len(y) - lam * y.sum(), rel=1e-9)  # d/du at lam = exp(u)
