@@ -88,7 +88,7 @@ class Distribution:
             if value is None or not _is_constant(value):
                 continue
             array = np.asarray(value, dtype=float)
-            if not np.all(constraint.check(array)):
+            if not (np.all(constraint.check(array)) and np.all(np.isfinite(array))):  # Exponential(inf): NaN later
                 raise ModelDefinitionError(
                     f"{type(self).__name__}: parameter '{name}' must satisfy {constraint!r}, "
                     f"got {_short(array)}"

@@ -284,6 +284,10 @@ INVALID = [
     ("Categorical", "p", lambda: dist.Categorical([0.5, 0.6])),
     ("Dirichlet", "alpha", lambda: dist.Dirichlet([1.0, -1.0, 2.0])),
     ("Bernoulli", "p", lambda: dist.Bernoulli(1.0 + 1e-9)),
+    # infinite or NaN constants would give NaN densities
+    ("Exponential", "lam", lambda: dist.Exponential(np.inf)),
+    ("StudentT", "nu", lambda: dist.StudentT(np.inf, 0.0, 1.0)),
+    ("Normal", "mu", lambda: dist.Normal(np.nan, 1.0)),
 ]
 
 
