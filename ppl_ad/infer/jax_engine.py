@@ -456,7 +456,7 @@ def run_chains(ld, seeds, inits, settings, progress=None, vectorized: bool = Tru
     capacity = _capacity(int(ld.dimension))
     flags = _flags(int(settings.tune), int(settings.draws), capacity, settings.metric_adaptation,
                    settings.metric == "dense")
-    key = _program_key(ld, data, settings, capacity, len(seeds) if vectorized else 1)
+    key = _program_key(ld, fn, data, settings, capacity, len(seeds) if vectorized else 1)
     compiled = _PROGRAMS.get(key)
     compile_time = 0.0
     results = []
@@ -551,23 +551,31 @@ def _last_candidate(start, attempts: int) -> np.ndarray:
 _PROGRAMS: dict = {}
 
 
-def _program_key(ld, data, settings, size: int, n_chains: int):
-    """What a compiled chunk program depends on: the model's code and non-array data, the shapes
-    and dtypes of its array data, backend, settings and chunk size; None when not hashable."""
-    model = getattr(ld, "model", None)
-    function = getattr(getattr(model, "function", None), "fn", None)
-    if function is None:
-        return None
+def _program_key(ld, fn, data, settings, size: int, n_chains: int):
+    """What a compiled chunk program depends on: the log density as traced (the jaxpr of its value
+    and gradient, with its constants: :func:`ppl_ad.infer.program_cache.fingerprint`), the shapes
+    and dtypes of its array data, backend, settings and chunk size; None when it cannot be told.
+
+    The trace (tens of milliseconds) is what makes the key safe: a model function's identity does
+    not change when a global constant it reads or a helper it calls does, and such a key handed
+    the old program (and the old posterior) to the changed model."""
+    from ppl_ad.infer import program_cache
     from ppl_ad.infer.checkpoint import data_hash
 
+    model = getattr(ld, "model", None)
+    if getattr(model, "data", None) is None:
+        return None
     try:
         rest_key = data_hash({k: v for k, v in model.data.items() if k not in data})  # exact, not a repr
     except Exception:  # noqa: BLE001 - an unhashable argument: do not cache
         return None
+    traced = program_cache.fingerprint(fn, int(ld.dimension), data, ("jax_engine.density",))
+    if traced is None:
+        return None
     shapes = tuple(sorted((k, tuple(v.shape), str(v.dtype)) for k, v in data.items()))
     options = (settings.metric, settings.metric_adaptation, float(settings.target_accept), int(settings.max_treedepth),
                float(settings.max_energy_error), float(settings.initial_step_size))
-    return (function, getattr(ld.backend, "name", None), getattr(ld.compiled, "jacobian", True), rest_key, shapes,
+    return (traced, getattr(ld.backend, "name", None), getattr(ld.compiled, "jacobian", True), rest_key, shapes,
             int(ld.dimension), options, int(size), int(n_chains))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -363,15 +364,17 @@ def test_arviz_is_preloaded_once_per_run_after_the_model_is_traced(monkeypatch, 
     monkeypatch.setattr(program_cache, "fingerprint", lambda *a, **k: events.append("trace") or fingerprint(*a, **k))
     model, _ = _conjugate_model()
     kw = dict(backend="jax", draws=20, tune=20, chains=2, seed=4, progressbar=False)
-    for expected in (["trace", "preload"],  # compiled (and stored)
-                     ["preload"]):  # this process's program, reused
+    # every run traces the log density once for this process's key (a changed global must not get
+    # the old program), and once more for the stored program's key when it compiles or loads
+    for expected in (["trace", "trace", "preload"],  # compiled (and stored)
+                     ["trace", "preload"]):  # this process's program, reused
         events.clear()
         sample(model, **kw)
         assert events == expected
     monkeypatch.setattr(jax_engine, "_PROGRAMS", {})  # as a new process: loaded from disk
     events.clear()
     sample(model, **kw)
-    assert events == ["trace", "preload"]
+    assert events == ["trace", "trace", "preload"]
 
 
 @pa.model
@@ -395,3 +398,27 @@ def test_tree_depth_counts_the_kept_doublings_as_stan(engine):
     assert np.array_equal(reached, depth >= 3)
     assert np.all(steps[reached] == 7)
     assert np.any(steps > 2 ** depth - 1)  # some last subtrees were thrown away: not counted in the depth
+
+
+_SCALE = 1.0
+
+
+@pa.model
+def scaled_mean(y):
+    mu = pa.sample("mu", dist.Normal(0.0, 10.0))
+    pa.observe("y", dist.Normal(mu * _SCALE, 1.0), y)
+
+
+def test_a_changed_global_gets_a_new_program_in_the_same_process(monkeypatch):
+    # the in-process programs are keyed by the traced log density: the model function is the same
+    # object after a global it reads changes, and reusing its program gave the old posterior
+    y = np.full(20, 3.0)
+    kw = dict(backend="jax", draws=200, tune=200, chains=1, seed=1, progressbar=False)
+    first = sample(scaled_mean(y), **kw)
+    assert abs(float(first.posterior["mu"].mean()) - 3.0 * 200 / 200.05) < 0.2
+    again = sample(scaled_mean(y), **kw)  # nothing changed: the same program
+    assert again.attrs["compile_time"] == 0.0
+    monkeypatch.setattr(sys.modules[__name__], "_SCALE", 2.0)
+    changed = sample(scaled_mean(y), **kw)
+    assert changed.attrs["compile_time"] > 0.0
+    assert abs(float(changed.posterior["mu"].mean()) - 1.5) < 0.1  # posterior mean 3 * 20 * 2 / (80 + 0.01)
