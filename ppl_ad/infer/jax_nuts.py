@@ -57,7 +57,7 @@ def _turning(v_begin, v_end, rho):
     """Stan's ``!compute_criterion``: the ends' velocities ``M^-1 p`` do not both point along ``rho``."""
     import jax.numpy as jnp
 
-    return (jnp.dot(v_begin, rho) <= 0) | (jnp.dot(v_end, rho) <= 0)
+    return (jnp.sum(v_begin * rho) <= 0) | (jnp.sum(v_end * rho) <= 0)
 
 
 def _subtree_checks(velocity):
@@ -80,8 +80,10 @@ def _subtree_checks(velocity):
         idx_min, idx_max = levels(step)
         even = step % 2 == 0
 
-        def put(rows, value):  # one row written in place (an odd step writes the row back unchanged)
-            return rows.at[idx_max].set(jnp.where(even, value, rows[idx_max]))
+        row = jnp.where(even, idx_max, state.momentum.shape[0])  # an odd step writes no row
+
+        def put(rows, value):  # in place; the index past the end is dropped
+            return rows.at[row].set(value, mode="drop")
 
         return _Checkpoints(put(state.momentum, momentum), put(state.momentum_sum, momentum_sum),
                             put(state.momentum_before, state.last_momentum), momentum, idx_min, idx_max)
