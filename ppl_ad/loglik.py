@@ -167,7 +167,9 @@ def compute_log_likelihood(model, idata, *, var_names=None, extend_inferencedata
     >>> pa.compute_log_likelihood(model, idata)         # doctest: +SKIP
     >>> az.loo(idata)                                   # doctest: +SKIP
     """
-    from ppl_ad.infer.results import dims_for, inherited_coords, make_groups, merge_coords, replace_groups, site_dims
+    from ppl_ad.infer.results import (
+        dims_for, inherited_coords, make_groups, merge_coords, replace_groups, sample_labels, site_dims,
+    )
     from ppl_ad.predictive import model_sites
 
     if getattr(idata, "posterior", None) is None:
@@ -178,6 +180,7 @@ def compute_log_likelihood(model, idata, *, var_names=None, extend_inferencedata
     shapes = {name: value.shape[2:] for name, value in values.items()}
     known = {dim for names in named.values() for dim in names if dim is not None}
     used = merge_coords(coords, inherited_coords(idata), dims, shapes, known, "compute_log_likelihood")
+    used.update(sample_labels(idata.posterior))
     group = make_groups({"log_likelihood": values}, {"log_likelihood": dims}, used)
     if not extend_inferencedata:
         return group

@@ -217,7 +217,7 @@ def sample_posterior_predictive(model, idata, seed=None, *, var_names=None, exte
     ...                                        predictions=True)               # doctest: +SKIP
     >>> preds.predictions["y"].shape  # (chain, draw, len(x_new))              # doctest: +SKIP
     """
-    from ppl_ad.infer.results import make_groups, replace_groups, user_stacklevel
+    from ppl_ad.infer.results import make_groups, replace_groups, sample_labels, user_stacklevel
 
     if extend is not None:
         warnings.warn(
@@ -263,6 +263,7 @@ def sample_posterior_predictive(model, idata, seed=None, *, var_names=None, exte
         groups = {"posterior_predictive": drawn, "observed_data": observed_data}
         leading = {"posterior_predictive": 2, "observed_data": 0}
     dims, used = _labels(groups, leading, sites, coords, idata, "sample_posterior_predictive")
+    used.update(sample_labels(idata.posterior))  # each predictive draw keeps its posterior draw's label
     new = make_groups(groups, dims, used, attrs={"model": model.name})
     if not extend_inferencedata:
         return new

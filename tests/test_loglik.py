@@ -166,3 +166,30 @@ def test_sample_with_log_likelihood_true_adds_the_group():
     ll = idata.log_likelihood["y"]
     assert ll.dims == ("chain", "draw", "obs") and ll.shape == (2, 100, 12)
     np.testing.assert_allclose(ll.values, stats.norm.logpdf(y, idata.posterior["mu"].values[..., None], SIGMA))
+
+
+def test_data_changed_in_place_and_bound_again_gets_its_own_constant_terms():
+    # the cached gammaln(y + 1) of the old values was reused: positive log pmfs (2.85 for lam = 2, y = 7)
+    @pa.model
+    def counts(y):
+        lam = pa.sample("lam", dist.Gamma(2.0, 1.0))
+        pa.observe("y", dist.Poisson(lam), y)
+
+    y = np.array([1, 2, 3])
+    idata = arviz().from_dict(posterior={"lam": np.full((1, 2), 2.0)})
+    first = pa.compute_log_likelihood(counts(y), idata, extend_inferencedata=False)
+    np.testing.assert_allclose(first.log_likelihood["y"].values[0, 0], stats.poisson(2.0).logpmf([1, 2, 3]))
+    y[:] = [7, 8, 9]
+    again = pa.compute_log_likelihood(counts(y), idata, extend_inferencedata=False)
+    np.testing.assert_allclose(again.log_likelihood["y"].values[0, 0], stats.poisson(2.0).logpmf([7, 8, 9]))
+    for backend in ("autograd", "torch"):
+        value = pa.logdensity(counts(y), backend=backend).logdensity(np.array([np.log(2.0)]))
+        expected = stats.poisson(2.0).logpmf([7, 8, 9]).sum() + stats.gamma(2.0).logpdf(2.0) + np.log(2.0)
+        np.testing.assert_allclose(value, expected, rtol=1e-12)
+
+
+def test_log_likelihood_keeps_the_draw_labels_of_a_thinned_posterior(conjugate):
+    model, idata, _, _ = conjugate
+    thinned = idata.sel(draw=slice(None, None, 100))
+    group = pa.compute_log_likelihood(model, thinned, extend_inferencedata=False)
+    np.testing.assert_array_equal(group.log_likelihood.draw.values, np.arange(0, 1000, 100))

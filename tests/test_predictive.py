@@ -193,3 +193,57 @@ def test_an_unknown_var_name_is_named_with_the_closest_site(fitted):
     model, idata, _ = fitted
     with pytest.raises(DataError, match=r"'muu'.*did you mean 'mu'"):
         pa.sample_posterior_predictive(model, idata, var_names=["muu"])
+
+
+def test_prior_draws_widening_a_size_one_axis_are_independent():
+    # shape=(3, 4) from a (3, 1) batch copied one draw along the last axis: corr 1, Var(y) 4x too big
+    sigma = np.array([1.0, 10.0, 100.0])
+
+    @pa.model
+    def widened(y):
+        beta = pa.sample("beta", dist.Normal(0.0, sigma[:, None]), shape=(3, 4))
+        pa.observe("y", dist.Normal(beta.sum(), 1.0), y)
+
+    pp = pa.sample_prior_predictive(widened(0.0), draws=4000, seed=0)
+    beta = pp.prior["beta"].values.reshape(-1, 3, 4)
+    assert abs(np.corrcoef(beta[:, 0, 0], beta[:, 0, 1])[0, 1]) < 0.1
+    np.testing.assert_allclose(beta.std(axis=0), np.broadcast_to(sigma[:, None], (3, 4)), rtol=0.1)
+    expected = 1.0 + 4.0 * np.sum(sigma**2)
+    assert abs(pp.prior_predictive["y"].values.var() / expected - 1.0) < 0.1
+
+
+def test_observed_draws_widening_a_size_one_axis_are_independent_given_the_parameters():
+    @pa.model
+    def rows(y):
+        mu = pa.sample("mu", dist.Normal(0.0, 1.0), shape=(1, 2))
+        pa.observe("y", dist.MvNormal(mu, np.eye(2)), y)
+
+    pp = pa.sample_prior_predictive(rows(np.zeros((5, 2))), draws=3000, seed=1)
+    y = pp.prior_predictive["y"].values.reshape(-1, 5, 2)
+    # rows share mu (covariance 1) and have independent noise (variance 1 + 1)
+    assert abs(np.corrcoef(y[:, 0, 0], y[:, 1, 0])[0, 1] - 0.5) < 0.06
+    np.testing.assert_allclose(y.var(axis=0), 2.0, rtol=0.12)
+
+
+def test_a_shape_smaller_than_the_distribution_is_refused():
+    # accepted before: three priors summed into one parameter (posterior sd 1/sqrt(3) instead of 1)
+    @pa.model
+    def narrowed():
+        pa.sample("x", dist.Normal(np.zeros(3), 1.0), shape=(1,))
+
+    with pytest.raises(pa.ModelDefinitionError, match=r"site 'x'.*shape \(3,\) does not broadcast to shape=\(1,\)"):
+        pa.logdensity(narrowed(), backend="jax")
+
+
+def test_predictive_draws_keep_the_chain_and_draw_labels_of_a_thinned_posterior(fitted):
+    model, idata, _ = fitted
+    thinned = idata.sel(draw=slice(None, None, 10), chain=[1])
+    out = pa.sample_posterior_predictive(model, thinned, var_names=["mu"], seed=3)
+    np.testing.assert_array_equal(out.posterior_predictive.draw.values, [0, 10, 20, 30, 40])
+    np.testing.assert_array_equal(out.posterior_predictive.chain.values, [1])
+    import xarray as xr
+
+    mu = out.posterior_predictive["mu"]
+    x = xr.DataArray(model.data["x"], dims=[mu.dims[-1]])
+    difference = mu - (thinned.posterior["a"] + thinned.posterior["b"] * x)  # aligned by label
+    assert difference.sizes["draw"] == 5 and float(abs(difference).max()) < 1e-12

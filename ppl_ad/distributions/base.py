@@ -9,6 +9,8 @@ distribution and the parameter.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from ppl_ad import constraints as C
@@ -44,17 +46,24 @@ def data_term(key: str, function, value):
     ``gammaln(y + 1)`` of observed counts would be recomputed each time. Concrete arrays
     that carry no gradient (NumPy arrays, torch tensors without ``requires_grad``) are
     cached by identity (the array is kept alive with its result, so the identity cannot be
-    reused); anything else (traced JAX values, autograd boxes, parameters) is computed.
+    reused) and checked against a copy of their values: an array changed in place (a
+    buffer reused for the next dataset) gets its term computed again, not the old one.
+    Anything else (traced JAX values, autograd boxes, parameters) is computed.
     """
     cls = type(value)
-    if cls is np.ndarray or (cls.__module__.startswith("torch") and not value.requires_grad):
+    is_numpy = cls is np.ndarray
+    if is_numpy or (cls.__module__.startswith("torch") and not value.requires_grad):
         entry = _DATA_TERMS.get((key, id(value)))
         if entry is not None and entry[0] is value:
-            return entry[1]
+            snapshot = entry[1]
+            same = np.array_equal(snapshot, value) if is_numpy else (
+                snapshot.shape == value.shape and bool((snapshot == value).all()))
+            if same:
+                return entry[2]
         result = function(value)
         if len(_DATA_TERMS) > 256:
             _DATA_TERMS.clear()
-        _DATA_TERMS[(key, id(value))] = (value, result)
+        _DATA_TERMS[(key, id(value))] = (value, value.copy() if is_numpy else value.clone(), result)
         return result
     return function(value)
 
@@ -152,6 +161,44 @@ class Distribution:
     def sample(self, rng: np.random.Generator, shape: tuple = ()):
         """Draw NumPy samples of shape ``shape + batch_shape + event_shape``."""
         raise NotImplementedError
+
+    def expand(self, batch_shape: tuple) -> "Distribution":
+        """This distribution with its parameters broadcast to ``batch_shape``: independent draws
+        along axes where the parameters have size 1 (as NumPyro's ``expand``).
+
+        Parameters
+        ----------
+        batch_shape : tuple of int
+            A shape the current :attr:`batch_shape` broadcasts to.
+
+        Returns
+        -------
+        Distribution
+            ``self`` when the batch shape is already ``batch_shape``, else a copy.
+
+        Raises
+        ------
+        ValueError
+            The batch shape does not broadcast to ``batch_shape``, or the distribution's batch
+            shape does not follow its parameters (``LKJCholesky``).
+        """
+        batch_shape = tuple(int(n) for n in batch_shape)
+        if batch_shape == tuple(self.batch_shape):
+            return self
+        if np.broadcast_shapes(tuple(self.batch_shape), batch_shape) != batch_shape:
+            raise ValueError(f"{self!r}: batch shape {tuple(self.batch_shape)} does not broadcast to {batch_shape}")
+        new = copy.copy(self)
+        for name, constraint in self.arg_constraints.items():
+            value = getattr(self, name, None)
+            if value is None:
+                continue
+            shape = tuple(np.shape(value))
+            event = shape[len(shape) - getattr(constraint, "event_dim", 0):]
+            if len(shape) > len(event):  # a parameter without batch axes already broadcasts
+                setattr(new, name, np.broadcast_to(np.asarray(value), batch_shape + event))
+        if tuple(new.batch_shape) != batch_shape:
+            raise ValueError(f"{self!r}: cannot expand batch shape {tuple(self.batch_shape)} to {batch_shape}")
+        return new
 
     def _np(self, name):
         return np.asarray(getattr(self, name), dtype=float)

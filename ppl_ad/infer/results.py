@@ -133,7 +133,7 @@ def check_coords(coords, dims: Mapping[str, Sequence[str]], shapes: Mapping[str,
         return {}
     if not isinstance(coords, Mapping):
         raise ConfigError(f"{where}: coords must be a dict of dimension name -> labels, got {type(coords).__name__}")
-    known = set(known) if known is not None else {d for names in dims.values() for d in names}
+    known = set(known) if known is not None else {d for names in dims.values() for d in names if d is not None}
     unknown = sorted(str(d) for d in coords if d not in known and d not in ("chain", "draw"))
     if unknown:
         import difflib
@@ -149,7 +149,7 @@ def check_coords(coords, dims: Mapping[str, Sequence[str]], shapes: Mapping[str,
     used = {}
     for name, names in dims.items():
         for dim, length in zip(names, shapes[name]):
-            if dim not in coords:
+            if dim is None or dim not in coords:  # dims=("row", None): an axis without a name
                 continue
             labels = np.asarray(coords[dim])
             if labels.ndim != 1 or len(labels) != length:
@@ -173,6 +173,13 @@ def inherited_coords(idata, groups=("posterior", "observed_data", "constant_data
                 continue
             out[dim] = np.asarray(dataset[dim].values)
     return out
+
+
+def sample_labels(posterior) -> dict:
+    """The ``chain`` and ``draw`` labels of ``posterior``, for groups computed from its draws: a
+    thinned or selected posterior (``idata.sel(draw=slice(None, None, 10))``) keeps its labels,
+    so xarray pairs each derived draw with the draw it came from."""
+    return {dim: np.asarray(posterior[dim].values) for dim in ("chain", "draw") if dim in posterior.coords}
 
 
 def merge_coords(user, inherited: Mapping, dims: Mapping, shapes: Mapping, known, where: str) -> dict:

@@ -162,11 +162,13 @@ class CompileHandler(_Handler):
         else:
             shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
             try:
-                np.broadcast_shapes(natural, shape)
+                if np.broadcast_shapes(natural, shape) != shape:  # shape=(1,) for three normals: three priors
+                    raise ValueError
             except ValueError:
                 raise ModelDefinitionError(
-                    f"model '{self.model_name}', site '{name}': shape={shape} does not broadcast "
-                    f"with the distribution's shape {natural} ({distribution!r})"
+                    f"model '{self.model_name}', site '{name}': the distribution's shape {natural} does not "
+                    f"broadcast to shape={shape} ({distribution!r}); shape may only add leading axes or "
+                    "widen axes of size 1"
                 ) from None
         if distribution.is_discrete:
             raise ModelDefinitionError(
@@ -375,9 +377,15 @@ class PredictiveHandler(_Handler):
         self.observed: dict = {}
 
     def _draw(self, distribution, shape):
-        natural = tuple(distribution.batch_shape) + tuple(distribution.event_shape)
+        """Independent draws of ``shape``: leading axes are sample axes; where ``shape`` widens an
+        axis of size 1 of the distribution's batch shape, the parameters are broadcast first
+        (copying one draw along it would correlate the entries perfectly)."""
+        batch, event = tuple(distribution.batch_shape), tuple(distribution.event_shape)
         shape = tuple(shape)
-        prefix = shape[: max(len(shape) - len(natural), 0)]
+        prefix = shape[: max(len(shape) - len(batch) - len(event), 0)]
+        wanted = shape[len(prefix): len(shape) - len(event)]
+        if len(wanted) == len(batch) and wanted != batch:
+            distribution = distribution.expand(wanted)
         return np.broadcast_to(distribution.sample(self.rng, prefix), shape).copy()
 
     def sample(self, name, distribution, shape):

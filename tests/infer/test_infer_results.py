@@ -69,6 +69,20 @@ def test_coords_for_an_undeclared_dimension_get_a_hint():
         pa.sample(schools(Y, SIGMA), backend="autograd", coords=SCHOOLS, progressbar=False)
 
 
+def test_coords_with_a_site_that_leaves_an_axis_unnamed():
+    # dims=("row", None) made the check itself fail: TypeError comparing None with str
+    @pa.model
+    def table(y):
+        b = pa.sample("b", dist.Normal(0.0, 1.0), shape=(3, 2), dims=("row", None))
+        pa.observe("y", dist.Normal(b.sum(), 1.0), y)
+
+    with pytest.raises(ConfigError, match="'rwo' \\(did you mean 'row'\\?\\)"):
+        pa.sample(table(1.0), backend="autograd", coords={"rwo": ["a", "b", "c"]}, progressbar=False)
+    idata = run(table(1.0), coords={"row": ["a", "b", "c"]})
+    assert idata.posterior["b"].dims == ("chain", "draw", "row", "b_dim_1")
+    assert list(idata.posterior["row"].values) == ["a", "b", "c"]
+
+
 def test_sample_signature_shows_coords_and_log_likelihood():
     parameters = inspect.signature(pa.sample).parameters
     assert parameters["coords"].default is None and parameters["log_likelihood"].default is False
