@@ -134,6 +134,13 @@ class CompileHandler(_Handler):
                 + (" taken from its distribution, as the site is unobserved (bound to None): give the "
                    "distribution parameters of the data's shape" if site.kind == "observe" and site.value is None else "")
             )
+        named = [d for d in dims if d is not None]
+        if len(set(named)) != len(named):  # xarray keeps one axis per name: ("feat", "feat") breaks selections
+            twice = sorted({d for d in named if named.count(d) > 1})
+            raise ModelDefinitionError(
+                f"model '{self.model_name}', site '{name}': dims={dims} names the axis '{twice[0]}' twice; "
+                f"give each axis its own name (e.g. ('{twice[0]}', '{twice[0]}_bis'))"
+            )
         for dim, length in zip(dims, site.shape):
             if dim is None:
                 continue

@@ -57,6 +57,16 @@ def test_dims_must_be_names():
         compile_model(bad())
 
 
+def test_a_dimension_named_twice_on_one_site_is_refused():
+    # xarray keeps one axis per name: a (3, 3) matrix with dims ("feat", "feat") was accepted silently
+    @pa.model
+    def twice():
+        pa.sample("corr", dist.Normal(0.0, 1.0), shape=(3, 3), dims=("feat", "feat"))
+
+    with pytest.raises(ModelDefinitionError, match="site 'corr': dims=.* names the axis 'feat' twice"):
+        compile_model(twice())
+
+
 def test_dims_do_not_change_the_log_density():
     data = dict(y=np.array([0.5, -1.0, 2.0]), group=np.array([0, 1, 1]), n_groups=2)
 
