@@ -80,10 +80,8 @@ def _subtree_checks(velocity):
         idx_min, idx_max = levels(step)
         even = step % 2 == 0
 
-        row = jnp.where(even, idx_max, state.momentum.shape[0])  # an odd step writes no row
-
-        def put(rows, value):  # in place; the index past the end is dropped
-            return rows.at[row].set(value, mode="drop")
+        def put(rows, value):  # one row written in place (an odd step writes the row back unchanged)
+            return rows.at[idx_max].set(jnp.where(even, value, rows[idx_max]))
 
         return _Checkpoints(put(state.momentum, momentum), put(state.momentum_sum, momentum_sum),
                             put(state.momentum_before, state.last_momentum), momentum, idx_min, idx_max)
