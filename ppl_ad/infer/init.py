@@ -18,7 +18,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ppl_ad.errors import ConfigError, SamplingError
+from ppl_ad.errors import ConfigError, DataError, SamplingError
 from ppl_ad.infer.integrators import EVALUATION_ERRORS
 
 __all__ = ["MAX_INIT_ATTEMPTS", "resolve_logdensity", "initial_position", "initial_spec", "no_initial_point",
@@ -108,6 +108,17 @@ def _init_values(init, chain: int):
     return init if isinstance(init, Mapping) else init[chain]
 
 
+def _unconstrain(ld, init, chain: int, values, fill=None) -> np.ndarray:
+    """``ld.unconstrain(values)``; with one dict per chain, an error names the chain's entry."""
+    try:
+        return np.asarray(ld.unconstrain(values) if fill is None else ld.unconstrain(values, fill=fill),
+                          dtype=np.float64)
+    except DataError as error:
+        if isinstance(init, Mapping) or isinstance(init, str):
+            raise
+        raise DataError(f"init[{chain}] (the initial values of chain {chain}): {error}") from None
+
+
 def _fixes_everything(ld, values) -> bool:
     site_shapes = getattr(ld, "site_shapes", None)
     return site_shapes is None or all(site in values for site in site_shapes)
@@ -145,8 +156,8 @@ def initial_position(ld, rng: np.random.Generator, init, chain: int = 0) -> np.n
     values = _init_values(init, chain)
     with np.errstate(all="ignore"):
         if values is None or not _fixes_everything(ld, values):
-            return _jittered(ld, rng, chain, values)
-        theta = np.asarray(ld.unconstrain(values), dtype=np.float64)
+            return _jittered(ld, rng, chain, values, init)
+        theta = _unconstrain(ld, init, chain, values)
         finite, error = _is_finite_point(ld, theta)
         if not finite:
             raise no_initial_point(ld, init, chain, theta, error)
@@ -180,7 +191,7 @@ def initial_spec(ld, rng: np.random.Generator, init, chain: int = 0) -> tuple[np
     if values is None:
         return np.zeros(dim), np.zeros(dim, dtype=bool)
     if _fixes_everything(ld, values):
-        return np.asarray(ld.unconstrain(values), dtype=np.float64), np.ones(dim, dtype=bool)
+        return _unconstrain(ld, init, chain, values), np.ones(dim, dtype=bool)
     return initial_position(ld, rng, init, chain), np.ones(dim, dtype=bool)
 
 
@@ -202,13 +213,13 @@ def no_initial_point(ld, init, chain: int, theta, error=None) -> SamplingError:
     )
 
 
-def _jittered(ld, rng, chain, values=None) -> np.ndarray:
+def _jittered(ld, rng, chain, values=None, init=None) -> np.ndarray:
     """uniform(-2, 2) on the unconstrained space, the sites in ``values`` fixed, retried until finite."""
     theta, error = None, None
     for _ in range(MAX_INIT_ATTEMPTS):
         theta = np.asarray(ld.initial_point(rng), dtype=np.float64)
         if values is not None:
-            theta = np.asarray(ld.unconstrain(values, fill=theta), dtype=np.float64)
+            theta = _unconstrain(ld, init, chain, values, fill=theta)
         finite, error = _is_finite_point(ld, theta)
         if finite:
             return theta

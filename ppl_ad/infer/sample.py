@@ -114,8 +114,11 @@ def _validate(draws, tune, chains, cores, sampler, target_accept, max_treedepth,
         if init != "jitter":
             bad("init", init, "'jitter', a dict of initial values, or a list of such dicts (one per chain)")
     elif not isinstance(init, Mapping):
-        if not (isinstance(init, Sequence) and len(init) == chains and all(isinstance(v, Mapping) for v in init)):
+        if not (isinstance(init, Sequence) and all(isinstance(v, Mapping) for v in init)):
             bad("init", init, "'jitter', a dict of initial values, or a list of such dicts (one per chain)")
+        if len(init) != chains:
+            raise ConfigError(f"sample: init is a list of {len(init)} dict{'s' * (len(init) != 1)} of initial values "
+                              f"for {chains} chain{'s' * (chains != 1)}; give one per chain, or one dict for all")
     if metric_adaptation not in ESTIMATORS:
         bad("metric_adaptation", metric_adaptation, "'nutpie', 'fisher' or 'stan'")
     if metric == "low_rank" and metric_adaptation != "nutpie":

@@ -94,6 +94,16 @@ def test_sample_with_partial_and_per_chain_init():
         pa.sample(model, init={"A": 1.0}, **kwargs)
 
 
+@pytest.mark.parametrize("engine", ["python", "jax"])
+def test_per_chain_init_errors_name_the_chain_and_the_count(engine):
+    model = three_sites(np.array([0.1, 0.3]))
+    kwargs = dict(backend="jax", engine=engine, draws=1, tune=0, chains=2, cores=1, seed=3, progressbar=False)
+    with pytest.raises(pa.ConfigError, match="init is a list of 1 dict of initial values for 2 chains"):
+        pa.sample(model, init=[{"a": 1.0}], **kwargs)
+    with pytest.raises(DataError, match=r"init\[1\] \(the initial values of chain 1\): .*site 'b'"):
+        pa.sample(model, init=[{"a": 1.0}, {"b": [-1.0, 1.0]}], **kwargs)
+
+
 def test_initial_spec_fixes_what_init_gives(ld):
     base, mask = initial_spec(ld, np.random.default_rng(0), "jitter")
     assert not mask.any() and not base.any()
