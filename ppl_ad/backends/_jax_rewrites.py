@@ -143,13 +143,14 @@ def _log1p_of(v, read, source):
 
 
 def _special(eqn) -> str | None:
-    """``"xlogy"`` or ``"xlog1py"`` for a call of JAX's own ``jax.scipy.special`` function."""
+    """``"xlogy"`` or ``"xlog1py"`` for a call of ppl_ad's (:mod:`ppl_ad.math._jax`, what ``M.xlogy``
+    and the distributions call) or of JAX's own ``jax.scipy.special`` function."""
     if eqn.primitive.name != "custom_jvp_call":
         return None
     info = getattr(getattr(eqn.params.get("call_jaxpr"), "jaxpr", None), "debug_info", None)
-    where = str(getattr(info, "func_src_info", "") or "")
-    name = where.split(" ", 1)[0]
-    if name in ("xlogy", "xlog1py") and "scipy" in where.replace("\\", "/") and "special" in where:
+    where = str(getattr(info, "func_src_info", "") or "").replace("\\", "/")
+    name = where.split(" ", 1)[0].replace("plain_", "")
+    if name in ("xlogy", "xlog1py") and (("scipy" in where and "special" in where) or "ppl_ad/math/_jax" in where):
         return name
     return None
 
@@ -172,8 +173,8 @@ def _rewrite(eqn, read, source):
         if log_y is None:
             return None
         x = read(x)
-        # xlogy's convention: 0 where x == 0, unless log(y) is NaN
-        out = jnp.where((x != 0) | jnp.isnan(log_y), x * log_y, jnp.zeros((), jnp.result_type(x, log_y)))
+        # xlogy's convention: 0 where x == 0, unless log(y) is NaN; d/dx stays log(y) there
+        out = x * jnp.where((x == 0) & jnp.isneginf(log_y), jnp.zeros((), jnp.result_type(x, log_y)), log_y)
     if out is None:
         return None
     aval = eqn.outvars[0].aval

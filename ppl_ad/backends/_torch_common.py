@@ -112,7 +112,7 @@ def torch_logdensity_fn(compiled, probe: bool = True):
 
     import torch
 
-    from ppl_ad.errors import ModelEvaluationError
+    from ppl_ad.errors import ModelDefinitionError, ModelEvaluationError
     from ppl_ad.math._torch import numpy_interop_tensor_class
 
     with float64_default():
@@ -139,15 +139,72 @@ def torch_logdensity_fn(compiled, probe: bool = True):
     evaluate.numpy_interop = lambda: state["interop"]
     if probe and compiled.dimension:
         theta = torch.zeros(compiled.dimension, dtype=torch.float64, requires_grad=True)
+        reference = _reference_value(compiled)
+        value = None
         with float64_default(), warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                fast(theta)
+                value = float(fast(theta).detach())
             except ModelEvaluationError as error:
-                if _is_interop_failure(error.__cause__):
+                # a NumPy operation on a data tensor, or a NumPy method PyTorch lacks
+                # (``y.copy()``, ``y.mean()`` of integer data) where NumPy evaluates the model
+                if _is_interop_failure(error.__cause__) or reference is not None:
                     use_interop()
             except Exception:  # noqa: BLE001 - any other failure is raised by the real evaluations
                 pass
         if not state["interop"] and any(_is_interop_failure(w.message) for w in caught):
             use_interop()
+        # a method with another meaning on tensors (``y.std()`` has ddof=1, ``x.repeat(2)`` tiles):
+        # compared with NumPy at the origin and at a point whose coordinates all differ
+        if not state["interop"] and value is not None and _disagrees(compiled, fast, [reference]):
+            use_interop()  # the data stay NumPy arrays there
+        if state["interop"] and _disagrees(compiled, evaluate):
+            point, value, reference = _disagrees(compiled, evaluate)
+            raise ModelDefinitionError(
+                f"model '{compiled.model.name}': under PyTorch its log density at theta = {_short(point)} is "
+                f"{value!r}, under NumPy {reference!r}. The model probably calls an array method that means "
+                "something else on a torch tensor (x.std() and x.var() use ddof=1, x.repeat(n) tiles, "
+                "x.nonzero() returns one array): write it with pa.math functions (M.sqrt(M.mean((x - M.mean(x))**2))) "
+                "or use another backend ('jax')"
+            )
     return evaluate
+
+
+def _probe_points(dimension: int) -> list:
+    return [np.zeros(dimension), np.linspace(-0.3, 0.4, dimension) if dimension > 1 else np.full(1, 0.3)]
+
+
+def _reference_value(compiled, point=None):
+    """The NumPy log density at ``point`` (the origin by default), what every backend must
+    reproduce, or None when it is not a finite number there."""
+    point = np.zeros(compiled.dimension) if point is None else point
+    try:
+        with np.errstate(all="ignore"):
+            value = float(compiled._numpy_fn(point))
+    except Exception:  # noqa: BLE001 - no reference: the backend's own evaluations report failures
+        return None
+    return value if np.isfinite(value) else None
+
+
+def _disagrees(compiled, fn, references=None):
+    """``(point, value, reference)`` of the first probe point where ``fn`` (a tensor in, a tensor
+    out) and NumPy give different finite log densities; None when they agree (or cannot be compared)."""
+    import torch
+
+    points = _probe_points(compiled.dimension)
+    for i, point in enumerate(points):
+        reference = references[i] if references is not None and i < len(references) else _reference_value(compiled, point)
+        if reference is None:
+            continue
+        try:
+            with float64_default(), np.errstate(all="ignore"):
+                value = float(fn(torch.as_tensor(point, dtype=torch.float64)).detach())
+        except Exception:  # noqa: BLE001 - raised again, with the model's context, by real evaluations
+            continue
+        if np.isfinite(value) and not np.isclose(value, reference, rtol=1e-7, atol=1e-7):
+            return point, value, reference
+    return None
+
+
+def _short(point) -> str:
+    return np.array2string(np.asarray(point), precision=3, threshold=6)

@@ -67,6 +67,7 @@ def generate_source(value_expr, gradient_exprs, symbols) -> str:
     grad_lines, texts = body([value_expr, *gradient_exprs])
     return "\n".join(
         [
+            "import functools  # the printer writes Max and Min as functools.reduce",
             "import numpy",
             "import scipy.special",
             "",

@@ -278,17 +278,19 @@ def scan(f, init, xs):
     ----------
     f : callable
         ``f(carry, x) -> (carry, y)``; pure array math (no ``pa.sample``/``pa.observe`` inside).
-        The carry keeps its shape and dtype from step to step.
+        The carry keeps its shape and dtype from step to step. ``carry`` and ``y`` may be tuples
+        (or lists) of arrays.
     init
-        The initial carry (a number or an array).
-    xs : array
-        The sequence; ``xs[t]`` is passed at step ``t``.
+        The initial carry (a number, an array, or a tuple of them).
+    xs : array or tuple of arrays
+        The sequence; ``xs[t]`` is passed at step ``t`` (with a tuple, the tuple of every
+        array's row ``t``; the arrays share their leading length).
 
     Returns
     -------
     (carry, ys)
-        The final carry and the ``y`` of every step stacked along a new leading axis
-        (``None`` when ``f`` returns ``None`` for ``y``).
+        The final carry and the ``y`` of every step stacked along a new leading axis (a tuple
+        of stacked arrays when ``y`` is a tuple; ``None`` when ``f`` returns ``None`` for ``y``).
 
     Examples
     --------
@@ -296,15 +298,40 @@ def scan(f, init, xs):
     >>> from ppl_ad import math as M
     >>> M.scan(lambda c, x: (c + x, c * x), 0.0, np.array([1.0, 2.0, 3.0]))
     (np.float64(6.0), array([0., 2., 9.]))
+    >>> M.scan(lambda c, xy: (c + xy[0] * xy[1], (c, -c)), 0.0, (np.ones(2), np.arange(2.0)))
+    (np.float64(1.0), (array([0., 0.]), array([-0., -0.])))
     """
-    namespace = namespace_of(init, xs)
+    namespace = namespace_of(*_leaves(init), *_leaves(xs))
     native = getattr(namespace, "scan", None)
     if native is not None:
         return native(f, init, xs)
+    sequences = _leaves(xs)
+    lengths = {len(x) for x in sequences}
+    if len(lengths) > 1:
+        raise ValueError(f"scan: the arrays of xs have different leading lengths {sorted(lengths)}")
     carry, ys = init, []
-    for t in range(len(xs)):
-        carry, y = f(carry, xs[t])
+    for t in range(lengths.pop() if lengths else 0):
+        carry, y = f(carry, _row(xs, t))
         ys.append(y)
     if not ys or ys[0] is None:
         return carry, None
-    return carry, namespace.stack(ys, 0)
+    return carry, _stacked(namespace, ys)
+
+
+def _leaves(tree) -> list:
+    """The arrays of a tuple or list (nested), or ``[tree]``."""
+    if isinstance(tree, (tuple, list)):
+        return [leaf for item in tree for leaf in _leaves(item)]
+    return [tree]
+
+
+def _row(tree, t):
+    if isinstance(tree, (tuple, list)):
+        return type(tree)(_row(item, t) for item in tree)
+    return tree[t]
+
+
+def _stacked(namespace, ys):
+    if isinstance(ys[0], (tuple, list)):
+        return type(ys[0])(_stacked(namespace, [y[k] for y in ys]) for k in range(len(ys[0])))
+    return namespace.stack(ys, 0)

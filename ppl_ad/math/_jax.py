@@ -20,6 +20,23 @@ def build():
     def asarray(x):
         return x if isinstance(x, (float, int)) else jnp.asarray(x)
 
+    # scipy's conventions (0 * log(0) = 0, 0 * log1p(-1) = 0) with the right derivatives: d/dx is
+    # log(y) where x = 0 < y (a Gamma or Beta shape of exactly 1), and no 0/0 = NaN where x = y = 0
+    # (jax.scipy.special.xlogy's is NaN there: a Binomial probability of exactly 0). A custom_jvp
+    # call, so that ppl_ad.backends._jax_rewrites still finds it in the traced program.
+    def plain_xlogy(x, y):
+        x = jnp.asarray(x, dtype=float)
+        return x * jnp.log(jnp.where((x == 0) & (y <= 0), 1.0, y))
+
+    def plain_xlog1py(x, y):
+        x = jnp.asarray(x, dtype=float)
+        return x * jnp.log1p(jnp.where((x == 0) & (y <= -1), 0.0, y))
+
+    xlogy = jax.custom_jvp(plain_xlogy)
+    xlogy.defjvp(lambda primals, tangents: jax.jvp(plain_xlogy, primals, tangents))
+    xlog1py = jax.custom_jvp(plain_xlog1py)
+    xlog1py.defjvp(lambda primals, tangents: jax.jvp(plain_xlog1py, primals, tangents))
+
     return Namespace(
         "jax",
         dict(
@@ -28,8 +45,7 @@ def build():
             square=jnp.square, abs=jnp.abs, sin=jnp.sin, cos=jnp.cos, tanh=jnp.tanh,
             floor=jnp.floor, isfinite=jnp.isfinite,
             erf=jss.erf, erfc=jss.erfc, gammaln=jss.gammaln, digamma=jss.digamma,
-            xlogy=lambda x, y: jss.xlogy(jnp.asarray(x, dtype=float), y),
-            xlog1py=lambda x, y: jss.xlog1py(jnp.asarray(x, dtype=float), y), sigmoid=jax.nn.sigmoid, logit=jss.logit,
+            xlogy=xlogy, xlog1py=xlog1py, sigmoid=jax.nn.sigmoid, logit=jss.logit,
             log_sigmoid=jax.nn.log_sigmoid, softplus=jax.nn.softplus,
             log_ndtr=jst.norm.logcdf, log1mexp=log1mexp,
             sum=lambda x, axis: jnp.sum(x, axis=axis),

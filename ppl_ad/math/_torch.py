@@ -101,13 +101,14 @@ def build(tensor_class=None):
 
     def xlogy(x, y):
         # torch.special.xlogy's gradient in y is x / y = 0 / 0 = NaN where x = 0 and y = 0 (a
-        # Bernoulli probability of exactly 0 or 1); the log of 1 there keeps it 0, NaN y stays NaN
+        # Bernoulli probability of exactly 0 or 1): the log of 1 there keeps it 0. Only there (and
+        # for y < 0): where x = 0 < y, d/dx is log(y) (a Gamma or Beta shape of exactly 1)
         x, y = tf(x), tf(y)
-        return x * torch.log(torch.where((x == 0) & ~torch.isnan(y), 1.0, y))
+        return x * torch.log(torch.where((x == 0) & (y <= 0), 1.0, y))
 
     def xlog1py(x, y):
         x, y = tf(x), tf(y)
-        return x * torch.log1p(torch.where((x == 0) & ~torch.isnan(y), 0.0, y))
+        return x * torch.log1p(torch.where((x == 0) & (y <= -1), 0.0, y))
 
     stable_log1mexp = log1mexp_with(torch.where, torch.log, torch.expm1, torch.log1p, torch.exp)
 

@@ -383,7 +383,11 @@ def _reraise(model, handler, error):
         ) from error
     if type(error).__module__.startswith("jax"):
         raise error
-    raise ModelEvaluationError(f"model '{model.name}' raised {type(error).__name__} {where}: {error}") from error
+    hint = ""
+    if isinstance(error, ValueError) and "step must be greater than zero" in str(error):
+        hint = (" (PyTorch tensors have no negative slice steps, x[::-1]: index with an integer array instead, "
+                "x[np.arange(len(x) - 1, -1, -1)], which every backend supports)")
+    raise ModelEvaluationError(f"model '{model.name}' raised {type(error).__name__} {where}: {error}{hint}") from error
 
 
 def check_finite_data(model) -> None:
