@@ -62,7 +62,7 @@ import numpy as np
 
 from ppl_ad._version import __version__
 from ppl_ad.errors import CheckpointError
-from ppl_ad.infer.state import from_jsonable, to_jsonable
+from ppl_ad.infer.state import from_jsonable, seed_from_label, seed_label, to_jsonable
 
 __all__ = ["DEFAULT_SECONDS", "CheckpointStore", "ChainCheckpoint", "fingerprint", "read_checkpoint",
            "stop_requested", "handle_signals"]
@@ -115,6 +115,40 @@ def _model_source(ld) -> str:
         return hashlib.sha256(code.co_code).hexdigest() if code is not None else repr(function)
 
 
+def density_probe(ld) -> str:
+    """A short hash of the model's log density at two fixed points (NumPy, no compile), or "".
+
+    The model's source alone misses what it reads from outside: a global constant, a helper
+    function, a model typed at a prompt (no source to read). Two runs whose densities differ at
+    these points are different runs."""
+    compiled = getattr(ld, "compiled", None)
+    numpy_fn = getattr(compiled, "_numpy_fn", None)
+    if numpy_fn is None:
+        return ""
+    dim = int(ld.dimension)
+    values = []
+    for point in (np.zeros(dim), np.linspace(-0.3, 0.4, dim) if dim > 1 else np.full(dim, 0.3)):
+        try:
+            with np.errstate(all="ignore"):
+                values.append(f"{float(numpy_fn(point)):.12g}")
+        except Exception as error:  # noqa: BLE001 - a failing evaluation is part of what the density is
+            values.append(type(error).__name__)
+    return hashlib.sha256(" ".join(values).encode()).hexdigest()[:16]
+
+
+def stored_seed(path):
+    """The seed of the checkpoint at ``path`` (a ``SeedSequence``), or None when there is none:
+    ``pa.sample(..., checkpoint=path)`` without a seed resumes with it."""
+    store = Path(path) / "draws.zarr"
+    if not (store / "zarr.json").exists():
+        return None
+    try:
+        saved = _zarr().open_group(str(store), mode="r").attrs.get(_ATTR)
+        return seed_from_label(saved["fingerprint"]["seed"]) if saved else None
+    except Exception:  # noqa: BLE001 - not a readable checkpoint: the store's own checks say why
+        return None
+
+
 def fingerprint(ld, settings, chains: int, seed_seq, init) -> dict:
     """What a checkpoint belongs to (everything but ``draws``).
 
@@ -146,7 +180,8 @@ def fingerprint(ld, settings, chains: int, seed_seq, init) -> dict:
         "metric": settings.metric,
         "metric_adaptation": settings.metric_adaptation,
         "path_length": float(settings.path_length),
-        "seed": str(seed_seq.entropy),
+        "seed": seed_label(seed_seq),
+        "density": density_probe(ld),
         "init": init if isinstance(init, str) else data_hash({"init": init}),
         "ppl_ad_version": __version__,
     }
@@ -155,6 +190,7 @@ def fingerprint(ld, settings, chains: int, seed_seq, init) -> dict:
 _HOW = {
     "model": "another model", "model_source": "the model's code changed", "data": "other data",
     "backend": "another backend", "engine": "another engine", "seed": "another seed",
+    "density": "the model's log density changed: its code, or a constant or function it uses",
     "ppl_ad_version": "another ppl_ad version",
 }
 
@@ -195,6 +231,21 @@ def _zarr():
     return zarr
 
 
+def _unfinished_creation(group) -> bool:
+    """A store killed while :meth:`CheckpointStore._create` made it: no attribute yet, and nothing
+    but (some of) its ``chain_c`` groups."""
+    import re
+
+    return all(re.fullmatch(r"chain_\d+", str(name)) for name in group.keys())
+
+
+def _ours(name: str) -> bool:
+    """A file a checkpoint folder holds (what ``overwrite=True`` may delete with it)."""
+    import re
+
+    return bool(re.fullmatch(r"draws\.zarr|model\.pkl|chain_\d+\.json|\..*\.tmp", name))
+
+
 class CheckpointStore:
     """The zarr store of one checkpointed run (created, checked against the call, or resized).
 
@@ -223,15 +274,19 @@ class CheckpointStore:
         zarr = _zarr()
         self.path = Path(path)
         self.tune = int(print_["tune"])
+        if self.path.exists() and not self.path.is_dir():
+            raise CheckpointError(f"checkpoint path {str(self.path)!r} is a file; pass a folder (new or one that "
+                                  "holds a checkpoint)")
         existing = None
         if (self.path / "draws.zarr" / "zarr.json").exists() and not overwrite:
-            existing = zarr.open_group(str(self.path / "draws.zarr"), mode="r").attrs.get(_ATTR)
-            if existing is None:
+            group = zarr.open_group(str(self.path / "draws.zarr"), mode="r")
+            existing = group.attrs.get(_ATTR)
+            if existing is None and not _unfinished_creation(group):
                 raise CheckpointError(
                     f"checkpoint path {str(self.path)!r} holds a zarr store that is not a ppl_ad checkpoint; "
                     "pass another path, or overwrite=True to replace it"
                 )
-            diffs = _differences(existing["fingerprint"], print_)
+            diffs = _differences(existing["fingerprint"], print_) if existing is not None else []
             if diffs:
                 raise CheckpointError(
                     f"checkpoint {str(self.path)!r} belongs to another run: " + "; ".join(diffs)
@@ -246,7 +301,7 @@ class CheckpointStore:
         import shutil
 
         if self.path.exists():
-            if not (self.path / "draws.zarr").exists() and any(self.path.iterdir()):
+            if not (self.path / "draws.zarr").exists() and any(not _ours(f.name) for f in self.path.iterdir()):
                 raise CheckpointError(
                     f"checkpoint path {str(self.path)!r} is a folder with other files in it; pass an empty or new path"
                 )
@@ -327,6 +382,10 @@ class ChainCheckpoint:
             return json.loads(self._state_path.read_text())
         except FileNotFoundError:
             return None
+        except (ValueError, UnicodeDecodeError) as error:  # written atomically: only damage from outside
+            raise CheckpointError(
+                f"checkpoint {self.path!r}: {self._state_path.name} is damaged ({error}); pass overwrite=True to "
+                "start over, or restore the file") from None
 
     def resume(self, draws: np.ndarray, stats: dict):
         """Fill ``draws``/``stats`` with the saved rows and return ``(iteration, state, totals)``.
@@ -388,6 +447,11 @@ def _raise_stop():
 def stop_requested() -> bool:
     """Whether SIGINT/SIGTERM asked the checkpointed chains of this process to stop."""
     return _STOP.is_set()
+
+
+def stop_signal():
+    """The signal number (SIGINT or SIGTERM) that asked this process's chains to stop, or None."""
+    return _SIGNAL["number"] if _STOP.is_set() else None
 
 
 @contextlib.contextmanager
@@ -469,6 +533,12 @@ def read_checkpoint(path, model=None, *, chains=None):
         if not chains:
             raise CheckpointError(f"{str(root)!r}: no chain has committed a draw yet (iterations so far: {iterations})")
     else:
+        if isinstance(chains, (int, np.integer)) and not isinstance(chains, bool):
+            chains = [chains]
+        if isinstance(chains, str) or not all(isinstance(c, (int, np.integer)) and not isinstance(c, bool)
+                                              for c in (chains if hasattr(chains, "__iter__") else [chains])):
+            raise CheckpointError(f"read_checkpoint: chains={chains!r}; expected None, 'started', a chain index or "
+                                  "a list of them")
         chains = [int(c) for c in chains]
         if not chains or any(not 0 <= c < total for c in chains):
             raise CheckpointError(f"{str(root)!r} has chains 0..{total - 1}; chains={chains} asks for others")

@@ -281,6 +281,25 @@ def _exit_reason(codes) -> str:
     return ", ".join(names) + (" (SIGKILL often means the out-of-memory killer)" if -9 in codes else "")
 
 
+def _forward_stop(executor) -> bool:
+    """Pass a SIGINT/SIGTERM that reached this (parent) process on to the workers, which save
+    their chains at the next iteration and stop; True once passed on. (A terminal's Ctrl-C reaches
+    every process of the group; ``kill PID``, ``docker stop`` or a scheduler signal the parent only.)"""
+    import signal
+
+    from ppl_ad.infer.checkpoint import stop_signal
+
+    number = stop_signal()
+    if number is None:
+        return False
+    for process in list((getattr(executor, "_processes", None) or {}).values()):
+        try:
+            os.kill(process.pid, number)
+        except (ProcessLookupError, OSError):  # already gone
+            pass
+    return number in (signal.SIGINT, signal.SIGTERM)
+
+
 def run_parallel(spec, seeds, settings, init, cores, bars, checkpoints=None) -> list:
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue() if bars is not None else None
@@ -299,14 +318,19 @@ def run_parallel(spec, seeds, settings, init, cores, bars, checkpoints=None) -> 
             ]
         chain_of = {future: chain for chain, future in enumerate(futures)}
         pending = set(futures)
+        forwarded = False
         while pending:
             done, pending = concurrent.futures.wait(
                 pending, timeout=0.1, return_when=concurrent.futures.FIRST_EXCEPTION
             )
             if queue is not None:
                 _drain(queue, bars)
+            if checkpoints and not forwarded:
+                forwarded = _forward_stop(executor)
             for future in done:
                 error = future.exception()
+                if forwarded and isinstance(error, (KeyboardInterrupt, SystemExit)):
+                    continue  # a chain saved and stopped as asked: wait for the others to save too
                 if error is not None and not isinstance(error, concurrent.futures.process.BrokenProcessPool):
                     error.add_note(f"(raised in chain {chain_of[future]}, in a worker process)")
                     raise error  # a worker's exception, now

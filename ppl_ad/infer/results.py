@@ -26,6 +26,7 @@ from ppl_ad._version import __version__
 from ppl_ad.errors import ConfigError, DataError, SamplingWarning
 from ppl_ad.infer.chain import ChainResult
 from ppl_ad.infer.init import model_name
+from ppl_ad.infer.state import seed_label
 
 __all__ = [
     "to_inference_data", "import_arviz", "preload_arviz", "user_stacklevel", "site_dims", "dims_for",
@@ -354,7 +355,7 @@ def to_inference_data(ld, results, settings, chains, processes, seed_seq, init, 
         "max_treedepth": settings.max_treedepth,
         "metric": settings.metric,
         "init": init if isinstance(init, str) else "user",
-        "seed": str(seed_seq.entropy),
+        "seed": seed_label(seed_seq),
         "tuning_time": float(sum(r.tuning_time for r in results)),
         "sampling_time": float(sum(r.sampling_time for r in results)),
         "warmup_divergences": int(sum(r.warmup_divergences for r in results)),

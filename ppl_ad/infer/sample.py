@@ -102,7 +102,8 @@ def _validate(draws, tune, chains, cores, sampler, target_accept, max_treedepth,
         bad("cores", cores, "None or an integer >= 1")
     if sampler not in ("nuts", "hmc"):
         bad("sampler", sampler, "'nuts' or 'hmc'")
-    if not (isinstance(target_accept, (int, float)) and 0.0 < target_accept < 1.0):
+    if isinstance(target_accept, bool) or not (isinstance(target_accept, (int, float, np.integer, np.floating))
+                                               and 0.0 < target_accept < 1.0):
         bad("target_accept", target_accept, "a number strictly between 0 and 1")
     if isinstance(max_treedepth, bool) or not isinstance(max_treedepth, (int, np.integer)) or not 1 <= max_treedepth <= 30:
         bad("max_treedepth", max_treedepth, "an integer between 1 and 30")
@@ -130,17 +131,41 @@ def _validate(draws, tune, chains, cores, sampler, target_accept, max_treedepth,
         bad("chain_method", chain_method, "None, 'sequential', 'parallel' or 'vectorized'")
 
 
+def _seed_sequence(seed, checkpoint=None, overwrite=False) -> np.random.SeedSequence:
+    """The run's ``SeedSequence``: from ``seed``; without one, a checkpoint's own (so that the same
+    call resumes), else fresh entropy."""
+    if isinstance(seed, np.random.SeedSequence):
+        return seed
+    if isinstance(seed, np.random.Generator):  # as PyMC's random_seed: one draw from it
+        return np.random.SeedSequence(int(seed.integers(2**63)))
+    if seed is None:
+        if checkpoint is not None and not overwrite:
+            from ppl_ad.infer.checkpoint import stored_seed
+
+            saved = stored_seed(checkpoint)
+            if saved is not None:
+                return saved
+        return np.random.SeedSequence()
+    values = list(seed) if isinstance(seed, (list, tuple)) else [seed]
+    if not values or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0 for v in values):
+        raise ConfigError(f"sample: invalid seed={seed!r}; expected None, an integer >= 0 (or a list of them), a "
+                          "numpy.random.SeedSequence or a numpy.random.Generator")
+    return np.random.SeedSequence([int(v) for v in values] if isinstance(seed, (list, tuple)) else int(seed))
+
+
 def _open_checkpoint(path, every, overwrite, ld, settings, chains, seed_seq, init, chain_method):
     """One :class:`~ppl_ad.infer.checkpoint.ChainCheckpoint` per chain, or None without a path."""
+    if every is not None and (isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1):
+        raise ConfigError(f"sample: invalid checkpoint_every={every!r}; expected None or an integer >= 1")
     if path is None:
+        if every is not None:
+            raise ConfigError("sample: checkpoint_every=... needs checkpoint=PATH (where to save the chains)")
         return None
     if chain_method == "vectorized":
         raise ConfigError(
             "checkpoint=... cannot be combined with chain_method='vectorized' (checkpointed chains run one per "
             "program): use chain_method='sequential' or 'parallel'"
         )
-    if every is not None and (isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1):
-        raise ConfigError(f"sample: invalid checkpoint_every={every!r}; expected None or an integer >= 1")
     from ppl_ad.infer.chain import stat_dtypes
     from ppl_ad.infer.checkpoint import CheckpointStore, fingerprint, model_recipe
 
@@ -217,9 +242,11 @@ def sample(
     cores : int, optional
         Worker processes for ``chain_method="parallel"``; default ``min(chains, os.cpu_count())``.
         With the JAX engine, chains run in this process unless ``cores`` is 2 or more.
-    seed : int or numpy.random.SeedSequence, optional
+    seed : int, list of int, numpy.random.SeedSequence or numpy.random.Generator, optional
         Same seed, same draws (for a given backend and engine), in-process or parallel. The
-        seed actually used is recorded in ``attrs["seed"]``.
+        seed actually used is recorded in ``attrs["seed"]`` (with its ``spawn_key`` for a child
+        ``SeedSequence``). A ``Generator`` gives one draw to seed the run, as in PyMC. Without a
+        seed, a call with an existing ``checkpoint`` resumes with the checkpoint's seed.
     sampler : {"nuts", "hmc"}, optional
         ``"hmc"`` is static HMC with ``round(path_length / step_size)`` leapfrog
         steps jittered uniformly by +-10 % (see :mod:`ppl_ad.infer.hmc`; Python engine).
@@ -351,7 +378,7 @@ def sample(
         engine=engine,
         metric_adaptation=metric_adaptation,
     )
-    seed_seq = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    seed_seq = _seed_sequence(seed, checkpoint, overwrite)
     chain_seeds = seed_seq.spawn(chains)
 
     spec = worker_spec(ld) if chain_method == "parallel" else None

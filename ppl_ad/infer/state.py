@@ -156,3 +156,23 @@ def from_jsonable(data: dict) -> ChainState:
         rng = _array(rng["key"])
     return ChainState(_array(data["position"]), float(data["logdensity"]), _array(data["logdensity_grad"]),
                       adaptation, rng)
+
+
+def seed_label(seed_seq: np.random.SeedSequence) -> str:
+    """The text that names a run's seed (``attrs["seed"]``, checkpoints): the entropy, and the
+    ``spawn_key`` when there is one (two children of one ``SeedSequence`` are different seeds)."""
+    key = tuple(int(k) for k in seed_seq.spawn_key)
+    entropy = seed_seq.entropy
+    entropy = [int(e) for e in entropy] if isinstance(entropy, (list, tuple, np.ndarray)) else int(entropy)
+    return str(entropy) if not key else f"SeedSequence(entropy={entropy}, spawn_key={key})"
+
+
+def seed_from_label(label: str) -> np.random.SeedSequence:
+    """The ``SeedSequence`` that :func:`seed_label` named."""
+    import ast
+    import re
+
+    match = re.fullmatch(r"SeedSequence\(entropy=(.*), spawn_key=(\(.*\))\)", label.strip())
+    if match is None:
+        return np.random.SeedSequence(ast.literal_eval(label))
+    return np.random.SeedSequence(ast.literal_eval(match.group(1)), spawn_key=ast.literal_eval(match.group(2)))

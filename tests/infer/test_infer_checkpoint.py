@@ -302,3 +302,123 @@ def test_the_finished_chains_of_an_interrupted_run_can_be_read(tmp_path, monkeyp
     assert pa.read_checkpoint(path, chains=[0]).posterior.sizes["draw"] == 60
     with pytest.raises(CheckpointError, match="chains 0..1"):
         pa.read_checkpoint(path, chains=[2])
+
+
+PRIOR_SD = 5.0
+
+
+@pa.model
+def global_prior(y):
+    mu = pa.sample("mu", dist.Normal(0.0, PRIOR_SD))  # read from the module: not in the model's source
+    pa.observe("y", dist.Normal(mu, 1.0), y)
+
+
+def test_a_changed_global_the_model_reads_is_another_run(tmp_path, monkeypatch):
+    # the source hash missed it: the old adaptation ran on the new density (200 of 200 divergent)
+    path = tmp_path / "run.zarr"
+    kwargs = dict(SMALL, draws=10, tune=10, backend="autograd", checkpoint=path)
+    pa.sample(global_prior(np.array([0.5])), **kwargs)
+    monkeypatch.setattr(sys.modules[__name__], "PRIOR_SD", 0.01)
+    with pytest.raises(CheckpointError, match="density: .*the model's log density changed"):
+        pa.sample(global_prior(np.array([0.5])), **dict(kwargs, draws=20))
+
+
+def test_without_a_seed_the_same_call_resumes_with_the_checkpoints_seed(tmp_path):
+    # each call without a seed drew new entropy: a run without a seed could never be resumed
+    path = tmp_path / "run.zarr"
+    kwargs = dict(SMALL, tune=20, backend="autograd", seed=None)
+    first = pa.sample(_model(), checkpoint=path, **dict(kwargs, draws=10))
+    longer = pa.sample(_model(), checkpoint=path, **dict(kwargs, draws=20))
+    assert longer.attrs["seed"] == first.attrs["seed"]
+    fresh = pa.sample(_model(), **dict(kwargs, draws=20, seed=int(first.attrs["seed"])))
+    _assert_same(_posterior(fresh), _posterior(longer))
+
+
+def test_children_of_one_seed_sequence_are_different_seeds(tmp_path):
+    path = tmp_path / "run.zarr"
+    first, second = np.random.SeedSequence(5).spawn(2)
+    kwargs = dict(SMALL, draws=10, tune=10, backend="autograd")
+    idata = pa.sample(_model(), checkpoint=path, **dict(kwargs, seed=first))
+    assert idata.attrs["seed"] == "SeedSequence(entropy=5, spawn_key=(0,))"
+    with pytest.raises(CheckpointError, match="seed: .*spawn_key=\\(1,\\).*another seed"):
+        pa.sample(_model(), checkpoint=path, **dict(kwargs, seed=second))
+
+
+@pytest.mark.parametrize("seed", [1.0, -1, "1", [1, -2]])
+def test_an_invalid_seed_is_named(seed):
+    with pytest.raises(pa.ConfigError, match="invalid seed="):
+        pa.sample(_model(), backend="autograd", **dict(SMALL, seed=seed))
+
+
+def test_a_generator_seeds_the_run_as_in_pymc():
+    kwargs = dict(SMALL, draws=5, tune=5, backend="autograd")
+    a = pa.sample(_model(), **dict(kwargs, seed=np.random.default_rng(3)))
+    b = pa.sample(_model(), **dict(kwargs, seed=np.random.default_rng(3)))
+    _assert_same(_posterior(a), _posterior(b))
+
+
+def test_a_store_killed_while_it_was_created_is_made_again(tmp_path):
+    import zarr
+
+    path = tmp_path / "run.zarr"
+    path.mkdir()
+    group = zarr.open_group(str(path / "draws.zarr"), mode="w")  # killed here: no attributes yet
+    group.create_group("chain_0")
+    idata = pa.sample(_model(), backend="autograd", checkpoint=path, **dict(SMALL, draws=10, tune=10))
+    assert idata.posterior.sizes["draw"] == 10
+    other = tmp_path / "foreign.zarr"
+    other.mkdir()
+    zarr.open_group(str(other / "draws.zarr"), mode="w").create_group("something_else")
+    with pytest.raises(CheckpointError, match="not a ppl_ad checkpoint"):
+        pa.sample(_model(), backend="autograd", checkpoint=other, **dict(SMALL, draws=10, tune=10))
+
+
+@pytest.mark.filterwarnings("ignore::ppl_ad.errors.SamplingWarning")
+def test_sigterm_to_the_parent_alone_stops_parallel_workers_and_the_rerun_resumes(tmp_path):
+    # kill PID, docker stop, a scheduler: the workers ran every remaining iteration first
+    draws = 6000
+    script = tmp_path / "run.py"
+    script.write_text(textwrap.dedent(SCRIPT.format(draws=draws, tune=300, every=10)))
+    path, out = tmp_path / "ckpt.zarr", tmp_path / "resumed.npy"
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    process = subprocess.Popen([sys.executable, str(script), "jax", str(path), str(out)], env=env,
+                               start_new_session=True, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for_draws(path, process, 100)
+        process.send_signal(signal.SIGTERM)  # the parent only, not its process group
+        process.wait(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode != 0
+    stopped = pa.read_checkpoint(path, chains="started")
+    saved = [checkpoint_module.ChainCheckpoint(str(path), c, 300).load() for c in range(2)]
+    assert all(s is not None and s["iteration"] < 300 + draws for s in saved), "a worker ran to the end"
+    assert stopped.posterior.sizes["draw"] < draws
+    subprocess.run([sys.executable, str(script), "jax", str(path), str(out)], env=env, check=True,
+                   stderr=subprocess.DEVNULL)
+    fresh = tmp_path / "fresh.npy"
+    subprocess.run([sys.executable, str(script), "jax", str(tmp_path / "fresh.zarr"), str(fresh)], env=env,
+                   check=True, stderr=subprocess.DEVNULL)
+    assert np.array_equal(np.load(out), np.load(fresh))
+
+
+def test_damaged_or_misused_checkpoint_paths_get_checkpoint_errors(tmp_path):
+    path = tmp_path / "run.zarr"
+    kwargs = dict(SMALL, draws=10, tune=10, backend="autograd")
+    pa.sample(_model(), checkpoint=path, **kwargs)
+    for chains, message in (("all", "chains='all'"), (True, "chains=True"), (5, "chains 0..1")):
+        with pytest.raises(CheckpointError, match=message):
+            pa.read_checkpoint(path, chains=chains)
+    assert pa.read_checkpoint(path, chains=1).posterior.sizes["chain"] == 1
+    (path / "chain_0.json").write_text('{"iteration": 3')  # damaged from outside
+    with pytest.raises(CheckpointError, match="chain_0.json is damaged"):
+        pa.sample(_model(), checkpoint=path, **dict(kwargs, draws=20))
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    with pytest.raises(CheckpointError, match="is a file"):
+        pa.sample(_model(), checkpoint=a_file, **kwargs)
+    with pytest.raises(pa.ConfigError, match="checkpoint_every=... needs checkpoint=PATH"):
+        pa.sample(_model(), checkpoint_every=10, **kwargs)
+    pa.sample(_model(), **dict(kwargs, target_accept=np.float32(0.9)))
