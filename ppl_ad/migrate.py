@@ -355,6 +355,11 @@ def fix(findings) -> str:
 def main(args) -> int:
     """Run ``ppl-ad migrate``: print findings, optionally fix them; exit 1 when any were found."""
     paths = list(getattr(args, "paths", None) or ["."])
+    missing = [str(p) for p in paths if not os.path.exists(p)]
+    if missing:
+        from ppl_ad.errors import ConfigError
+
+        raise ConfigError(f"no such file or folder: {', '.join(missing)}")
     findings = scan(paths)
     for finding in findings:
         print(finding)

@@ -45,6 +45,22 @@ def model_sites(model) -> dict:
     return handler.sites
 
 
+def warn_unsimulated_factors(model, where: str, sites: Mapping | None = None) -> None:
+    """Warn that ``pa.factor`` terms take no part in simulating from the prior (as PyMC warns for
+    Potentials): draws follow the ``sample`` and ``observe`` sites alone."""
+    from ppl_ad.errors import SamplingWarning
+    from ppl_ad.infer.results import user_stacklevel
+
+    sites = model_sites(model) if sites is None else sites
+    factors = [name for name, site in sites.items() if site.kind == "factor"]
+    if factors:
+        warnings.warn(
+            f"{where}: model '{model.name}' has pa.factor terms ({', '.join(factors)}), which simulating from the "
+            "prior leaves out: the draws follow its sample and observe sites only"
+            + (", so its ranks are not uniform unless the factors are constant" if where == "pa.sbc" else ""),
+            SamplingWarning, stacklevel=user_stacklevel())
+
+
 def posterior_arrays(model, sites: Mapping, posterior) -> dict[str, np.ndarray]:
     """The ``(chain, draw, *shape)`` draws of every sampled site of ``model`` from ``posterior``.
 
@@ -129,6 +145,7 @@ def sample_prior_predictive(model, draws: int = 500, seed=None, *, coords=None):
 
     rng = np.random.default_rng(seed)
     sites = model_sites(model)
+    warn_unsimulated_factors(model, "sample_prior_predictive", sites)
     params, observed = [], []
     for _ in range(draws):
         handler = run_model(model, PredictiveHandler(rng, model_name=model.name))

@@ -36,6 +36,7 @@ and Computing* 32, 32. doi:10.1007/s11222-022-10090-6.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import hashlib
 import math
 import multiprocessing
@@ -230,12 +231,15 @@ def _local_task(index: int, seed_seq, settings: SBCSettings) -> dict:
     return simulate_and_rank(_load(_LOCAL["payload"]), index, seed_seq, settings)
 
 
+@contextlib.contextmanager
 def _one_thread_per_worker(processes: int):
     """Cap the intra-op threads of the spawned workers (they start during the submits), as the
-    sampler does for its chain workers."""
-    from ppl_ad.infer.parallel import environment, worker_environment
+    sampler does for its chain workers, and hide the main module from them: a script without an
+    ``if __name__ == "__main__":`` guard is not run again in each of them."""
+    from ppl_ad.infer.parallel import environment, main_module_hidden, worker_environment
 
-    return environment(worker_environment(processes))
+    with environment(worker_environment(processes)), main_module_hidden():
+        yield
 
 
 # --------------------------------------------------------------------------- #
@@ -365,6 +369,11 @@ def sbc(
     for name, value in (("simulations", simulations), ("draws", draws), ("chains", chains), ("thin", thin)):
         if not isinstance(value, (int, np.integer)) or value < 1:
             raise ConfigError(f"pa.sbc: {name} must be a positive integer, got {value!r}")
+    if isinstance(tune, bool) or not isinstance(tune, (int, np.integer)) or tune < 0:
+        raise ConfigError(f"pa.sbc: tune must be an integer >= 0, got {tune!r}")
+    from ppl_ad.predictive import warn_unsimulated_factors
+
+    warn_unsimulated_factors(model, "pa.sbc")
     settings = SBCSettings(
         backend=backend, draws=int(draws), tune=int(tune), chains=int(chains), thin=int(thin),
         sample_kwargs=tuple(sorted({"engine": "python", **(sample_kwargs or {})}.items())),

@@ -235,3 +235,38 @@ def test_arguments_are_checked_and_sbc_stays_the_function():
         pa.sbc(conjugate(), simulations=0)
     with pytest.raises(TypeError, match="bound model"):
         pa.sbc(normal_normal, simulations=2)
+    with pytest.raises(ConfigError, match="tune must be an integer >= 0"):
+        pa.sbc(conjugate(), simulations=2, tune=-5)
+
+
+def test_a_model_with_a_factor_is_warned_about():
+    @pa.model
+    def with_factor(y):
+        mu = pa.sample("mu", pa.dist.Normal(0.0, 1.0))
+        pa.factor("shrink", -0.5 * mu**2)
+        pa.observe("y", pa.dist.Normal(mu, 1.0), y)
+
+    with pytest.warns(pa.SamplingWarning, match="pa.factor terms \\(shrink\\).*ranks are not uniform"):
+        pa.sbc(with_factor(0.0), simulations=1, seed=1, cores=1, **SMALL)
+
+
+def test_a_script_without_a_main_guard_runs_once_with_local_workers(tmp_path):
+    # the spawned workers re-ran the script: it printed three times, then BrokenProcessPool
+    import subprocess
+    import sys
+    import textwrap
+
+    script = tmp_path / "run.py"
+    script.write_text(textwrap.dedent("""
+        import numpy as np
+        import ppl_ad as pa
+        from ppl_ad.testing.scenarios import normal_normal
+        print("script body runs", flush=True)
+        result = pa.sbc(normal_normal(np.zeros(10), 1.0, 1.0), simulations=2, draws=50, tune=50, thin=2, seed=1,
+                        cores=2, backend="jax", progressbar=False)
+        print(sorted(result.ranks))
+    """))
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("script body runs") == 1 and "['mu']" in done.stdout

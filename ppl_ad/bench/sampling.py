@@ -521,7 +521,17 @@ def main(args) -> int:
     models = cells.check_names(cells.split_names(args.models), [s.name for s in scenarios()], "model") or list(STANDARD)
     given = cells.split_names(args.backends)
     for sampler in given:
-        name = parse_sampler(sampler)[0]
+        try:
+            name = parse_sampler(sampler)[0]
+        except ValueError as error:  # an unknown ':option': a usage error, with the closest option
+            import difflib
+
+            from ppl_ad.errors import ConfigError
+            from ppl_ad.infer.engine import CHAIN_METHODS, ENGINES
+
+            option = sampler.partition(":")[2]
+            close = difflib.get_close_matches(option, [*ENGINES, *CHAIN_METHODS, *METRICS], n=1)
+            raise ConfigError(f"{error}{f' (did you mean {close[0]!r}?)' if close else ''}") from None
         cells.check_names([name], [*registry.names(), *PEERS], "backend")
     samplers = given or list(DEFAULT_SAMPLERS)
     if args.peers:

@@ -35,6 +35,8 @@ _GRADIENT_FREE = {"nelder-mead", "powell", "cobyla", "cobyqa"}
 #: An optimum further than this from the origin of the unconstrained space is treated
 #: as a run towards infinity (an unbounded log density).
 _UNBOUNDED = 1e8
+#: relative max |gradient| above which a "converged" optimum is checked (see _past_the_line_search)
+_STATIONARY = 1e-3
 
 
 def find_MAP(model, backend=None, method: str = "L-BFGS-B", start=None, seed=None, jacobian: bool = False) -> dict:
@@ -103,12 +105,14 @@ def find_MAP(model, backend=None, method: str = "L-BFGS-B", start=None, seed=Non
     ld = resolve_logdensity(model, backend, jacobian=jacobian)
     name = model_name(ld)
     rng = np.random.default_rng(seed)
-    if start is None:
-        x0 = initial_position(ld, rng, "jitter")
-    elif isinstance(start, Mapping):
-        x0 = initial_position(ld, rng, start)
-    else:
+    if start is not None and not isinstance(start, Mapping):
         raise TypeError(f"find_MAP: start must be None or a dict of site values, got {type(start).__name__}")
+    try:
+        x0 = initial_position(ld, rng, "jitter" if start is None else start)
+    except SamplingError as error:  # the sampler's words (chains, init=) for find_MAP's (start=)
+        message = str(error).replace("chain 0: ", "").replace("given in init", "given in start").replace(
+            "fixed by init", "fixed by start").replace("pass init=", "pass start=")
+        raise SamplingError(f"find_MAP: {message}") from None
 
     uses_gradient = method.lower() not in _GRADIENT_FREE
 
@@ -137,6 +141,18 @@ def find_MAP(model, backend=None, method: str = "L-BFGS-B", start=None, seed=Non
     # L-BFGS-B sometimes reports a line-search failure at an optimum that is only
     # limited by floating-point precision: accept it when the gradient vanishes.
     converged = finite and (result.success or (uses_gradient and grad_norm <= 1e-5 * max(1.0, abs(value))))
+    on_wall = False
+    if converged and uses_gradient and grad_norm > _STATIONARY * max(1.0, abs(value)):
+        # "converged" with a gradient that does not vanish: the line search ran into a region
+        # where the density is -inf (a support that the data bound, Uniform(0, theta)) or it is
+        # unbounded. A gradient-free search from there finds the highest point before the wall.
+        result, value, grad, on_wall = _past_the_line_search(negative_logp, negative_logp_and_grad, result)
+        grad_norm = float(np.max(np.abs(grad))) if grad.size else 0.0
+        if not on_wall:
+            converged = False
+            result.message = (
+                f"the log density still increases from the point where {method} stopped (max |gradient| "
+                f"{grad_norm:.3g}): it is probably unbounded there")
     if converged and float(np.max(np.abs(result.x), initial=0.0)) > _UNBOUNDED:
         converged = False
         result.message = (
@@ -150,5 +166,41 @@ def find_MAP(model, backend=None, method: str = "L-BFGS-B", start=None, seed=Non
             f"(log density {-value:.6g}, max |gradient| {grad_norm:.3g}). The posterior may be "
             "improper or unbounded; try another method or a start=... closer to the mode."
         )
+    if on_wall:
+        import warnings
+
+        from ppl_ad.errors import SamplingWarning
+        from ppl_ad.infer.results import user_stacklevel
+
+        warnings.warn(
+            f"find_MAP: the mode of model {name!r} lies on a wall of its support (the log density is -inf just "
+            f"beyond it, where its gradient is still {grad_norm:.3g}): typically a bound set by the data, as "
+            "max(y) for y ~ Uniform(0, theta). The point returned is the highest found, to about 1e-8.",
+            SamplingWarning, stacklevel=user_stacklevel())
     values = ld.constrain(result.x, deterministics=True)
     return {k: np.asarray(v) for k, v in values.items()}
+
+
+def _past_the_line_search(negative_logp, negative_logp_and_grad, result):
+    """``(result, value, gradient, on_wall)`` after a gradient-free search (Nelder-Mead) from where
+    a gradient-based optimiser stopped with a gradient that does not vanish.
+
+    ``on_wall`` is True when the point found is a maximum that a wall of -inf bounds: every small
+    step along the gradient (uphill) leaves the support or goes down. Where a step goes up
+    instead, or the point has run beyond ``1e2`` on the unconstrained scale (a scale of
+    ``exp(-100)``: the edge of floating point, not a mode), the density is taken as unbounded.
+    """
+    from scipy.optimize import minimize
+
+    x = np.asarray(result.x, dtype=np.float64)
+    polish = minimize(negative_logp, x, method="Nelder-Mead",
+                      options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 400 * max(1, x.size)})
+    if math.isfinite(polish.fun) and polish.fun <= negative_logp(x):
+        result.x = polish.x
+    value, grad = negative_logp_and_grad(result.x)
+    if not (math.isfinite(value) and np.all(np.isfinite(grad))) or np.max(np.abs(result.x), initial=0.0) > 1e2:
+        return result, value, grad, False
+    uphill = -grad / max(float(np.linalg.norm(grad)), 1e-300)
+    steps = (1e-9, 1e-7, 1e-5, 1e-3)
+    higher = any(negative_logp(result.x + h * (1.0 + np.abs(result.x)) * uphill) < value for h in steps)
+    return result, value, grad, not higher

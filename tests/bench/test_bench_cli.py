@@ -106,6 +106,18 @@ def test_unknown_sampler_name_exits_nonzero(capsys):
     assert "Did you mean 'numpyro'?" in capsys.readouterr().err
 
 
+def test_unknown_sampler_option_exits_nonzero_with_the_closest_option(capsys):
+    # it printed a ValueError traceback and exited 1
+    assert ppl_ad_main(["bench", "--sampling", "--backends", "jax:vectorised", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ppl-ad bench: error: ") and "did you mean 'vectorized'?" in err
+
+
+def test_migrate_of_a_missing_path_is_an_error(capsys):
+    assert ppl_ad_main(["migrate", "/no/such/folder"]) == 2
+    assert "no such file or folder: /no/such/folder" in capsys.readouterr().err
+
+
 def test_default_output_folder_is_ppl_ad_bench():
     args = __import__("ppl_ad.cli", fromlist=["build_parser"]).build_parser().parse_args(["bench"])
     assert args.out == "ppl-ad-bench" and cli.DEFAULT_OUT == "ppl-ad-bench"

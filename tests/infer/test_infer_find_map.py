@@ -166,3 +166,44 @@ def test_the_find_map_example_in_the_docs():
     # L-BFGS-B's default tolerances: over 30 starting points the error reached 1.4e-6
     assert float(namespace["mode"]) == pytest.approx(1.0, rel=1e-5)
     assert float(namespace["unconstrained"]) == pytest.approx(np.sqrt(np.sqrt(5.0) - 1.0), rel=1e-5)
+
+
+@pa.model
+def german_tank(y):
+    th = pa.sample("th", dist.Exponential(0.1))
+    pa.observe("y", dist.Uniform(0.0, th), y)
+
+
+@pytest.mark.parametrize("start", [{"th": 10.0}, {"th": 50.0}, None])
+def test_a_mode_on_a_wall_of_the_support_is_found_and_said(start):
+    # L-BFGS-B's line search ran into -inf and reported success at the start (th = 10, slope -4)
+    with pytest.warns(pa.SamplingWarning, match="lies on a wall of its support"):
+        mode = find_MAP(german_tank(np.array([3.0, 7.0, 1.0])), backend="jax", start=start, seed=0)
+    np.testing.assert_allclose(mode["th"], 7.0, rtol=1e-6)
+
+
+def test_a_density_unbounded_towards_a_boundary_is_refused():
+    # it returned s = 1e-154 (a HalfFlat scale with y = 0) and a degenerate LKJ factor
+    @pa.model
+    def spike(y):
+        s = pa.sample("s", dist.HalfFlat())
+        pa.observe("y", dist.Normal(0.0, s), y)
+
+    @pa.model
+    def lkj():
+        pa.sample("L", dist.LKJCholesky(2, 0.5))
+
+    for model in (spike(np.array([0.0])), lkj()):
+        with pytest.raises(SamplingError, match="unbounded"):
+            find_MAP(model, backend="jax", seed=0)
+
+
+def test_no_finite_start_is_said_in_find_maps_words():
+    @pa.model
+    def never(y):
+        mu = pa.sample("mu", dist.Normal(0.0, 1.0))
+        pa.observe("y", dist.Uniform(mu + 100.0, mu + 101.0), y)
+
+    with pytest.raises(SamplingError, match="find_MAP: could not find an initial point") as info:
+        find_MAP(never(np.array([0.5])), backend="jax", seed=0)
+    assert "chain 0" not in str(info.value) and "init=" not in str(info.value)
