@@ -195,9 +195,16 @@ _HOW = {
 }
 
 
+#: fingerprint entries added after checkpoints were first written: a checkpoint without one is not
+#: refused for it
+_ADDED_LATER = {"density"}
+
+
 def _differences(saved: dict, wanted: dict) -> list[str]:
     out = []
     for key in sorted(set(saved) | set(wanted)):
+        if key in _ADDED_LATER and key not in saved:
+            continue
         if saved.get(key) != wanted.get(key):
             why = _HOW.get(key, "other sampler settings")
             out.append(f"{key}: checkpoint {saved.get(key)!r}, this call {wanted.get(key)!r} ({why})")

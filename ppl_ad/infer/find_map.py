@@ -37,6 +37,8 @@ _GRADIENT_FREE = {"nelder-mead", "powell", "cobyla", "cobyqa"}
 _UNBOUNDED = 1e8
 #: relative max |gradient| above which a "converged" optimum is checked (see _past_the_line_search)
 _STATIONARY = 1e-3
+#: most coordinates for the gradient-free search from a point where the line search stopped
+_POLISHED = 20
 
 
 def find_MAP(model, backend=None, method: str = "L-BFGS-B", start=None, seed=None, jacobian: bool = False) -> dict:
@@ -193,10 +195,11 @@ def _past_the_line_search(negative_logp, negative_logp_and_grad, result):
     from scipy.optimize import minimize
 
     x = np.asarray(result.x, dtype=np.float64)
-    polish = minimize(negative_logp, x, method="Nelder-Mead",
-                      options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 400 * max(1, x.size)})
-    if math.isfinite(polish.fun) and polish.fun <= negative_logp(x):
-        result.x = polish.x
+    if x.size <= _POLISHED:  # Nelder-Mead is hopeless in many dimensions: only the verdict then
+        polish = minimize(negative_logp, x, method="Nelder-Mead",
+                          options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 400 * max(1, x.size)})
+        if math.isfinite(polish.fun) and polish.fun <= negative_logp(x):
+            result.x = polish.x
     value, grad = negative_logp_and_grad(result.x)
     if not (math.isfinite(value) and np.all(np.isfinite(grad))) or np.max(np.abs(result.x), initial=0.0) > 1e2:
         return result, value, grad, False
