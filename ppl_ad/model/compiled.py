@@ -127,7 +127,7 @@ class CompiledModel:
                 run(**data)
             except Exception as error:
                 if not is_numerical_failure(error):
-                    _reraise(model, handler, error)
+                    _reraise(model, handler, error, ns.name)
                 # A numerical failure (a Cholesky of a matrix that is not positive definite at
                 # this theta) rejects the point, as a NaN does under JAX: -inf, zero gradient.
                 return ns.sum(theta, None) * 0.0 - np.inf
@@ -368,7 +368,7 @@ def _is_library_file(filename: str) -> bool:
     )
 
 
-def _reraise(model, handler, error):
+def _reraise(model, handler, error, library: str | None = None):
     from ppl_ad.errors import ModelEvaluationError, PplAdError
 
     if isinstance(error, PplAdError):
@@ -387,7 +387,9 @@ def _reraise(model, handler, error):
     if isinstance(error, ValueError) and "step must be greater than zero" in str(error):
         hint = (" (PyTorch tensors have no negative slice steps, x[::-1]: index with an integer array instead, "
                 "x[np.arange(len(x) - 1, -1, -1)], which every backend supports)")
-    raise ModelEvaluationError(f"model '{model.name}' raised {type(error).__name__} {where}: {error}{hint}") from error
+    arrays = f" (evaluated with {library.replace('-numpy', '')} arrays)" if library and library != "numpy" else ""
+    raise ModelEvaluationError(
+        f"model '{model.name}' raised {type(error).__name__} {where}{arrays}: {error}{hint}") from error
 
 
 def check_finite_data(model) -> None:
