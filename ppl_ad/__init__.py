@@ -45,7 +45,7 @@ def _register_log_likelihood():
 _register_log_likelihood()
 
 
-def sample(name_or_model, *args, **kwargs):
+def sample(name_or_model=None, *args, **kwargs):
     """Two uses, told apart by the first argument.
 
     * Inside a model, ``pa.sample(name, distribution, shape=None, dims=None)`` declares a parameter
@@ -57,6 +57,11 @@ def sample(name_or_model, *args, **kwargs):
       runs NUTS and returns an ``arviz.InferenceData`` (see :func:`ppl_ad.infer.sample.sample`,
       whose signature ``help`` and IDEs show for this function).
     """
+    if name_or_model is None and "model" in kwargs:  # pa.sample(model=m, ...)
+        name_or_model = kwargs.pop("model")
+    if name_or_model is None:
+        raise TypeError("sample() needs a model (pa.sample(model, ...)), or inside a model a site name "
+                        "(pa.sample('x', distribution))")
     if isinstance(name_or_model, str):
         return sample_site(name_or_model, *args, **kwargs)
     from ppl_ad.infer.sample import check_keywords
@@ -79,7 +84,7 @@ def _sample_signature():
                ("log_likelihood", False), ("checkpoint", None), ("checkpoint_every", None), ("overwrite", False),
                ("metric_adaptation", "nutpie"),
                ("executor", None)]
-    parameters = [P("name_or_model", P.POSITIONAL_OR_KEYWORD)]
+    parameters = [P("model", P.POSITIONAL_OR_KEYWORD)]
     parameters += [P(n, P.POSITIONAL_OR_KEYWORD, default=d) for n, d in positional]
     parameters += [P(n, P.KEYWORD_ONLY, default=d) for n, d in keyword]
     return inspect.Signature(parameters)

@@ -80,8 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", default=None, help="comma-separated scenario names (default: standard + posteriordb)")
     p.add_argument("--model", action="append", default=None, metavar="FILE.py:NAME|MODULE:NAME",
                    help="your own bound model (a @pa.model function called with its data); repeatable")
-    p.add_argument("--backends", default=None, help="comma-separated backend names (default: all installed)")
-    p.add_argument("--repeats", type=_positive_int, default=None, help="timed calls per cell")
+    p.add_argument("--backends", default=None,
+                   help="comma-separated backend names (default: all installed; with --sampling, samplers such "
+                        "as jax, jax:python, jax:low_rank or a peer, default jax,jax:python)")
+    p.add_argument("--repeats", type=_positive_int, default=None,
+                   help="timed calls per cell (with --sampling: how many times every cold/warm pair runs)")
     p.add_argument("--timeout", type=_positive_float, default=None,
                    help="seconds per cell (default 300, or 1800 with --sampling)")
     p.add_argument("--peers", action="store_true", help="also run PyMC and NumPyro (needs ppl_ad[bench])")
@@ -99,8 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="*", default=["."], help="files or folders to scan")
     p.add_argument("--fix", action="store_true", help="rewrite the simple cases in place and print a diff")
     p.set_defaults(func=_migrate)
-    p = sub.add_parser("cache", help="where backend='auto' keeps its decisions; --clear deletes them")
-    p.add_argument("--clear", action="store_true", help="delete every cached decision")
+    p = sub.add_parser("cache", help="where ppl_ad caches: backend='auto' decisions, compiled XLA programs and "
+                                     "sampler programs; --clear deletes them")
+    p.add_argument("--clear", action="store_true",
+                   help="delete the cached auto decisions, compiled programs and sampler programs")
     p.set_defaults(func=_cache)
     return parser
 

@@ -80,13 +80,13 @@ def check_keywords(function, given: Mapping) -> None:
     for name in unknown:
         close = _ALIASES.get(name) or next(iter(difflib.get_close_matches(name, accepted, n=1, cutoff=0.6)), None)
         hints.append(f"{name!r} (did you mean {close!r}?)" if close else repr(name))
-    raise _KeywordError(
+    raise UnexpectedKeywordError(
         f"{function.__name__}() got unexpected keyword argument{'s' if len(unknown) > 1 else ''} "
         f"{', '.join(hints)}; it accepts: {', '.join(accepted)}"
     )
 
 
-class _KeywordError(ConfigError, TypeError):
+class UnexpectedKeywordError(ConfigError, TypeError):
     """A misspelled keyword: a ConfigError that is also the TypeError Python would raise."""
 
 
@@ -236,8 +236,8 @@ def sample(
     draws : int, optional
         Draws kept per chain.
     tune : int, optional
-        Warmup iterations per chain (discarded). Stan's windowed adaptation of the
-        step size and metric.
+        Warmup iterations per chain (discarded), which adapt the step size and the metric
+        (as ``metric_adaptation`` says: nutpie's schedule by default, or Stan's windows).
     chains : int, optional
     cores : int, optional
         Worker processes for ``chain_method="parallel"``; default ``min(chains, os.cpu_count())``.
@@ -259,8 +259,9 @@ def sample(
         ``"low_rank"``: nutpie's diagonal metric corrected along the directions where the
         posterior's variance differs most from it, estimated from the draws and their
         gradients (at most 32 directions; see :mod:`ppl_ad.infer.adaptation.low_rank`). For
-        correlated posteriors: on the 100-d Gaussian benchmark it gave 2.3 times the
-        effective sample size per gradient of ``"diag"``; on models without strong
+        correlated posteriors: on the 100-d Gaussian benchmark it gave twice the
+        effective sample size per gradient of ``"diag"`` (35.4 against 17.7, medians over
+        six seeds); on models without strong
         correlations it costs time per step and gains nothing.
     init : "jitter" or dict or list of dict, optional
         ``"jitter"``: uniform(-2, 2) on the unconstrained space, retried until

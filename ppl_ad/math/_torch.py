@@ -38,7 +38,7 @@ def numpy_interop_tensor_class():
 
     def convert(x):
         if isinstance(x, np.ndarray):
-            return torch.as_tensor(x, dtype=f64 if x.dtype.kind == "f" else None)
+            return torch.as_tensor(_positive_strides(x), dtype=f64 if x.dtype.kind == "f" else None)
         if isinstance(x, np.generic):
             return x.item()
         return x
@@ -76,6 +76,8 @@ def build(tensor_class=None):
     def t(x):
         if isinstance(x, Tensor):
             return x
+        if isinstance(x, np.ndarray):
+            x = _positive_strides(x)
         if isinstance(x, np.ndarray) and x.dtype.kind in "iub":
             x = torch.as_tensor(x)
         else:
@@ -178,3 +180,11 @@ def build(tensor_class=None):
             zeros=zeros, ones=ones, eye=eye,
         ),
     )
+
+
+def _positive_strides(array):
+    """``array``, copied when a stride is negative (``np.flip(y)``, ``y[::-1]``): PyTorch cannot
+    view such memory."""
+    import numpy as np
+
+    return np.ascontiguousarray(array) if any(step < 0 for step in array.strides) else array

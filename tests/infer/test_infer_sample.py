@@ -5,6 +5,7 @@ Chains in worker processes: tests/infer/test_infer_parallel.py.
 
 from __future__ import annotations
 
+import inspect
 import math
 import pickle
 import warnings
@@ -384,6 +385,15 @@ def test_misspelled_keywords_get_a_did_you_mean(wrong, right):
     with pytest.raises(TypeError, match=f"'{wrong}' \\(did you mean '{right}'\\?\\)") as info:
         pa.sample(model, **{wrong: 10})
     assert isinstance(info.value, pa.ConfigError)
+
+
+def test_the_model_may_be_passed_by_keyword_and_is_named_in_the_signature():
+    model = GaussianLogDensity(np.zeros(2), [1.0, 1.0])
+    idata = pa.sample(model=model, draws=5, tune=5, chains=1, progressbar=False, seed=1)
+    assert idata.posterior.sizes["draw"] == 5
+    assert list(inspect.signature(pa.sample).parameters)[0] == "model"
+    with pytest.raises(TypeError, match="needs a model"):
+        pa.sample()
 
 
 def test_sampling_with_the_reference_backend_warns():

@@ -135,6 +135,20 @@ def test_a_tensor_method_of_a_parameter_with_another_meaning_is_refused_under_to
         pa.logdensity(spread(), backend="torch")
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_reversed_data_combine_with_parameters_on_every_backend(backend):
+    # np.flip(y) has negative strides, which PyTorch cannot view: it failed under torch
+    @pa.model
+    def reversed_data(y):
+        x = pa.sample("x", dist.Normal(0.0, 1.0), shape=(3,))
+        pa.factor("f", M.sum(np.flip(y) * x) + M.sum(x * y[::-1]))
+
+    model = reversed_data(np.array([1.0, 2.0, 4.0]))
+    theta = np.array([0.1, 0.2, 0.3])
+    value, gradient = pa.logdensity(model, backend=backend).logdensity_and_gradient(theta)
+    np.testing.assert_allclose(gradient, -theta + 2 * np.array([4.0, 2.0, 1.0]), rtol=1e-9)
+
+
 def test_a_negative_slice_step_under_torch_gets_a_hint():
     @pa.model
     def reversed_():
