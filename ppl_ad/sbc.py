@@ -256,7 +256,11 @@ def _progress(total: int, progressbar: bool, name: str):
 def _run_dask(client, payload, seeds, settings, bar) -> list[dict]:
     from distributed import as_completed
 
-    model = client.scatter(payload, broadcast=True, hash=False)  # every worker holds a copy
+    from ppl_ad.infer.distributed import INLINE_RECIPE
+
+    # a small model travels inside each task: scattered data that Dask's replica cleanup left on a
+    # worker that then died cannot be recovered, and the whole run failed (FutureCancelledError)
+    model = payload if len(payload) <= INLINE_RECIPE else client.scatter(payload, broadcast=True, hash=False)
     token = uuid.uuid4().hex[:8]
     futures = [
         client.submit(_task, model, index, seed_seq, settings, key=f"ppl_ad-sbc-{token}-{index}", pure=False)
@@ -268,7 +272,7 @@ def _run_dask(client, payload, seeds, settings, bar) -> list[dict]:
             results.append(future.result())
             bar.update(1)
     finally:
-        client.cancel(futures + [model])
+        client.cancel(futures + ([] if isinstance(model, bytes) else [model]))
     return results
 
 
@@ -378,23 +382,36 @@ def sbc(
         backend=backend, draws=int(draws), tune=int(tune), chains=int(chains), thin=int(thin),
         sample_kwargs=tuple(sorted({"engine": "python", **(sample_kwargs or {})}.items())),
     )
-    root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    from ppl_ad.infer.state import fresh_seed_sequence
+
+    root = fresh_seed_sequence(seed) if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
     seeds = root.spawn(simulations)
-    payload = model_payload(model)
+    try:
+        payload, unpicklable = model_payload(model), None
+    except Exception as error:  # noqa: BLE001 - data that cannot be pickled: fine in this process
+        payload, unpicklable = None, error
+    if executor is not None and payload is None:
+        raise ConfigError(f"pa.sbc: model '{model.name}' cannot be sent to the executor's workers: "
+                          f"{type(unpicklable).__name__}: {unpicklable} (its data must pickle)")
     where = "in-process"
     start = time.perf_counter()
     with _progress(simulations, progressbar, model.name) as bar:
         if executor is not None and is_dask_client(executor):
+            if getattr(executor, "status", None) in ("closing", "closed"):
+                raise ConfigError("pa.sbc: the Dask client passed as executor= is closed")
             where = f"dask ({len(executor.nthreads())} workers)"
             results = _run_dask(executor, payload, seeds, settings, bar)
         elif executor is not None:
+            from ppl_ad.infer.distributed import _check_executor
+
+            _check_executor(executor)
             where = type(executor).__name__
             results = _run_executor(
                 executor, lambda i, s: executor.submit(_task, payload, i, s, settings), seeds, bar
             )
         else:
             cores = min(simulations, cores or os.cpu_count() or 1)
-            in_main = b"__main__" in payload and not _interactive_main()
+            in_main = payload is None or (b"__main__" in payload and not _interactive_main())
             if cores <= 1 or in_main:
                 results = []
                 for index, seed_seq in enumerate(seeds):

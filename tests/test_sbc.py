@@ -270,3 +270,38 @@ def test_a_script_without_a_main_guard_runs_once_with_local_workers(tmp_path):
     done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count("script body runs") == 1 and "['mu']" in done.stdout
+
+
+def test_one_seed_sequence_object_twice_gives_the_same_ranks():
+    # spawn() changes the object it is called on: the second run had other seeds
+    seed = np.random.SeedSequence(11)
+    first = pa.sbc(conjugate(), simulations=2, seed=seed, cores=1, **SMALL)
+    second = pa.sbc(conjugate(), simulations=2, seed=seed, cores=1, **SMALL)
+    np.testing.assert_array_equal(first.ranks["mu"], second.ranks["mu"])
+
+
+def test_data_that_do_not_pickle_run_in_process_and_are_refused_for_an_executor():
+    lock = threading.Lock()
+
+    @pa.model
+    def locked(y, guard):
+        mu = pa.sample("mu", pa.dist.Normal(0.0, 1.0))
+        pa.observe("y", pa.dist.Normal(mu, 1.0), y)
+
+    model = locked(np.zeros(3), lock)
+    assert pa.sbc(model, simulations=1, seed=1, cores=1, **SMALL).ranks["mu"].shape == (1,)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as executor:
+        with pytest.raises(ConfigError, match="cannot be sent to the executor's workers"):
+            pa.sbc(model, simulations=1, seed=1, executor=executor, **SMALL)
+
+
+def test_a_forking_process_pool_after_jax_is_refused():
+    import multiprocessing
+
+    import jax  # noqa: F401 - JAX started in this process
+
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as executor:
+        with pytest.raises(ConfigError, match="forks .* JAX has started"):
+            pa.sbc(conjugate(), simulations=1, seed=1, executor=executor, **SMALL)
+        with pytest.raises(ConfigError, match="forks .* JAX has started"):
+            pa.sample(conjugate(), backend="jax", draws=5, tune=5, chains=1, executor=executor, progressbar=False)

@@ -43,6 +43,7 @@ import concurrent.futures
 import contextlib
 import hashlib
 import queue as queue_module
+import sys
 import threading
 import time
 import uuid
@@ -84,6 +85,14 @@ def _check_executor(executor) -> None:
         raise ConfigError(
             f"executor={executor!r} is not an executor: pass a distributed.Client or a "
             "concurrent.futures.Executor (something with a submit method)"
+        )
+    context = getattr(executor, "_mp_context", None)
+    method = context.get_start_method() if context is not None and hasattr(context, "get_start_method") else None
+    if method == "fork" and "jax" in sys.modules:
+        raise ConfigError(
+            "executor= is a process pool that forks (the Linux default of ProcessPoolExecutor()), and JAX has "
+            "started in this process: forked workers deadlock in JAX's threads. Use "
+            "ProcessPoolExecutor(mp_context=multiprocessing.get_context('spawn')), as ppl_ad's own pools do"
         )
 
 

@@ -135,7 +135,9 @@ def _seed_sequence(seed, checkpoint=None, overwrite=False) -> np.random.SeedSequ
     """The run's ``SeedSequence``: from ``seed``; without one, a checkpoint's own (so that the same
     call resumes), else fresh entropy."""
     if isinstance(seed, np.random.SeedSequence):
-        return seed
+        from ppl_ad.infer.state import fresh_seed_sequence
+
+        return fresh_seed_sequence(seed)  # the same seed object twice gives the same draws
     if isinstance(seed, np.random.Generator):  # as PyMC's random_seed: one draw from it
         return np.random.SeedSequence(int(seed.integers(2**63)))
     if seed is None:

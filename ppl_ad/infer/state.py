@@ -176,3 +176,10 @@ def seed_from_label(label: str) -> np.random.SeedSequence:
     if match is None:
         return np.random.SeedSequence(ast.literal_eval(label))
     return np.random.SeedSequence(ast.literal_eval(match.group(1)), spawn_key=ast.literal_eval(match.group(2)))
+
+
+def fresh_seed_sequence(seed_seq: np.random.SeedSequence) -> np.random.SeedSequence:
+    """A copy of ``seed_seq`` with no children spawned yet: ``spawn`` changes the object it is
+    called on, so spawning from a user's ``SeedSequence`` twice would give two runs different
+    chains under the same recorded seed."""
+    return np.random.SeedSequence(seed_seq.entropy, spawn_key=seed_seq.spawn_key, pool_size=seed_seq.pool_size)

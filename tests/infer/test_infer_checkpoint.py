@@ -422,3 +422,12 @@ def test_damaged_or_misused_checkpoint_paths_get_checkpoint_errors(tmp_path):
     with pytest.raises(pa.ConfigError, match="checkpoint_every=... needs checkpoint=PATH"):
         pa.sample(_model(), checkpoint_every=10, **kwargs)
     pa.sample(_model(), **dict(kwargs, target_accept=np.float32(0.9)))
+
+
+def test_one_seed_sequence_object_twice_gives_the_same_draws():
+    # pa.sample spawned the user's object in place: the second run drew other chains under the same attrs["seed"]
+    seed = np.random.SeedSequence(1)
+    kwargs = dict(SMALL, draws=10, tune=10, backend="autograd", seed=seed)
+    first, second = pa.sample(_model(), **kwargs), pa.sample(_model(), **kwargs)
+    _assert_same(_posterior(first), _posterior(second))
+    assert seed.n_children_spawned == 0
