@@ -332,12 +332,26 @@ def _recipe(executor, ld):
         return ld
     spec = worker_spec(ld)
     if spec is None:
+        data_error = _data_pickling_error(ld)
+        advice = (f"its data do not pickle ({data_error}): bind data that do (arrays, numbers, lists)" if data_error
+                  else "define the model with @pa.model (models in __main__ or a function go by value)")
         raise ConfigError(
             f"executor={executor_kind(executor)}: this log density ({type(ld).__name__}) cannot be pickled for the "
-            "workers; define the model with @pa.model (models in __main__ or a function go by value), or sample "
-            "without executor="
+            f"workers; {advice}, or sample without executor="
         )
     return spec
+
+
+def _data_pickling_error(ld) -> str:
+    """Why the data bound to ``ld``'s model do not pickle, or "" (they do, or there is no model)."""
+    import pickle
+
+    for name, value in (getattr(getattr(ld, "model", None), "data", None) or {}).items():
+        try:
+            pickle.dumps(value)
+        except Exception as error:  # noqa: BLE001 - reported to the user
+            return f"'{name}': {type(error).__name__}: {error}"
+    return ""
 
 
 class _Bars:

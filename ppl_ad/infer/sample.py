@@ -148,6 +148,14 @@ def _seed_sequence(seed, checkpoint=None, overwrite=False) -> np.random.SeedSequ
             if saved is not None:
                 return saved
         return np.random.SeedSequence()
+    if isinstance(seed, str):  # a recorded attrs["seed"], passed back
+        from ppl_ad.infer.state import seed_from_label
+
+        try:
+            return seed_from_label(seed)
+        except (ValueError, SyntaxError, TypeError):
+            raise ConfigError(f"sample: invalid seed={seed!r}; a string seed must be an attrs['seed'] of an earlier "
+                              "run") from None
     values = list(seed) if isinstance(seed, (list, tuple)) else [seed]
     if not values or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0 for v in values):
         raise ConfigError(f"sample: invalid seed={seed!r}; expected None, an integer >= 0 (or a list of them), a "
@@ -247,8 +255,9 @@ def sample(
     seed : int, list of int, numpy.random.SeedSequence or numpy.random.Generator, optional
         Same seed, same draws (for a given backend and engine), in-process or parallel. The
         seed actually used is recorded in ``attrs["seed"]`` (with its ``spawn_key`` for a child
-        ``SeedSequence``). A ``Generator`` gives one draw to seed the run, as in PyMC. Without a
-        seed, a call with an existing ``checkpoint`` resumes with the checkpoint's seed.
+        ``SeedSequence``), which can be passed back as ``seed=``. A ``Generator`` gives one draw to
+        seed the run, as in PyMC. Without a seed, a call with an existing ``checkpoint`` resumes with
+        the checkpoint's seed.
     sampler : {"nuts", "hmc"}, optional
         ``"hmc"`` is static HMC with ``round(path_length / step_size)`` leapfrog
         steps jittered uniformly by +-10 % (see :mod:`ppl_ad.infer.hmc`; Python engine).

@@ -344,7 +344,7 @@ def test_children_of_one_seed_sequence_are_different_seeds(tmp_path):
         pa.sample(_model(), checkpoint=path, **dict(kwargs, seed=second))
 
 
-@pytest.mark.parametrize("seed", [1.0, -1, "1", [1, -2]])
+@pytest.mark.parametrize("seed", [1.0, -1, "x", [1, -2]])
 def test_an_invalid_seed_is_named(seed):
     with pytest.raises(pa.ConfigError, match="invalid seed="):
         pa.sample(_model(), backend="autograd", **dict(SMALL, seed=seed))
@@ -431,3 +431,11 @@ def test_one_seed_sequence_object_twice_gives_the_same_draws():
     first, second = pa.sample(_model(), **kwargs), pa.sample(_model(), **kwargs)
     _assert_same(_posterior(first), _posterior(second))
     assert seed.n_children_spawned == 0
+
+
+def test_the_recorded_seed_can_be_passed_back():
+    kwargs = dict(SMALL, draws=10, tune=10, backend="autograd")
+    for seed in (None, np.random.SeedSequence(5).spawn(2)[1]):
+        first = pa.sample(_model(), **dict(kwargs, seed=seed))
+        again = pa.sample(_model(), **dict(kwargs, seed=first.attrs["seed"]))
+        _assert_same(_posterior(first), _posterior(again))

@@ -233,3 +233,16 @@ def test_map_tasks_keeps_the_order_and_reports_each_task(client):
     assert sorted(done) == list(range(5))
     with concurrent.futures.ThreadPoolExecutor(2) as executor:
         assert remote.map_tasks(executor, pow, [(3, 2), (2, 3)]) == [9, 8]
+
+
+def test_data_that_do_not_pickle_are_named_for_a_process_executor():
+    @pa.model
+    def locked(y, guard):
+        mu = pa.sample("mu", pa.dist.Normal(0.0, 1.0))
+        pa.observe("y", pa.dist.Normal(mu, 1.0), y)
+
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as executor:
+        with pytest.raises(pa.ConfigError, match="its data do not pickle \\('guard': TypeError"):
+            pa.sample(locked(np.zeros(3), threading.Lock()), backend="jax", draws=5, tune=5, chains=1,
+                      executor=executor, progressbar=False)
