@@ -158,8 +158,9 @@ def torch_logdensity_fn(compiled, probe: bool = True):
         # compared with NumPy at the origin and at a point whose coordinates all differ
         if not state["interop"] and value is not None and _disagrees(compiled, fast, [reference]):
             use_interop()  # the data stay NumPy arrays there
-        if state["interop"] and _disagrees(compiled, evaluate):
-            point, value, reference = _disagrees(compiled, evaluate)
+        disagreement = _disagrees(compiled, evaluate) if state["interop"] else None
+        if disagreement is not None:
+            point, value, reference = disagreement
             raise ModelDefinitionError(
                 f"model '{compiled.model.name}': under PyTorch its log density at theta = {_short(point)} is "
                 f"{value!r}, under NumPy {reference!r}. The model probably calls an array method that means "
