@@ -161,6 +161,15 @@ def find_MAP(model, backend=None, method: str = "L-BFGS-B", start=None, seed=Non
             f"the optimiser stopped at an unconstrained value beyond {_UNBOUNDED:g}, so the log "
             "density is probably unbounded in that direction"
         )
+    flat = _flat_coordinates(negative_logp_and_grad, result.x, grad, rng) if converged and uses_gradient else []
+    if flat:
+        names = _coordinate_names(ld)
+        which = ", ".join(names[i] if i < len(names) else f"theta[{i}]" for i in flat[:5])
+        raise SamplingError(
+            f"find_MAP: the log density of model {name!r} does not change with {which}"
+            f"{' and others' if len(flat) > 5 else ''} (its gradient there is exactly 0 at two points): there "
+            "is no single mode, the posterior is probably improper (a flat prior the data do not inform)"
+        )
     if not converged:
         raise SamplingError(
             f"find_MAP: optimising the log density of model {name!r} with {method} failed after "
@@ -181,6 +190,28 @@ def find_MAP(model, backend=None, method: str = "L-BFGS-B", start=None, seed=Non
             SamplingWarning, stacklevel=user_stacklevel())
     values = ld.constrain(result.x, deterministics=True)
     return {k: np.asarray(v) for k, v in values.items()}
+
+
+def _flat_coordinates(negative_logp_and_grad, x, grad, rng) -> list[int]:
+    """Coordinates whose gradient is exactly 0 at ``x`` and at a random nearby point: the log
+    density does not depend on them (an optimum's gradient is small, not exactly 0 twice)."""
+    x = np.asarray(x, dtype=np.float64)
+    zero = np.flatnonzero(np.asarray(grad) == 0.0)
+    if zero.size == 0:
+        return []
+    nearby = x + 1e-3 * (1.0 + np.abs(x)) * rng.uniform(0.5, 1.0, x.size) * rng.choice([-1.0, 1.0], x.size)
+    value, other = negative_logp_and_grad(nearby)
+    if not math.isfinite(value):
+        return []
+    return [int(i) for i in zero if other[i] == 0.0]
+
+
+def _coordinate_names(ld) -> list[str]:
+    compiled = getattr(ld, "compiled", None)
+    try:
+        return list(compiled.flat_names()) if compiled is not None else []
+    except Exception:  # noqa: BLE001 - names only decorate the message
+        return []
 
 
 def _past_the_line_search(negative_logp, negative_logp_and_grad, result):

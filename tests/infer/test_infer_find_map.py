@@ -207,3 +207,22 @@ def test_no_finite_start_is_said_in_find_maps_words():
     with pytest.raises(SamplingError, match="find_MAP: could not find an initial point") as info:
         find_MAP(never(np.array([0.5])), backend="jax", seed=0)
     assert "chain 0" not in str(info.value) and "init=" not in str(info.value)
+
+
+def test_a_flat_direction_is_refused_naming_the_coordinates():
+    # find_MAP returned the random start as "the mode" of an improper posterior
+    @pa.model
+    def nuisance(y):
+        mu = pa.sample("mu", dist.Normal(0.0, 1.0))
+        pa.sample("z", dist.Flat(), shape=(2,))
+        pa.observe("y", dist.Normal(mu, 1.0), y)
+
+    with pytest.raises(SamplingError, match=r"does not change with z\[0\], z\[1\].*improper"):
+        find_MAP(nuisance(np.array([0.5, 1.0])), backend="jax", seed=0)
+
+    @pa.model
+    def informed(y):
+        mu = pa.sample("mu", dist.Flat())
+        pa.observe("y", dist.Normal(mu, 1.0), y)
+
+    np.testing.assert_allclose(find_MAP(informed(np.array([0.5, 1.0])), backend="jax", seed=0)["mu"], 0.75, atol=1e-6)
