@@ -171,10 +171,6 @@ def torch_logdensity_fn(compiled, probe: bool = True):
     return evaluate
 
 
-def _probe_points(dimension: int) -> list:
-    return [np.zeros(dimension), np.linspace(-0.3, 0.4, dimension) if dimension > 1 else np.full(1, 0.3)]
-
-
 def _reference_value(compiled, point=None):
     """The NumPy log density at ``point`` (the origin by default), what every backend must
     reproduce, or None when it is not a finite number there."""
@@ -192,7 +188,9 @@ def _disagrees(compiled, fn, references=None):
     out) and NumPy give different finite log densities; None when they agree (or cannot be compared)."""
     import torch
 
-    points = _probe_points(compiled.dimension)
+    from ppl_ad.model.compiled import probe_points
+
+    points = probe_points(compiled.dimension)
     for i, point in enumerate(points):
         reference = references[i] if references is not None and i < len(references) else _reference_value(compiled, point)
         if reference is None:

@@ -127,7 +127,9 @@ def density_probe(ld) -> str:
         return ""
     dim = int(ld.dimension)
     values = []
-    for point in (np.zeros(dim), np.linspace(-0.3, 0.4, dim) if dim > 1 else np.full(dim, 0.3)):
+    from ppl_ad.model.compiled import probe_points
+
+    for point in probe_points(dim):
         try:
             with np.errstate(all="ignore"):
                 values.append(f"{float(numpy_fn(point)):.12g}")

@@ -368,6 +368,13 @@ def _is_library_file(filename: str) -> bool:
     )
 
 
+def probe_points(dimension: int) -> list:
+    """Two fixed points of the unconstrained space where a log density is compared or hashed: the
+    origin, and a point whose coordinates all differ (so that a statistic of equal values, such as a
+    standard deviation, is not 0 there)."""
+    return [np.zeros(dimension), np.linspace(-0.3, 0.4, dimension) if dimension > 1 else np.full(dimension, 0.3)]
+
+
 def _reraise(model, handler, error, library: str | None = None):
     from ppl_ad.errors import ModelEvaluationError, PplAdError
 
