@@ -27,7 +27,12 @@ default warmup); then the sampling phase of ``--controlled-draws`` transitions i
 - ``ppl_ad``: the engine's compiled chunk program (``_build_chunk``: NUTS of
   :mod:`ppl_ad.infer.jax_nuts`, the per-iteration bookkeeping and the draws' buffers, as
   ``pa.sample`` runs it after warmup);
-- ``BlackJAX``: ``blackjax.nuts.build_kernel()``'s kernel driven by ``jax.lax.scan``, jitted,
+- ``BlackJAX``: ``blackjax.nuts.build_kernel()``'s kernel driven by ``jax.lax.scan``, jitted as
+  a BlackJAX user would;
+- ``BlackJAX, unrolled Threefry``: the same program lowered as ppl_ad lowers its own
+  (:func:`ppl_ad.infer.lowering.unrolled_threefry`: the random-number hash without a loop on the
+  CPU), which separates the part of the difference due to the lowering from the part due to the
+  two samplers' code,
 
 with the SAME density, the SAME adapted step size and inverse metric (passed as arguments to
 both programs) and the same starting state (the warmup's last draw), each program compiled once.
@@ -35,7 +40,7 @@ The pair is timed on two densities: ppl_ad's (``density = ppl_ad``) and the hand
 (``density = hand-written``, :func:`~ppl_ad.bench.peers.jax_logdensity`, on the same unconstrained
 space and layout: checked, up to its dropped constant, before timing), so the table separates the
 part of the gap due to the density from the part due to the sampler. Round 0 compiles and is left
-out; rounds 1..R interleave the four programs of a model:
+out; rounds 1..R interleave the six programs of a model:
 
 - ``µs / step, min`` and ``median``: time of one call divided by its leapfrog steps, the smallest
   and the median over rounds;
@@ -57,6 +62,7 @@ and ``step_time.json``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -76,7 +82,8 @@ from ppl_ad.testing.scenarios import STANDARD  # noqa: E402
 
 SAMPLERS = {"jax": "ppl_ad `jax` (engine jax)", "blackjax": "BlackJAX"}
 #: samplers of the controlled measurement: ppl_ad's compiled chunk program, BlackJAX's NUTS kernel
-CONTROLLED_SAMPLERS = {"ppl_ad": "ppl_ad chunk program", "blackjax": "BlackJAX `nuts.build_kernel` + `lax.scan`"}
+CONTROLLED_SAMPLERS = {"ppl_ad": "ppl_ad chunk program", "blackjax": "BlackJAX `nuts.build_kernel` + `lax.scan`",
+                       "blackjax_unrolled": "BlackJAX, unrolled Threefry"}
 #: densities of the controlled measurement: ppl_ad's (from the DSL), the hand-written JAX one
 DENSITIES = {"ppl_ad": "ppl_ad", "hand": "hand-written"}
 
@@ -174,6 +181,7 @@ def controlled_programs(model: str, draws: int, tune: int) -> tuple[dict, dict]:
     from ppl_ad.bench.peers import jax_logdensity
     from ppl_ad.infer import jax_engine
     from ppl_ad.infer.chain import ChainSettings
+    from ppl_ad.infer.lowering import unrolled_threefry
     from ppl_ad.testing.scenarios import get_scenario
 
     ld = pa.logdensity(get_scenario(model).model(), backend="jax")
@@ -186,9 +194,16 @@ def controlled_programs(model: str, draws: int, tune: int) -> tuple[dict, dict]:
     init = (np.zeros(dim), np.zeros(dim, bool), np.array([0, 7], np.uint32))  # all jittered, as pa.sample
     n = np.asarray(draws, np.int64)
 
-    # ppl_ad's warmup with the program that then samples (the same shapes: compiled once)
-    chunk = jax.jit(jax_engine._build_chunk(fn, settings, dim))
+    # ppl_ad's warmup with the program that then samples (the same shapes: compiled once, lowered
+    # as the engine lowers it)
     state = jax_engine._initial_state(dim, np.array([0, 1], np.uint32), settings)
+
+    def ppl_ad_compiled(density):
+        with unrolled_threefry():
+            lowered = jax.jit(jax_engine._build_chunk(density, settings, dim)).lower(state, data, init, flags[:draws], n)
+        return lowered.compile()
+
+    chunk = ppl_ad_compiled(fn)
     for begin in range(0, tune, draws):
         state, _ = chunk(state, data, init, flags[begin:begin + draws], np.asarray(min(draws, tune - begin), np.int64))
     state = jax.device_get(state)
@@ -203,7 +218,7 @@ def controlled_programs(model: str, draws: int, tune: int) -> tuple[dict, dict]:
     max_depth = int(settings.max_treedepth)
 
     def ppl_ad_program(density, start):
-        program = chunk if density is fn else jax.jit(jax_engine._build_chunk(density, settings, dim))
+        program = chunk if density is fn else ppl_ad_compiled(density)
 
         def run(r):
             _, out = program(start._replace(rng=np.array([r, 1], np.uint32)), data, init, sampling, n)
@@ -211,7 +226,7 @@ def controlled_programs(model: str, draws: int, tune: int) -> tuple[dict, dict]:
 
         return run
 
-    def blackjax_program(density, start):
+    def blackjax_program(density, start, unrolled=False):
         def sample(hmc_state, key, data, step_size, inverse_mass_matrix):
             logdensity = lambda x: density(x, data)  # noqa: E731
 
@@ -221,8 +236,10 @@ def controlled_programs(model: str, draws: int, tune: int) -> tuple[dict, dict]:
 
             return jax.lax.scan(one, hmc_state, jax.random.split(key, draws))[1]
 
-        program = jax.jit(sample)
         hmc_state = HMCState(start.position, start.logdensity, start.logdensity_grad)
+        with unrolled_threefry() if unrolled else contextlib.nullcontext():
+            lowered = jax.jit(sample).lower(hmc_state, np.array([0, 1], np.uint32), data, step_size, inverse_mass_matrix)
+        program = lowered.compile()
 
         def run(r):
             _, steps, _ = program(hmc_state, np.array([r, 1], np.uint32), data, step_size, inverse_mass_matrix)
@@ -242,12 +259,13 @@ def controlled_programs(model: str, draws: int, tune: int) -> tuple[dict, dict]:
         start = state._replace(logdensity=np.asarray(value), logdensity_grad=np.asarray(grad))
         programs[density, "ppl_ad"] = ppl_ad_program(density_fn, start)
         programs[density, "blackjax"] = blackjax_program(density_fn, start)
+        programs[density, "blackjax_unrolled"] = blackjax_program(density_fn, start, unrolled=True)
     setup = {"model": model, "dimension": dim, "step_size": float(step_size), "tune": tune}
     return programs, setup
 
 
 def run_controlled(models, *, draws: int, tune: int, rounds: int) -> dict:
-    """Time the controlled measurement: per model, rounds 0..``rounds`` of the four programs of
+    """Time the controlled measurement: per model, rounds 0..``rounds`` of the six programs of
     :func:`controlled_programs`, interleaved (round 0 compiles; :func:`controlled_markdown`
     leaves it out).
 
@@ -363,8 +381,10 @@ def controlled_markdown(controlled: dict) -> str:
         f"highest 1-min {max(float(x.split()[0]) for x in loads):.2f}",
         f"- per model, ppl_ad's warmup ({controlled['tune']} iterations) adapts the step size and diagonal inverse "
         f"metric once; then each call runs {controlled['draws']} sampling transitions from the warmup's last draw "
-        "with them: ppl_ad's compiled chunk program against `blackjax.nuts.build_kernel()` under `jax.lax.scan`, "
-        "on ppl_ad's density and on the hand-written one; the four programs interleaved, median and min over "
+        "with them: ppl_ad's compiled chunk program against `blackjax.nuts.build_kernel()` under `jax.lax.scan` "
+        "(jitted as a BlackJAX user would, and lowered as ppl_ad lowers its program: the Threefry hash without "
+        "a loop on the CPU, `ppl_ad.infer.lowering`), on ppl_ad's density and on the hand-written one; the six "
+        "programs interleaved, median and min over "
         f"rounds 1..{controlled['rounds']} (round 0 compiles and is left out)",
         "",
         "| model | d | step size | density | sampler | µs / step, min | µs / step, median | steps / draw | "
@@ -386,18 +406,21 @@ def controlled_markdown(controlled: dict) -> str:
                              f"{sampler_name} | {_fmt(m['min'])} | {_fmt(m['median'])} | "
                              f"{_fmt(m['steps_per_draw'])} | {_fmt(m['us_per_draw'], 1)} |")
     lines += ["", "| model | density | ppl_ad ÷ BlackJAX, µs / step (median) | "
-              "ppl_ad ÷ BlackJAX, µs / step (min) | ppl_ad ÷ BlackJAX, µs / draw (median) |",
-              "|---|---|---:|---:|---:|"]
+              "ppl_ad ÷ BlackJAX, µs / step (min) | ppl_ad ÷ BlackJAX, µs / draw (median) | "
+              "ppl_ad ÷ BlackJAX with unrolled Threefry, µs / step (median) |",
+              "|---|---|---:|---:|---:|---:|"]
     for setup in controlled["models"]:
         for density, density_name in DENSITIES.items():
             a, b = stats[setup["model"], density, "ppl_ad"], stats[setup["model"], density, "blackjax"]
+            c = stats[setup["model"], density, "blackjax_unrolled"]
             lines.append(f"| {setup['model']} | {density_name} | {_fmt(_ratio(a['median'], b['median']))} | "
-                         f"{_fmt(_ratio(a['min'], b['min']))} | {_fmt(_ratio(a['us_per_draw'], b['us_per_draw']))} |")
+                         f"{_fmt(_ratio(a['min'], b['min']))} | {_fmt(_ratio(a['us_per_draw'], b['us_per_draw']))} | "
+                         f"{_fmt(_ratio(a['median'], c['median']))} |")
     lines += ["", "| model | ppl_ad's density ÷ hand-written, µs / step (median), ppl_ad sampler | "
               "ppl_ad's density ÷ hand-written, µs / step (median), BlackJAX sampler |", "|---|---:|---:|"]
     for setup in controlled["models"]:
         ratios = [_ratio(stats[setup["model"], "ppl_ad", s]["median"], stats[setup["model"], "hand", s]["median"])
-                  for s in CONTROLLED_SAMPLERS]
+                  for s in ("ppl_ad", "blackjax")]
         lines.append(f"| {setup['model']} | " + " | ".join(_fmt(r) for r in ratios) + " |")
     return "\n".join(lines) + "\n"
 

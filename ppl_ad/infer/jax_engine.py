@@ -72,6 +72,7 @@ from ppl_ad.infer.adaptation.mass_matrix import FISHER_MAX, FISHER_MIN
 from ppl_ad.infer.adaptation.window import welford_width
 from ppl_ad.infer.chain import ChainResult, stat_dtypes
 from ppl_ad.infer.init import MAX_INIT_ATTEMPTS, no_initial_point
+from ppl_ad.infer.lowering import unrolled_threefry
 from ppl_ad.infer.metrics import dense_inverse_metric
 from ppl_ad.infer.state import ChainState
 
@@ -542,7 +543,8 @@ def _compile(fn, settings, dim: int, vectorized: bool, args, when_compiling=None
     chunk = _build_chunk(fn, settings, dim)
     if vectorized:
         chunk = jax.vmap(chunk, in_axes=(0, None, 0, None, None))
-    lowered = jax.jit(chunk).lower(*args)
+    with unrolled_threefry():  # the hash without a loop on the CPU (see ppl_ad.infer.lowering)
+        lowered = jax.jit(chunk).lower(*args)
     if not stored:
         started()
     if key is None:
