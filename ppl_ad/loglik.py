@@ -148,8 +148,10 @@ def compute_log_likelihood(model, idata, *, var_names=None, extend_inferencedata
         Observed sites to include (default: all).
     extend_inferencedata : bool, optional
         True (default, as in PyMC): add the group to ``idata`` (replacing a ``log_likelihood``
-        group it already has) and return ``idata``. False: return a new InferenceData holding
-        only the ``log_likelihood`` group.
+        group it already has) and return ``idata``; refused for a model bound to other observed
+        data than ``idata.observed_data`` (held-out data would replace the training
+        log-likelihood that ``az.loo`` reads). False: return a new InferenceData holding only
+        the ``log_likelihood`` group (the way to score held-out data).
     coords : dict, optional
         Labels of the dimensions named with ``dims=``; by default those already in ``idata``.
 
@@ -161,6 +163,12 @@ def compute_log_likelihood(model, idata, *, var_names=None, extend_inferencedata
         named by the site's ``dims``. ``az.loo(idata)``, ``az.waic(idata)`` and
         ``az.compare({"a": idata_a, "b": idata_b})`` read it.
 
+    Raises
+    ------
+    ppl_ad.errors.DataError
+        As :func:`pointwise_log_likelihood`; or ``extend_inferencedata=True`` with a model bound
+        to other observed data than ``idata.observed_data``.
+
     Examples
     --------
     >>> idata = pa.sample(model)                        # doctest: +SKIP
@@ -170,10 +178,18 @@ def compute_log_likelihood(model, idata, *, var_names=None, extend_inferencedata
     from ppl_ad.infer.results import (
         dims_for, inherited_coords, make_groups, merge_coords, replace_groups, sample_labels, site_dims,
     )
-    from ppl_ad.predictive import model_sites
+    from ppl_ad.predictive import _changed_sites, model_sites
 
     if getattr(idata, "posterior", None) is None:
         raise DataError("compute_log_likelihood: idata has no posterior group (pass the output of pa.sample)")
+    if extend_inferencedata:
+        changed = [site for site in _changed_sites(model_sites(model), idata) if "bound to None" not in site]
+        if changed:  # (a site bound to None is refused below, naming it)
+            raise DataError(
+                f"compute_log_likelihood: model '{model.name}' is bound to other data than idata.observed_data "
+                f"at {', '.join(changed)}; its log-likelihood would replace the one of the data the posterior was "
+                "fitted to (az.loo(idata) would then score these points instead): pass extend_inferencedata=False "
+                "for held-out data")
     values = pointwise_log_likelihood(model, idata.posterior, var_names)
     named = site_dims(model_sites(model))
     dims = dims_for(values, 2, named)

@@ -38,12 +38,21 @@ class Transform:
     def inverse(self, x):
         raise NotImplementedError
 
+    #: whether a value may have batch axes before the event axes (a stack of independent values)
+    batched = True
+
     def log_abs_det_jacobian(self, u, x):
         raise NotImplementedError
 
     def unconstrained_shape(self, shape: tuple) -> tuple:
         """Shape of ``u`` for a constrained value of ``shape``."""
         return tuple(shape)
+
+    @property
+    def is_logit(self) -> bool:
+        """Whether this is ``x = sigmoid(u)`` onto ``(0, 1)`` (distributions on the unit interval
+        may then compute their log density from ``u``: ``log_prob_logit``)."""
+        return False
 
     def __repr__(self) -> str:
         return type(self).__name__
@@ -119,6 +128,10 @@ class Interval(Transform):
         s = (np.asarray(x, dtype=float) - lower) / (upper - lower)
         return np.log(s) - np.log1p(-s)
 
+    @property
+    def is_logit(self) -> bool:
+        return _is_zero(self.lower) and _is_one(self.upper)
+
     def log_abs_det_jacobian(self, u, x):
         out = M.log_sigmoid(u) + M.log_sigmoid(-u)
         if _is_zero(self.lower) and _is_one(self.upper):
@@ -164,12 +177,15 @@ class CorrCholeskyTransform(Transform):
 
     ``z = tanh(u)`` are canonical partial correlations; row ``i`` of ``L`` is
     ``L[i, j] = z[i, j] * sqrt(1 - sum_{k<j} L[i, k]^2)`` and ``L[i, i]`` closes the unit norm.
-    Only a single matrix (no batch) is supported.
+    Only a single matrix (no batch) is supported (``batched = False``: a site asking for a batch is
+    refused when the model is compiled).
 
     The remaining norm ``1 - sum_{k<j} L[i, k]^2 = prod_{k<j} (1 - z[i, k]^2)`` is kept as a log,
     with ``log(1 - tanh(u)^2) = 2 (log 2 - |u| - log1p(exp(-2 |u|)))``: ``1 - z^2`` computed from a
     rounded ``z`` loses every digit as ``|z| -> 1`` (``-inf`` from ``|u| = 19.1``).
     """
+
+    batched = False
 
     def forward(self, u):
         return self._forward_and_log_det(u)[0]

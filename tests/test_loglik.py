@@ -87,15 +87,18 @@ def test_compare_ranks_the_true_model_first(conjugate):
     assert list(table.index) == ["right", "wrong"]
 
 
-def test_extend_false_returns_only_the_group_and_a_second_call_replaces_it(conjugate):
+def test_extend_false_returns_only_the_group_and_held_out_data_never_replace_the_training_group(conjugate):
     model, idata, y, _ = conjugate
     group = pa.compute_log_likelihood(model, idata, extend_inferencedata=False)
     assert set(group.groups()) == {"log_likelihood"} and "log_likelihood" not in idata.groups()
     pa.compute_log_likelihood(model, idata)
-    shifted = normal_mean(y + 1.0)  # another model's values replace the group, never kept stale
-    pa.compute_log_likelihood(shifted, idata)
-    np.testing.assert_allclose(idata.log_likelihood["y"].values[0, 0],
-                               stats.norm.logpdf(y + 1.0, idata.posterior["mu"].values[0, 0], SIGMA))
+    mu = idata.posterior["mu"].values[0, 0]
+    shifted = normal_mean(y + 1.0)  # held-out data: az.loo(idata) would score them instead of y
+    with pytest.raises(DataError, match="extend_inferencedata=False"):
+        pa.compute_log_likelihood(shifted, idata)
+    np.testing.assert_allclose(idata.log_likelihood["y"].values[0, 0], stats.norm.logpdf(y, mu, SIGMA))
+    held_out = pa.compute_log_likelihood(shifted, idata, extend_inferencedata=False)
+    np.testing.assert_allclose(held_out.log_likelihood["y"].values[0, 0], stats.norm.logpdf(y + 1.0, mu, SIGMA))
 
 
 def test_multivariate_site_gives_one_value_per_event_and_discrete_sites_work():

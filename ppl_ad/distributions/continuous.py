@@ -15,7 +15,8 @@ import numpy as np
 
 from ppl_ad import constraints as C
 from ppl_ad import math as M
-from ppl_ad.distributions.base import Distribution, log_rising_factorial
+from ppl_ad.distributions.base import _VALIDATE, Distribution, _is_constant, log_rising_factorial
+from ppl_ad.errors import ModelDefinitionError
 
 __all__ = [
     "Normal", "HalfNormal", "Cauchy", "HalfCauchy", "StudentT", "HalfStudentT", "Exponential",
@@ -208,6 +209,18 @@ class Beta(Distribution):
             + M.gammaln(a + b) - M.gammaln(a) - M.gammaln(b)
         )
 
+    def log_prob_logit(self, u):
+        """Log density of ``x = sigmoid(u)`` plus the log-Jacobian of the logit transform, from
+        ``u`` itself: ``alpha log_sigmoid(u) + beta log_sigmoid(-u) - log B(alpha, beta)``.
+
+        The log density on the unconstrained space uses this (its sample sites, in
+        :mod:`ppl_ad.model.handlers`): ``log(1 - sigmoid(u))`` from a rounded
+        ``sigmoid(u)`` is ``-inf`` from ``u = 37`` on, which cut off the tail of a
+        ``Beta(0.1, 0.1)`` on the tape backends.
+        """
+        a, b = self.alpha, self.beta
+        return a * M.log_sigmoid(u) + b * M.log_sigmoid(-u) + M.gammaln(a + b) - M.gammaln(a) - M.gammaln(b)
+
     def sample(self, rng, shape=()):
         return rng.beta(self._np("alpha"), self._np("beta"), size=self._size(shape))
 
@@ -219,10 +232,7 @@ class Uniform(Distribution):
 
     def __init__(self, lower=0.0, upper=1.0):
         super().__init__(lower=lower, upper=upper)
-        if isinstance(lower, (int, float)) and isinstance(upper, (int, float)) and not lower < upper:
-            from ppl_ad.errors import ModelDefinitionError
-
-            raise ModelDefinitionError(f"Uniform: parameter 'upper' ({upper}) must exceed 'lower' ({lower})")
+        _check_ordered("Uniform", self.lower, self.upper)
 
     @property
     def support(self):
@@ -296,8 +306,11 @@ class Flat(Distribution):
 
     def __init__(self, lower=None, upper=None):
         super().__init__()
-        self.lower = lower
-        self.upper = upper
+        # an infinite constant bound is no bound (Stan's lub_constrain): Flat(0, np.inf) is Flat(0)
+        self.lower = None if _infinite_bound("Flat", "lower", lower, -1) else lower
+        self.upper = None if _infinite_bound("Flat", "upper", upper, 1) else upper
+        if self.lower is not None and self.upper is not None:
+            _check_ordered("Flat", self.lower, self.upper)
 
     @property
     def support(self):
@@ -338,3 +351,35 @@ class HalfFlat(Flat):
 
 def _is_number(value, number) -> bool:
     return isinstance(value, (int, float)) and value == number
+
+
+def _infinite_bound(name: str, which: str, value, sign: int) -> bool:
+    """Whether the constant bound ``value`` is ``sign * inf`` (everywhere); a bound that mixes
+    infinite and finite entries, or is infinite on the wrong side, or NaN, is refused."""
+    if value is None or not _is_constant(value):
+        return False
+    array = np.asarray(value, dtype=float)
+    infinite = array == sign * np.inf
+    if _VALIDATE[-1]:  # not while the log density is evaluated
+        if np.any(np.isnan(array) | (array == -sign * np.inf)):
+            raise ModelDefinitionError(
+                f"{name}: parameter '{which}' must be a number or {'+' if sign > 0 else '-'}inf, got {value!r}")
+        if np.any(infinite) and not np.all(infinite):
+            raise ModelDefinitionError(
+                f"{name}: parameter '{which}' mixes infinite and finite entries ({value!r}); a bound is one "
+                "transform for the whole site: split the site into its bounded and unbounded parts")
+    return bool(array.size) and bool(np.all(infinite))
+
+
+def _check_ordered(name: str, lower, upper) -> None:
+    """Constant bounds: ``lower < upper`` everywhere, else a ModelDefinitionError naming them."""
+    if not (_VALIDATE[-1] and _is_constant(lower) and _is_constant(upper)):
+        return
+    low, high = np.asarray(lower, dtype=float), np.asarray(upper, dtype=float)
+    try:
+        ordered = np.all(low < high)
+    except ValueError:  # shapes that do not broadcast: reported where the site is built
+        return
+    if not ordered:
+        raise ModelDefinitionError(
+            f"{name}: parameter 'upper' must exceed 'lower' everywhere, got lower={lower!r}, upper={upper!r}")

@@ -62,6 +62,10 @@ class Dirichlet(Distribution):
     event_dim = 1
 
     def __init__(self, alpha):
+        if np.ndim(alpha) == 0 or np.shape(alpha)[-1] < 2:
+            raise ModelDefinitionError(
+                f"Dirichlet: parameter 'alpha' must be a vector of at least 2 concentrations (its last axis), "
+                f"got shape {np.shape(alpha)}; a symmetric Dirichlet is Dirichlet(c * np.ones(K))")
         super().__init__(alpha=alpha)
 
     @property

@@ -184,6 +184,13 @@ class CompileHandler(_Handler):
             )
         support = distribution.support
         transform = biject_to(support)
+        event = tuple(distribution.event_shape)
+        if not transform.batched and len(shape) > len(event):
+            raise ModelDefinitionError(
+                f"model '{self.model_name}', site '{name}': {type(distribution).__name__} gives one {event} "
+                f"value per site, not a batch of shape={shape}; use one site per value (e.g. in a loop over "
+                "groups, with names such as f'L_{g}')"
+            )
         static = all(_is_static(getattr(support, b, None)) for b in ("lower", "upper"))
         ushape = transform.unconstrained_shape(shape)
         size = int(np.prod(ushape, dtype=int))
@@ -257,6 +264,12 @@ def _raise_broadcast_up(model_name, name, value_shape, natural, broadcast):
     """
     if len(value_shape) >= 1 and value_shape[-1] == 1 and int(np.prod(value_shape)) == int(np.prod(natural)):
         hint = f"pass a value of shape {natural}, e.g. `{name}.ravel()`"
+    elif len(natural) >= 1 and natural[-1] == 1 and int(np.prod(value_shape)) == int(np.prod(natural)):
+        hint = (
+            f"the distribution's parameters are a column vector of shape {natural} (a covariate of shape "
+            f"(n, 1), e.g. a one-column DataFrame df[['x']]): ravel it (`x.ravel()`, or df['x']) so that they "
+            f"have the value's shape {value_shape}"
+        )
     else:
         hint = (
             f"pass a value of shape {broadcast} (e.g. `.ravel()` a column vector), or give the "
@@ -326,10 +339,14 @@ class EvaluateHandler(_Handler):
                 self.values[name] = x
             return x
         term = 0.0
-        if not site.flat:
-            term = M.sum(distribution.log_prob(x))
-        if self.jacobian and type(transform) is not Identity:
-            term = term + M.sum(transform.log_abs_det_jacobian(u, x))
+        if self.jacobian and not site.flat and transform.is_logit and hasattr(distribution, "log_prob_logit"):
+            # density and Jacobian from u (Beta): log(1 - x) of a rounded x = sigmoid(u) is -inf for u >= 37
+            term = M.sum(distribution.log_prob_logit(u))
+        else:
+            if not site.flat:
+                term = M.sum(distribution.log_prob(x))
+            if self.jacobian and type(transform) is not Identity:
+                term = term + M.sum(transform.log_abs_det_jacobian(u, x))
         self.total = self.total + term
         if self.record:
             self.values[name] = x

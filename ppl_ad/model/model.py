@@ -66,16 +66,47 @@ def _load_model_function(module: str, qualname: str):
     return obj
 
 
-def _as_data(value):
-    """Bound data as every backend takes them: numeric lists and tuples (nested too) and pandas
-    objects (``Series``, ``DataFrame``, ``Index``: ``to_numpy()``, as ``pm.Data`` does) become
-    NumPy arrays, and floats of less than double precision become float64 (ppl_ad computes in
-    float64; a float32 scale would otherwise make JAX evaluate part of the density in float32).
-    Anything else (strings, ragged lists, objects the model uses itself) is bound as given."""
-    if type(value).__module__.partition(".")[0] == "pandas" and hasattr(value, "to_numpy"):
+def _as_data(value, model_name: str = "?", name: str = "?"):
+    """Bound data as every backend takes them: numeric lists and tuples (nested too), pandas
+    objects (``Series``, ``DataFrame``, ``Index``: ``to_numpy()``, as ``pm.Data`` does), xarray
+    ``DataArray``s, JAX arrays and PyTorch tensors become NumPy arrays, and floats of less than
+    double precision become float64 (ppl_ad computes in float64; a float32 scale would otherwise
+    make JAX evaluate part of the density in float32). Anything else (strings, ragged lists,
+    objects the model uses itself) is bound as given.
+
+    Raises
+    ------
+    DataError
+        A masked array with masked entries, a DataFrame with non-numeric columns, or an xarray
+        ``Dataset``: their missing values or mixed columns would otherwise reach the backends
+        unchecked (pandas and xarray reductions skip NaN, so a tape backend dropped those rows).
+    """
+    library = type(value).__module__.partition(".")[0]
+    where = f"model '{model_name}', argument '{name}'"
+    if isinstance(value, np.ma.MaskedArray):
+        if np.ma.is_masked(value):
+            raise DataError(
+                f"{where}: a masked array with {int(np.ma.count_masked(value))} masked entries; ppl_ad does not "
+                "impute missing values: drop them (y.compressed(), with the matching rows of the covariates) or "
+                "model them as parameters (not y.filled(): the fill value would be taken as data)")
+        value = np.asarray(value.data)
+    elif library in ("pandas", "xarray") and type(value).__name__ == "Dataset":
+        raise DataError(
+            f"{where}: an xarray Dataset is not converted; pass its variables as arrays "
+            "(ds['x'].to_numpy()) or as a dict of arrays")
+    elif library in ("pandas", "xarray") and hasattr(value, "to_numpy"):
         array = value.to_numpy()
         if array.dtype.kind in "biuf":
             value = array
+        elif type(value).__name__ == "DataFrame":
+            columns = [str(c) for c, kind in zip(value.columns, value.dtypes) if getattr(kind, "kind", "O") not in "biuf"]
+            raise DataError(
+                f"{where}: the DataFrame has non-numeric columns {columns}; bind the numeric columns "
+                "(df[['x', 'y']], or each column as its own argument), with categories as integer codes")
+    elif library in ("jax", "jaxlib") and hasattr(value, "__array__"):
+        value = np.asarray(value)
+    elif library == "torch" and hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
     elif isinstance(value, (list, tuple)) and value:
         try:
             array = np.asarray(value)
@@ -101,7 +132,7 @@ class Model:
 
     def __init__(self, function: ModelFunction, data: dict):
         self.function = function
-        self.data = {key: _as_data(value) for key, value in data.items()}
+        self.data = {key: _as_data(value, function.name, key) for key, value in data.items()}
 
     @property
     def name(self) -> str:

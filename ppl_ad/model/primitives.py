@@ -8,8 +8,10 @@ evaluating the log density, recording values and predictive sampling are all han
 
 from __future__ import annotations
 
+import numpy as np
+
 from ppl_ad._threads import ThreadStack
-from ppl_ad.errors import ModelError
+from ppl_ad.errors import ModelDefinitionError, ModelError
 
 __all__ = ["sample_site", "observe", "deterministic", "factor", "HANDLERS"]
 
@@ -63,10 +65,27 @@ def sample_site(name: str, distribution, shape=None, dims=None):
         (at compile time).
     """
     handler = HANDLERS[-1] if HANDLERS else _handler("sample", name)
+    if shape is not None:
+        shape = _checked_shape(handler, name, shape)
     value = handler.sample(name, distribution, shape)
     if dims is not None:
         _record_dims(handler, name, dims)
     return value
+
+
+def _checked_shape(handler, name, shape):
+    """``shape=`` as an int or a tuple of non-negative ints (``len(x) / 2`` is a float)."""
+    items = (shape,) if isinstance(shape, (int, np.integer)) else shape
+    try:
+        items = tuple(items)
+        valid = all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 0 for n in items)
+    except TypeError:
+        valid = False
+    if not valid:
+        raise ModelDefinitionError(
+            f"model '{getattr(handler, 'model_name', '?')}', site '{name}': shape={shape!r} must be an int or a "
+            "tuple of non-negative ints (len(x) // 2, not len(x) / 2)")
+    return shape
 
 
 def observe(name: str, distribution, value, dims=None):

@@ -481,3 +481,66 @@ def test_waiting_times_of_zero_are_data_like_any_other(backend):
     value, grad = pa.logdensity(waits(y), backend=backend).logdensity_and_gradient(np.array([0.4]))
     assert value == pytest.approx(st.gamma(2.0).logpdf(lam) + 0.4 + st.expon(scale=1 / lam).logpdf(y).sum(), rel=1e-12)
     assert grad[0] == pytest.approx(2.0 - lam + len(y) - lam * y.sum(), rel=1e-9)  # d/du at lam = exp(u)
+
+
+# ------------------------------------------------ bounds, batches and tails (session 20 stress tests)
+@pa.model
+def _beta_prior(a, b):
+    pa.sample("x", dist.Beta(a, b))
+
+
+@pytest.mark.parametrize("backend", ["jax", "jax-forward", "torch", "autograd"])
+@pytest.mark.parametrize("a, b", [(2.0, 3.0), (0.5, 0.5), (0.1, 0.1)])
+def test_beta_prior_in_the_far_tails_of_the_logit_on_every_backend(backend, a, b):
+    # sigmoid(u) rounds to 1 from u = 37: log(1 - x) was -inf (or +inf for b < 1) on the tape backends
+    ld = pa.logdensity(_beta_prior(a, b), backend=backend)
+    for u in (-60.0, -37.0, 0.3, 30.0, 37.0, 60.0):
+        log_sigmoid = -np.logaddexp(0.0, -u)
+        log_sigmoid_minus = -np.logaddexp(0.0, u)
+        expected = a * log_sigmoid + b * log_sigmoid_minus - sp.betaln(a, b)
+        np.testing.assert_allclose(ld.logdensity(np.array([u])), expected, rtol=1e-12)
+        value, grad = ld.logdensity_and_gradient(np.array([u]))
+        np.testing.assert_allclose(grad, [a * (1.0 - sp.expit(u)) - b * sp.expit(u)], rtol=1e-9, atol=1e-12)
+
+
+def test_a_batch_of_lkj_factors_is_refused_naming_the_site():
+    @pa.model
+    def two_correlations():
+        pa.sample("L", dist.LKJCholesky(3, 2.0), shape=(2, 3, 3))
+
+    with pytest.raises(ModelDefinitionError, match=r"site 'L'.*one \(3, 3\) value per site.*shape=\(2, 3, 3\)"):
+        pa.logdensity(two_correlations(), backend="finite-difference")
+
+
+@pytest.mark.parametrize("lower, upper, support", [
+    (0.0, np.inf, "positive"), (-np.inf, 1.0, "less_than(1.0)"), (-np.inf, np.inf, "real"),
+    (np.full(2, -np.inf), None, "real"),
+])
+def test_flat_with_an_infinite_bound_has_no_bound_there(lower, upper, support):
+    assert repr(dist.Flat(lower, upper).support) == support
+
+
+def test_flat_upper_infinity_samples_a_scale_as_stan():
+    @pa.model
+    def scale(y, upper):
+        sigma = pa.sample("sigma", dist.Flat(lower=0.0, upper=upper))
+        pa.observe("y", dist.Normal(0.0, sigma), y)
+
+    y = np.array([1.2, -0.4, 2.1, -1.7, 0.3])
+    ld = pa.logdensity(scale(y, np.inf), backend="jax")
+    np.testing.assert_allclose(ld.logdensity(np.array([0.5])), st.norm(0, np.exp(0.5)).logpdf(y).sum() + 0.5)
+
+
+@pytest.mark.parametrize("build, match", [
+    (lambda: dist.Uniform(np.array([0.0, 2.0]), np.array([1.0, 1.0])), r"Uniform: parameter 'upper' must exceed"),
+    (lambda: dist.Uniform(np.int64(2), np.int64(1)), r"Uniform: parameter 'upper' must exceed"),
+    (lambda: dist.Flat(2.0, 1.0), r"Flat: parameter 'upper' must exceed"),
+    (lambda: dist.Flat(np.array([0.0, -np.inf])), r"Flat: parameter 'lower' mixes infinite and finite"),
+    (lambda: dist.Flat(np.inf), r"Flat: parameter 'lower' must be a number or -inf"),
+    (lambda: dist.Flat(0.0, np.nan), r"Flat: parameter 'upper' must be a number or \+inf"),
+    (lambda: dist.Dirichlet(2.0), r"Dirichlet: parameter 'alpha' must be a vector of at least 2"),
+    (lambda: dist.Dirichlet([2.0]), r"Dirichlet: parameter 'alpha' must be a vector of at least 2"),
+])
+def test_invalid_constant_bounds_and_concentrations_are_refused(build, match):
+    with pytest.raises(ModelDefinitionError, match=match):
+        build()

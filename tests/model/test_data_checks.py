@@ -193,3 +193,77 @@ def test_boolean_observations_count_as_zeros_and_ones(backend):
         np.array([0.3]))
     assert value == pytest.approx(reference[0], rel=1e-12)
     np.testing.assert_allclose(grad, reference[1], rtol=1e-7)
+
+
+# ------------------------------------------------- data containers of other libraries (session 20)
+@pa.model
+def scaled_mean(x, y):
+    a = pa.sample("a", dist.Normal(0.0, 1.0))
+    pa.observe("y", dist.Normal(a * x, 1.0), y)
+
+
+def _reference(x, y, a=0.2):
+    from scipy import stats
+
+    return stats.norm.logpdf(a) + stats.norm.logpdf(y, a * np.asarray(x, float), 1.0).sum()
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch", "autograd"])
+def test_xarray_and_jax_data_are_arrays_and_their_nan_is_refused(backend):
+    xr = pytest.importorskip("xarray")
+    jnp = pytest.importorskip("jax.numpy")
+    y = np.array([0.5, 0.1, 0.3])
+    for x in (xr.DataArray([1.0, 2.0, 3.0], dims="obs"), jnp.array([1.0, 2.0, 3.0])):
+        value = pa.logdensity(scaled_mean(x, y), backend=backend).logdensity(np.array([0.2]))
+        np.testing.assert_allclose(value, _reference([1.0, 2.0, 3.0], y))
+    for x in (xr.DataArray([1.0, np.nan, 3.0], dims="obs"), jnp.array([1.0, np.nan, 3.0])):
+        with pytest.raises(DataError, match=r"argument 'x'.*NaN.*\[1\]"):  # xarray's sum skipped the NaN row
+            pa.logdensity(scaled_mean(x, y), backend=backend)
+
+
+def test_torch_tensor_data_are_arrays():
+    torch = pytest.importorskip("torch")
+    y = np.array([0.5, 0.1, 0.3])
+    x = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    model = scaled_mean(x, y)
+    assert type(model.data["x"]) is np.ndarray and model.data["x"].dtype == np.float64
+    np.testing.assert_allclose(pa.logdensity(model, backend="jax").logdensity(np.array([0.2])), _reference([1, 2, 3], y))
+
+
+def test_masked_arrays_are_refused_unless_nothing_is_masked():
+    y = np.array([0.5, 0.1, 0.3])
+    with pytest.raises(DataError, match=r"argument 'x'.*masked array with 1 masked.*not y.filled\(\)"):
+        scaled_mean(np.ma.masked_array([1.0, 99.0, 3.0], mask=[0, 1, 0]), y)
+    model = scaled_mean(np.ma.masked_array([1.0, 2.0, 3.0]), y)
+    assert type(model.data["x"]) is np.ndarray
+
+
+def test_dataframes_with_text_columns_and_datasets_are_refused_by_name():
+    pd = pytest.importorskip("pandas")
+    xr = pytest.importorskip("xarray")
+
+    @pa.model
+    def frame(df):
+        a = pa.sample("a", dist.Normal(0.0, 1.0))
+        pa.observe("y", dist.Normal(a * df["x"], 1.0), df["y"])
+
+    mixed = pd.DataFrame({"name": ["ann", "bob", "cy"], "x": [1.0, np.nan, 3.0], "y": [0.5, 0.1, 0.3]})
+    with pytest.raises(DataError, match=r"argument 'df'.*non-numeric columns \['name'\]"):
+        frame(mixed)
+    with pytest.raises(DataError, match=r"argument 'x'.*xarray Dataset"):
+        scaled_mean(xr.Dataset({"x": ("obs", [1.0, 2.0])}), np.zeros(2))
+
+
+def test_a_column_vector_covariate_gets_the_hint_to_ravel_it():
+    with pytest.raises(DataError, match=r"column vector of shape \(5, 1\).*ravel it.*\(5,\)"):
+        pa.logdensity(scaled_mean(np.ones((5, 1)), np.ones(5)), backend=FD)
+
+
+@pytest.mark.parametrize("shape", [2.0, (2.0, 3), "3", (-1,), True])
+def test_shape_must_be_ints(shape):
+    @pa.model
+    def shaped():
+        pa.sample("a", dist.Normal(0.0, 1.0), shape=shape)
+
+    with pytest.raises(pa.errors.ModelDefinitionError, match=r"model 'shaped', site 'a': shape=.*non-negative ints"):
+        pa.logdensity(shaped(), backend=FD)
