@@ -37,6 +37,7 @@ from ppl_ad.infer.adaptation import (
     window_adaptation_init,
     window_adaptation_restart_step_size,
     window_adaptation_update,
+    restart_end,
     warmup_schedule,
 )
 from ppl_ad.infer.adaptation import low_rank
@@ -298,6 +299,7 @@ def run_chain(
         kernel = make_kernel(metric) if start < total else None  # a finished chain does not run
         schedule = warmup_schedule(n_tune, settings.metric_adaptation, settings.metric == "dense")
         refits = low_rank.refits(schedule) if settings.metric == "low_rank" else [0] * n_tune
+        restarts_end = restart_end(n_tune)  # nutpie's: the first metric estimate restarts the step size before this
         divergences = 0 if start <= n_tune else int(stats["diverging"][: start - n_tune].sum())
         warmup_divergences = int(totals["warmup_divergences"])
         marks = [phase_start, 0, 0.0]  # time and gradient counters at the last accounting
@@ -314,18 +316,21 @@ def run_chain(
         for i in range(start, total):
             tuning = i < n_tune
             momentum = metric.sample_momentum(rng)
+            previous = hmc_state.position
             hmc_state, info = transition(kernel, hmc_state, adapt.step_size, momentum)
             if tuning:
                 warmup_divergences += info.is_divergent
+                # nutpie's estimators take draws that moved and did not diverge
+                good = not info.is_divergent and not np.array_equal(hmc_state.position, previous)
                 adapt, metric_updated = window_adaptation_update(
                     adapt, schedule[i], hmc_state.position, info.acceptance_rate, target_accept,
-                    hmc_state.logdensity_grad, settings.metric_adaptation, refits[i],
+                    hmc_state.logdensity_grad, settings.metric_adaptation, refits[i], good, i < restarts_end,
                 )
                 if adapt.inverse_mass_matrix is not metric_source:  # a new metric
                     metric_source = adapt.inverse_mass_matrix
                     metric = gaussian_euclidean(metric_source)
                     kernel = make_kernel(metric)
-                if metric_updated:  # a window ended (Stan's schedule): restart the step size
+                if metric_updated:  # a window ended (Stan's), or the first estimate (nutpie's): restart the step size
                     new_step_size = find_reasonable_step_size(
                         logdensity_and_gradient, hmc_state, metric, adapt.step_size, rng
                     )

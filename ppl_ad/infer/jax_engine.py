@@ -64,6 +64,7 @@ from ppl_ad.infer.adaptation import (
     DualAveragingState,
     WelfordState,
     WindowAdaptationState,
+    restart_end,
     uses_nutpie_schedule,
     warmup_schedule,
 )
@@ -89,12 +90,13 @@ FIRST_CHUNK = 5
 _LOG_08 = math.log(0.8)
 
 
-#: columns of the per-iteration flags (see :func:`_phases`)
-_FLAGS = 7
+#: columns of the per-iteration flags (see :func:`_phases`): six booleans, the refit code, the restart permission
+_FLAGS = 8
+_REFIT, _MAY_RESTART = 6, 7
 
 
 def _phases(tune: int, draws: int, estimator: str = "nutpie", dense: bool = False) -> np.ndarray:
-    """Per-iteration flags as an int8 array of shape ``(tune + draws, 7)``.
+    """Per-iteration flags as an int8 array of shape ``(tune + draws, 8)``.
 
     Columns: the draw enters the metric estimate (Stan: a slow window; nutpie: both
     estimators, and the metric is re-estimated), a window ends (Stan: new metric; nutpie: the
@@ -102,15 +104,17 @@ def _phases(tune: int, draws: int, estimator: str = "nutpie", dense: bool = Fals
     (switch to ``exp(x_bar)``), run the step-size heuristic first (the first iteration, and with
     Stan's windows the one after each window end), find the initial point first (the first
     iteration), and (``metric="low_rank"``, nutpie's schedule) re-estimate the metric after this
-    draw (:func:`ppl_ad.infer.adaptation.low_rank.refits`). The schedules are
-    :func:`ppl_ad.infer.adaptation.warmup_schedule`'s.
+    draw (:func:`ppl_ad.infer.adaptation.low_rank.refits`), and (nutpie's schedule) the first
+    metric estimate may restart the step size here (:func:`ppl_ad.infer.adaptation.restart_end`).
+    The schedules are :func:`ppl_ad.infer.adaptation.warmup_schedule`'s.
     """
     flags = np.zeros((tune + draws, _FLAGS), dtype=np.int8)
     schedule = warmup_schedule(tune, estimator, dense)
     for i, (enters, is_end) in enumerate(schedule):
         flags[i, :4] = (enters, is_end, 1, i == tune - 1)
     if uses_nutpie_schedule(estimator, dense) and tune:
-        flags[:tune, 6] = low_rank.refits(schedule)
+        flags[:tune, _REFIT] = low_rank.refits(schedule)
+        flags[:restart_end(tune), _MAY_RESTART] = 1
     flags[0, 4] = 1
     if not uses_nutpie_schedule(estimator, dense):
         flags[1:, 4] |= flags[:-1, 1]
@@ -245,10 +249,10 @@ def _build_chunk(fn, settings, dim: int):
         imm = jnp.sqrt(var[:dim] / var[dim:])
         return jnp.where(jnp.isfinite(imm) & (imm > 0), jnp.clip(imm, FISHER_MIN, FISHER_MAX), fallback)
 
-    def regularized_covariance(w):
+    def regularized_covariance(w, current):
         n = w.count.astype(jnp.float64)
-        if fisher:
-            return fisher_diagonal(w.count, w.m2, 1.0)
+        if fisher:  # a coordinate without a valid ratio keeps the current metric (nutpie's fallback)
+            return fisher_diagonal(w.count, w.m2, current)
         cov = w.m2 / (n - 1.0)
         if dense:
             cov = 0.5 * (cov + cov.T)
@@ -256,29 +260,36 @@ def _build_chunk(fn, settings, dim: int):
         shrink = 1e-3 * (5.0 / (n + 5.0))
         return cov + (shrink * jnp.eye(dim) if dense else shrink)
 
-    def nutpie_estimators(w, seen, enters, switch):
+    def nutpie_estimators(w, seen, enters, switch, good):
         """nutpie's foreground and background estimators (rows 0 and 1 of ``welford``) after a
-        draw, as :mod:`ppl_ad.infer.adaptation.window`."""
+        draw, as :mod:`ppl_ad.infer.adaptation.window` (``good``: the draw enters them; the
+        switch happens either way)."""
         count = w.count + 1
         delta = seen - w.mean
         mean = w.mean + delta / count[:, None]
         m2 = w.m2 + delta * (seen - mean)
+        count, mean, m2 = (jnp.where(good, a, b) for a, b in zip((count, mean, m2), w))
         switched = [jnp.stack([a[1], jnp.zeros_like(a[1])]) for a in (count, mean, m2)]
         count, mean, m2 = (jnp.where(switch, b, a) for a, b in zip((count, mean, m2), switched))
         return jax.tree.map(lambda a, b: jnp.where(enters, a, b), WelfordState(count, mean, m2), w)
 
-    def adaptation_step(adapt, acceptance_rate, new, in_slow, window_end, last_warmup, refit):
+    def adaptation_step(adapt, acceptance_rate, new, in_slow, window_end, last_warmup, refit, good, may_restart):
         """Warmup: dual averaging always; Stan: Welford in slow windows, a new metric at window
-        ends; nutpie: both estimators and a new metric after each draw of the metric phase."""
+        ends; nutpie: both estimators (draws that moved and did not diverge) and a new metric
+        after each draw of the metric phase; the first one makes the step-size heuristic due."""
         da = dual_averaging_update(adapt.dual_averaging, acceptance_rate)
         seen = jnp.concatenate([new.position, new.logdensity_grad]) if fisher else new.position
         ring = adapt.draws
         old = adapt.inverse_mass_matrix
+        stage = adapt.metric_stage
         if nutpie:
-            welford = nutpie_estimators(adapt.welford, seen, in_slow, window_end)
+            welford = nutpie_estimators(adapt.welford, seen, in_slow, window_end, good)
             ready = in_slow & (welford.count[0] >= 3)
+            changed = ready & (refit != 0) if lowrank else ready
+            # the heuristic runs at the next iteration (in nutpie's early window; later, no restart)
+            stage = jnp.where(changed & (stage == 0), jnp.where(may_restart, 1, 2), stage)
         if lowrank:  # the draw enters the ring; the metric is re-estimated from the foreground's draws
-            ring = jax.tree.map(lambda a, b: jnp.where(in_slow, a, b),
+            ring = jax.tree.map(lambda a, b: jnp.where(in_slow & good, a, b),
                                 low_rank.window_draws(ring, new.position, new.logdensity_grad, jnp), ring)
             newest = welford.count[0]
 
@@ -294,17 +305,18 @@ def _build_chunk(fn, settings, dim: int):
             welford = jax.tree.map(
                 lambda a, b: jnp.where(in_slow, a, b), welford_update(adapt.welford, seen), adapt.welford
             )
-            imm = jnp.where(window_end, regularized_covariance(welford), adapt.inverse_mass_matrix)
+            imm = jnp.where(window_end, regularized_covariance(welford, old), adapt.inverse_mass_matrix)
             welford = jax.tree.map(lambda a, b: jnp.where(window_end, a, b), welford_init(), welford)
         final_step_size = jnp.where(da.step > 0, jnp.exp(da.log_step_size_avg), jnp.exp(da.log_step_size))
         step_size = jnp.where(last_warmup, final_step_size, jnp.exp(da.log_step_size))
-        return WindowAdaptationState(step_size, imm, da, welford, ring)
+        return WindowAdaptationState(step_size, imm, da, welford, ring, stage)
 
     def iteration(data, init, state: ChainState, flags):
         logdensity_fn = lambda x: fn(x, data)  # noqa: E731
-        in_slow, window_end, adapting, last_warmup, search, initialize = (
-            flags[k].astype(bool) for k in range(_FLAGS - 1))
-        refit = flags[_FLAGS - 1].astype(jnp.int32)  # a low_rank.refits code
+        in_slow, window_end, adapting, last_warmup, search, initialize = (flags[k].astype(bool) for k in range(6))
+        search = search | (state.adaptation.metric_stage == 1)  # the first metric estimate came last iteration
+        refit = flags[_REFIT].astype(jnp.int32)  # a low_rank.refits code
+        may_restart = flags[_MAY_RESTART].astype(bool)
         adapt = state.adaptation
         key, k_nuts = jax.random.split(state.rng)
         # the initial point at the first iteration; Stan's step-size heuristic then and after
@@ -314,7 +326,8 @@ def _build_chunk(fn, settings, dim: int):
             position, logdensity, grad, attempts, eps, trials = _start(
                 logdensity_fn, init, state, adapt.inverse_mass_matrix, adapt.step_size, jax.random.fold_in(k_nuts, 1),
                 initialize, search)
-            adapt = adapt._replace(step_size=eps, dual_averaging=jax.tree.map(
+            adapt = adapt._replace(metric_stage=jnp.where(adapt.metric_stage == 1, 2, adapt.metric_stage),
+                                   step_size=eps, dual_averaging=jax.tree.map(
                 lambda a, b: jnp.where(search, a, b), dual_averaging_init(eps), adapt.dual_averaging))
             return position, logdensity, grad, attempts, trials, adapt
 
@@ -332,15 +345,16 @@ def _build_chunk(fn, settings, dim: int):
 
         # skipped at run time after warmup (under vmap both branches run, selected per chain)
         # (only what the step reads is passed: every operand of a cond costs on each iteration)
+        good = ~info.is_divergent & jnp.any(new.position != position)  # the draw may enter nutpie's estimators
         adaptation = jax.lax.cond(adapting, adaptation_step, lambda adapt, *_: adapt, adapt, info.acceptance_rate,
-                                  new, in_slow, window_end, last_warmup, refit)
+                                  new, in_slow, window_end, last_warmup, refit, good, may_restart)
 
         next_state = ChainState(new.position, new.logdensity, new.logdensity_grad, adaptation, key)
         depth = info.num_trajectory_expansions
         out = {
             "position": new.position,
             "lp": new.logdensity,
-            "acceptance_rate": info.acceptance_rate,
+            "acceptance_rate": jnp.minimum(info.acceptance_rate, 1.0),  # exp(logsumexp) / n rounds above 1
             "step_size": adapt.step_size,
             "n_steps": info.num_integration_steps,
             "diverging": info.is_divergent,
@@ -414,7 +428,8 @@ def _initial_state(dim: int, key, settings) -> ChainState:
         welford = WelfordState(np.zeros(2, np.int64), np.zeros((2, width)), np.zeros((2, width)))
     else:
         welford = WelfordState(count, np.zeros(width), np.zeros((dim, dim) if dense else (width,)))
-    adaptation = WindowAdaptationState(np.asarray(float(settings.initial_step_size)), imm, da, welford, ring)
+    adaptation = WindowAdaptationState(np.asarray(float(settings.initial_step_size)), imm, da, welford, ring,
+                                       np.asarray(0, np.int32))
     return ChainState(np.zeros(dim), np.asarray(-np.inf), np.zeros(dim), adaptation, np.asarray(key, np.uint32))
 
 
@@ -639,6 +654,7 @@ def _from_chain_state(saved: ChainState) -> ChainState:
         WelfordState(jnp.asarray(a.welford.count, jnp.int64), jnp.asarray(a.welford.mean, jnp.float64),
                      jnp.asarray(a.welford.m2, jnp.float64)),
         ring,
+        jnp.asarray(a.metric_stage, jnp.int32),
     )
     return ChainState(jnp.asarray(saved.position, jnp.float64), jnp.asarray(saved.logdensity, jnp.float64),
                          jnp.asarray(saved.logdensity_grad, jnp.float64), adaptation,

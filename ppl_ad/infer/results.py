@@ -50,11 +50,21 @@ def preload_arviz() -> None:
     libraries it can wrap, dask among them: 0.3 s); doing it while XLA compiles or runs the
     chains (which release the GIL) takes it off the critical path. A failure is left for the
     real call to report.
+
+    ``warnings.catch_warnings`` is not thread-safe: it saves the process's filter list on entry
+    and puts it back on exit. If the caller's thread enters or leaves its own block meanwhile,
+    one of the two lists wins; with "ignore every warning" here, the divergence warning of that
+    and every later ``pa.sample`` was lost. So this thread only ignores FutureWarning (ArviZ's
+    import announces its refactor with one) and ``pa.sample`` joins it before it builds its
+    results (see :func:`ppl_ad.infer.sample.sample`): its own warning filters are then never
+    changed while this thread runs.
     """
     try:
-        az = import_arviz()
+        if "arviz" in sys.modules:  # imported already (and its first dataset is cheap then)
+            return
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+            warnings.simplefilter("ignore", FutureWarning)
+            az = import_arviz()
             az.from_dict(posterior={"x": np.zeros((1, 1))})
     except Exception:  # noqa: BLE001 - to_inference_data imports it again and raises there
         pass
@@ -354,6 +364,7 @@ def to_inference_data(ld, results, settings, chains, processes, seed_seq, init, 
         "target_accept": settings.target_accept,
         "max_treedepth": settings.max_treedepth,
         "metric": settings.metric,
+        "metric_adaptation": settings.metric_adaptation,
         "init": init if isinstance(init, str) else "user",
         "seed": seed_label(seed_seq),
         "tuning_time": float(sum(r.tuning_time for r in results)),

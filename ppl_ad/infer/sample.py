@@ -54,6 +54,23 @@ _ALIASES = {
 }
 
 
+class _Preload:
+    """The background import of ArviZ (:func:`~ppl_ad.infer.results.preload_arviz`): started at
+    most once, and joined before the results are built."""
+
+    def __init__(self):
+        self.thread = None
+
+    def start(self) -> None:
+        if self.thread is None:
+            self.thread = threading.Thread(target=preload_arviz, name="ppl_ad-import-arviz", daemon=True)
+            self.thread.start()
+
+    def join(self) -> None:
+        if self.thread is not None:
+            self.thread.join()
+
+
 def check_keywords(function, given: Mapping) -> None:
     """Raise a ``TypeError``-compatible :class:`ConfigError` for keywords ``function`` does not take.
 
@@ -109,7 +126,8 @@ def _validate(draws, tune, chains, cores, sampler, target_accept, max_treedepth,
         bad("max_treedepth", max_treedepth, "an integer between 1 and 30")
     if metric not in ("diag", "dense", "low_rank"):
         bad("metric", metric, "'diag', 'dense' or 'low_rank'")
-    if not (isinstance(path_length, (int, float)) and path_length > 0 and math.isfinite(path_length)):
+    if isinstance(path_length, bool) or not (isinstance(path_length, (int, float, np.integer, np.floating))
+                                             and path_length > 0 and math.isfinite(path_length)):
         bad("path_length", path_length, "a positive number")
     if isinstance(init, str):
         if init != "jitter":
@@ -404,31 +422,30 @@ def sample(
         ld.prepare()
 
     bars = ProgressBars(chains, tune, draws) if progress_enabled(progressbar) else None
+    preload = _Preload()
     try:
         # Chains on an executor are not this process's to stop: Ctrl-C cancels their tasks.
         with _signals(checkpoints if chain_method != "executor" else None):
             if chain_method == "executor":
                 from ppl_ad.infer.distributed import run_chains
 
-                threading.Thread(target=preload_arviz, name="ppl_ad-import-arviz", daemon=True).start()
+                preload.start()
                 results, cores, executor_kind = run_chains(executor, ld, chain_seeds, settings, init, bars,
                                                            checkpoints)
             elif spec is not None:
                 # This process waits while the workers sample: import ArviZ (about 1.5 s) meanwhile.
-                threading.Thread(target=preload_arviz, name="ppl_ad-import-arviz", daemon=True).start()
+                preload.start()
                 results = run_parallel(spec, chain_seeds, settings, init, cores, bars, checkpoints)
             else:
                 # XLA compiles, loads and runs without the GIL: import ArviZ meanwhile (not while
                 # the model is traced, which needs the GIL)
-                def preload():
-                    threading.Thread(target=preload_arviz, name="ppl_ad-import-arviz", daemon=True).start()
-
                 results = run_sequential(ld, chain_seeds, settings, init, bars,
                                          vectorized=chain_method == "vectorized", checkpoints=checkpoints,
-                                         when_compiling=preload if engine == "jax" else None)
+                                         when_compiling=preload.start if engine == "jax" else None)
     finally:
         if bars is not None:
             bars.close()
+        preload.join()  # before any warning filter of this thread changes (see preload_arviz)
 
     extra = {"engine": engine, "chain_method": chain_method}
     if chain_method == "executor":

@@ -131,6 +131,7 @@ def to_jsonable(state: ChainState) -> dict:
                 "positions": _plain(np.asarray(adaptation.draws.positions, dtype=np.float64)),
                 "gradients": _plain(np.asarray(adaptation.draws.gradients, dtype=np.float64)),
                 "count": int(adaptation.draws.count)},
+            "metric_stage": int(adaptation.metric_stage),
         },
         "rng": rng,
     }
@@ -148,7 +149,8 @@ def from_jsonable(data: dict) -> ChainState:
     draws = a.get("draws")
     if draws is not None:
         draws = LowRankDraws(_array(draws["positions"]), _array(draws["gradients"]), int(draws["count"]))
-    adaptation = WindowAdaptationState(float(a["step_size"]), imm, da, welford, draws)
+    # checkpoints written before the stage existed: taken as past the first metric estimate (no restart)
+    adaptation = WindowAdaptationState(float(a["step_size"]), imm, da, welford, draws, int(a.get("metric_stage", 2)))
     rng = data["rng"]
     if rng["kind"] == "numpy":
         rng = NumpyRNGState(rng["bit_generator"], tuple(rng["uniforms"]))

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from ppl_ad.errors import SamplingError
 from ppl_ad.infer import nuts
@@ -266,12 +267,66 @@ def test_nutpie_estimators_switch_and_forget_the_first_draws():
     state = window_adaptation_init(0.5, np.ones(2), "nutpie")
     variances = np.array([0.04, 25.0])
     schedule = ([(True, False)] * 9 + [(True, True)]) * 2 + [(True, False)] * 20
+    restarts = []
     for i, entry in enumerate(schedule):
         shift = 100.0 if i < 10 else 0.0  # the first window's draws are far off
         x = shift + rng.normal(0.0, np.sqrt(variances))
         state, restart = window_adaptation_update(state, entry, x, 0.8, 0.8, -(x - shift) / variances, "nutpie")
-        assert not restart  # nutpie's schedule never restarts the step size
+        if restart:
+            restarts.append(i)
+    assert restarts == [2]  # the step size restarts once: when the first estimate (3 draws) replaces the unit metric
+    assert state.metric_stage == 2
     # the second switch made the draws since the first switch the foreground: 30 of them, none far off
     assert list(state.welford.count) == [30, 20]
     assert np.all(np.abs(state.welford.mean[0, :2]) < 5)
     np.testing.assert_allclose(state.inverse_mass_matrix, variances, rtol=1e-8)  # exact for a Gaussian
+
+
+def test_nutpie_estimators_skip_draws_that_did_not_move_but_keep_the_switches():
+    from ppl_ad.infer.adaptation import window_adaptation_init, window_adaptation_update
+
+    rng = np.random.default_rng(2)
+    state = window_adaptation_init(0.5, np.ones(2), "nutpie")
+    schedule = [(True, False)] * 9 + [(True, True)] + [(True, False)] * 5
+    x = rng.normal(size=2)
+    restarts = []
+    for i, entry in enumerate(schedule):
+        good = i % 3 != 1  # every third transition "stuck" (or divergent): its draw is left out
+        if good:
+            x = rng.normal(size=2)
+        state, restart = window_adaptation_update(state, entry, x, 0.8, 0.8, -x, "nutpie", good=good)
+        restarts += [i] if restart else []
+        if i == 8:
+            assert list(state.welford.count) == [6, 6]  # 6 of the first 9 draws entered
+    assert restarts == [3]  # the third draw that entered gave the first estimate
+    # the switch at i = 9 happened although that draw entered: the background (7 draws) became the foreground
+    assert list(state.welford.count) == [7 + 3, 3]
+
+
+@given(st.integers(20, 3000))
+@settings(max_examples=200, deadline=None)
+def test_stan_windows_never_shrink_so_none_has_a_single_draw(num_warmup):
+    # Stan's rule left tune=151 a last window of 1 draw (a crash: no variance) and 152-159 of 2-9
+    schedule = build_schedule(num_warmup)
+    ends = [i for i, (_, end) in enumerate(schedule) if end]
+    starts = [next(i for i, (slow, _) in enumerate(schedule) if slow)] + [e + 1 for e in ends[:-1]]
+    sizes = [e - b + 1 for b, e in zip(starts, ends)]
+    assert sizes and all(b >= a for a, b in zip(sizes, sizes[1:])), sizes
+    assert min(sizes) >= 2
+    assert sum(slow for slow, _ in schedule) == sum(sizes)  # every slow-window draw is in a window
+
+
+@pytest.mark.parametrize("engine", ["jax", "python"])
+@pytest.mark.parametrize("metric_adaptation", ["stan", "fisher"])
+def test_a_warmup_of_151_iterations_samples_with_stans_windows(engine, metric_adaptation):
+    import ppl_ad as pa
+    from ppl_ad import dist
+
+    @pa.model
+    def scales():
+        pa.sample("a", dist.Normal(0.0, 0.01))
+        pa.sample("b", dist.Normal(0.0, 100.0))
+
+    idata = pa.sample(scales(), chains=1, draws=100, tune=151, seed=1, engine=engine, progressbar=False,
+                      metric_adaptation=metric_adaptation)
+    assert float(idata.sample_stats.n_steps.mean()) < 100  # the scales were learnt (a unit metric: about 670)

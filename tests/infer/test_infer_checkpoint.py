@@ -350,6 +350,7 @@ def test_an_invalid_seed_is_named(seed):
         pa.sample(_model(), backend="autograd", **dict(SMALL, seed=seed))
 
 
+@pytest.mark.filterwarnings("ignore::ppl_ad.errors.SamplingWarning")  # 5 warmup iterations: divergences are possible
 def test_a_generator_seeds_the_run_as_in_pymc():
     kwargs = dict(SMALL, draws=5, tune=5, backend="autograd")
     a = pa.sample(_model(), **dict(kwargs, seed=np.random.default_rng(3)))

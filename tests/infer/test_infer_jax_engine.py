@@ -377,6 +377,20 @@ def test_arviz_is_preloaded_once_per_run_after_the_model_is_traced(monkeypatch, 
     assert events == ["trace", "trace", "preload"]
 
 
+def test_the_background_import_has_finished_when_sample_returns(monkeypatch):
+    # catch_warnings in that thread is not thread-safe: it must never overlap the caller's own
+    # warning filters (it once left "ignore every warning" behind, and lost the divergence warnings)
+    import time as _time
+
+    done = []
+    model, _ = _conjugate_model()
+    kw = dict(backend="jax", draws=20, tune=20, chains=2, seed=4, progressbar=False)
+    sample(model, **kw)  # compiled: the next run takes a fraction of a second
+    monkeypatch.setattr("ppl_ad.infer.sample.preload_arviz", lambda: _time.sleep(2.0) or done.append(True))
+    sample(model, **kw)
+    assert done == [True]
+
+
 @pa.model
 def rejects_subtrees(y):
     s = pa.sample("s", dist.HalfNormal(1.0))

@@ -299,7 +299,7 @@ def test_inference_data_layout_and_arviz_functions():
     assert np.all(stats.n_steps.values <= 2 ** (stats.tree_depth.values + 1) - 1)
     np.testing.assert_array_equal(idata.observed_data.y.values, y)
     for key in ("backend", "backend_source", "ppl_ad_version", "tuning_time", "sampling_time", "sampler",
-                "target_accept", "max_treedepth", "metric", "draws", "tune", "chains", "seed"):
+                "target_accept", "max_treedepth", "metric", "metric_adaptation", "draws", "tune", "chains", "seed"):
         assert key in idata.attrs, key
     ld = pa.logdensity(schools(y, sigma))
     assert idata.attrs["backend"] == ld.backend.name
@@ -429,3 +429,19 @@ def test_a_model_without_parameters_is_refused_before_sampling(backend):
 
     with pytest.raises(SamplingError, match="'only_data' has no parameters to sample"):
         pa.sample(only_data(np.array([1.0, 2.0])), backend=backend, draws=10, tune=10, chains=1, progressbar=False)
+
+
+@pytest.mark.parametrize("value, ok", [(np.float32(1.5), True), (np.int64(2), True), (True, False), (0.0, False)])
+def test_path_length_takes_numpy_numbers_and_refuses_bools(value, ok):
+    from ppl_ad.errors import ConfigError
+
+    @pa.model
+    def one():
+        pa.sample("x", dist.Normal(0.0, 1.0))
+
+    kw = dict(sampler="hmc", path_length=value, draws=5, tune=5, chains=1, seed=1, progressbar=False, backend="autograd")
+    if ok:
+        assert pa.sample(one(), **kw).posterior["x"].shape == (1, 5)
+    else:
+        with pytest.raises(ConfigError, match="path_length"):
+            pa.sample(one(), **kw)

@@ -39,6 +39,7 @@ from ppl_ad.infer.adaptation.window import (
     WindowAdaptationState,
     build_nutpie_schedule,
     build_schedule,
+    restart_end,
     uses_nutpie_schedule,
     warmup_schedule,
     window_adaptation_final,
@@ -67,6 +68,7 @@ __all__ = [
     "ESTIMATORS",
     "window_adaptation_init",
     "window_adaptation_update",
+    "restart_end",
     "window_adaptation_restart_step_size",
     "window_adaptation_final",
 ]
