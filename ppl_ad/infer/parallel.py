@@ -300,6 +300,28 @@ def _forward_stop(executor) -> bool:
     return number in (signal.SIGINT, signal.SIGTERM)
 
 
+def _broken_pool_error(codes, lost, checkpointed: bool) -> BaseException:
+    """What to raise when worker processes ended without their results: the stop that a SIGINT or
+    SIGTERM asked for (a worker still starting up when the signal was passed on to it has no
+    handler yet and dies of it: that is the stop, not a crash), else a SamplingError naming the
+    exit codes and the chains lost."""
+    from ppl_ad.infer.checkpoint import _raise_stop, stop_signal
+
+    if checkpointed and stop_signal() is not None:
+        try:
+            _raise_stop()
+        except BaseException as stop:  # noqa: BLE001 - KeyboardInterrupt or SystemExit(143), returned
+            return stop
+    how = f" (exit code {', '.join(map(str, codes))}: {_exit_reason(codes)})" if codes else ""
+    saved = (" The chains' checkpoints hold their draws up to their last save: rerun the same call to "
+             "resume them.") if checkpointed else ""
+    return SamplingError(
+        f"a worker process ended before returning its result{how}; chains {lost} did not finish. "
+        "It ran out of memory, was killed, or crashed inside a native library. To sample in this "
+        f"process instead, pass cores=1.{saved}"
+    )
+
+
 def run_parallel(spec, seeds, settings, init, cores, bars, checkpoints=None) -> list:
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue() if bars is not None else None
@@ -347,14 +369,7 @@ def run_parallel(spec, seeds, settings, init, cores, bars, checkpoints=None) -> 
             process.terminate()
         if isinstance(exc, concurrent.futures.process.BrokenProcessPool):
             lost = [c for f, c in chain_of.items() if not (f.done() and not f.cancelled() and f.exception() is None)]
-            how = f" (exit code {', '.join(map(str, codes))}: {_exit_reason(codes)})" if codes else ""
-            saved = (" The chains' checkpoints hold their draws up to their last save: rerun the same call to "
-                     "resume them.") if checkpoints else ""
-            raise SamplingError(
-                f"a worker process ended before returning its result{how}; chains {lost} did not finish. "
-                "It ran out of memory, was killed, or crashed inside a native library. To sample in this "
-                f"process instead, pass cores=1.{saved}"
-            ) from exc
+            raise _broken_pool_error(codes, lost, bool(checkpoints)) from exc
         raise
     finally:
         executor.shutdown(wait=True, cancel_futures=True)

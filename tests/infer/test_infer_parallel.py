@@ -357,3 +357,27 @@ def test_a_dead_worker_is_explained():
 
     assert "SIGKILL" in _exit_reason([-9]) and "out-of-memory" in _exit_reason([-9])
     assert _exit_reason([1]) == "exited"
+
+
+@pytest.mark.parametrize("number, expected", [("SIGTERM", SystemExit), ("SIGINT", KeyboardInterrupt)])
+def test_workers_killed_by_a_forwarded_stop_signal_are_the_stop_not_a_crash(monkeypatch, number, expected):
+    # a worker still starting up when the parent passes SIGINT/SIGTERM on has no handler yet and dies
+    # of it: pa.sample must then stop as documented (exit 143, KeyboardInterrupt), not report a crash
+    import signal
+
+    from ppl_ad.errors import SamplingError
+    from ppl_ad.infer import checkpoint
+
+    monkeypatch.setitem(checkpoint._SIGNAL, "number", getattr(signal, number))
+    checkpoint._STOP.set()
+    try:
+        error = parallel._broken_pool_error([-getattr(signal, number)], [0, 1], checkpointed=True)
+        assert isinstance(error, expected)
+        if expected is SystemExit:
+            assert error.code == 143
+        # without checkpoints, or without a stop asked for, it is the crash it looks like
+        assert isinstance(parallel._broken_pool_error([-15], [0, 1], checkpointed=False), SamplingError)
+    finally:
+        checkpoint._STOP.clear()
+    crash = parallel._broken_pool_error([-9], [1], checkpointed=True)
+    assert isinstance(crash, SamplingError) and "exit code -9" in str(crash) and "chains [1]" in str(crash)
