@@ -204,10 +204,12 @@ class Beta(Distribution):
 
     def log_prob(self, value):
         a, b = self.alpha, self.beta
-        return (  # xlogy: finite at 0 and 1 where alpha or beta is 1
-            M.xlogy(a - 1.0, value) + M.xlog1py(b - 1.0, -value)
-            + M.gammaln(a + b) - M.gammaln(a) - M.gammaln(b)
-        )
+        # xlogy: finite at 0 and 1 where alpha or beta is 1
+        return M.xlogy(a - 1.0, value) + M.xlog1py(b - 1.0, -value) - self._log_beta_function()
+
+    def _log_beta_function(self):
+        a, b = self.alpha, self.beta
+        return M.gammaln(a) + M.gammaln(b) - M.gammaln(a + b)
 
     def log_prob_logit(self, u):
         """Log density of ``x = sigmoid(u)`` plus the log-Jacobian of the logit transform, from
@@ -218,8 +220,7 @@ class Beta(Distribution):
         ``sigmoid(u)`` is ``-inf`` from ``u = 37`` on, which cut off the tail of a
         ``Beta(0.1, 0.1)`` on the tape backends.
         """
-        a, b = self.alpha, self.beta
-        return a * M.log_sigmoid(u) + b * M.log_sigmoid(-u) + M.gammaln(a + b) - M.gammaln(a) - M.gammaln(b)
+        return self.alpha * M.log_sigmoid(u) + self.beta * M.log_sigmoid(-u) - self._log_beta_function()
 
     def sample(self, rng, shape=()):
         return rng.beta(self._np("alpha"), self._np("beta"), size=self._size(shape))

@@ -192,9 +192,13 @@ def build_schedule(
 ESTIMATORS = ("nutpie", "fisher", "stan")
 
 
+#: nutpie's early window: the first 30 % of warmup (short estimator windows, and the step-size restart)
+EARLY_WINDOW = 0.3
+
+
 def build_nutpie_schedule(
     num_warmup: int,
-    early_window: float = 0.3,
+    early_window: float = EARLY_WINDOW,
     step_size_window: float = 0.15,
     switch_freq: int = 80,
     early_switch_freq: int = 10,
@@ -237,7 +241,7 @@ def build_nutpie_schedule(
     return schedule
 
 
-def restart_end(num_warmup: int, early_window: float = 0.3) -> int:
+def restart_end(num_warmup: int, early_window: float = EARLY_WINDOW) -> int:
     """nutpie's schedule: the iterations ``i < restart_end`` in which the first metric estimate
     restarts the step size (nutpie's early window). A later first estimate (a short warmup, or
     a chain stuck for long) keeps dual averaging going: a restart leaves too few iterations for
