@@ -73,7 +73,7 @@ from ppl_ad.infer.adaptation.mass_matrix import FISHER_MAX, FISHER_MIN
 from ppl_ad.infer.adaptation.window import welford_width
 from ppl_ad.infer.chain import ChainResult, stat_dtypes
 from ppl_ad.infer.init import MAX_INIT_ATTEMPTS, no_initial_point
-from ppl_ad.infer.lowering import unrolled_threefry
+from ppl_ad.infer.lowering import SMALL_LOOP_BYTES, hoisted_small_loops, small_loop_hoisting_available, unrolled_threefry
 from ppl_ad.infer.metrics import dense_inverse_metric
 from ppl_ad.infer.state import ChainState
 
@@ -518,7 +518,7 @@ def run_chains(ld, seeds, inits, settings, progress=None, vectorized: bool = Tru
             compile_start = time.perf_counter()
             compiled = _compile(fn, settings, dim, vectorized,
                                 (state, data, start_spec, flags[:capacity], np.asarray(capacity, np.int64)),
-                                when_compiling)
+                                when_compiling, density_key=key[0] if key is not None else None)
             when_compiling = None
             compile_time = time.perf_counter() - compile_start
             start += compile_time
@@ -538,17 +538,23 @@ def run_chains(ld, seeds, inits, settings, progress=None, vectorized: bool = Tru
     return results
 
 
-def _compile(fn, settings, dim: int, vectorized: bool, args, when_compiling=None):
+def _compile(fn, settings, dim: int, vectorized: bool, args, when_compiling=None, density_key=None):
     """The compiled chunk program for ``args``: from the on-disk program cache when it has it
     (no tracing, and BlackJAX is not even imported), else traced, compiled and stored there.
-    ``when_compiling()`` (see :func:`run_chains`) is called before XLA loads or compiles."""
+    ``when_compiling()`` (see :func:`run_chains`) is called before XLA loads or compiles;
+    ``density_key`` is :func:`_program_key`'s fingerprint of the density, when it has one (the
+    program's key is derived from it instead of tracing the density again)."""
     import jax
 
     from ppl_ad.infer import program_cache
 
     started = when_compiling or (lambda: None)
-    parts = ("jax_engine.chunk", tuple(settings._replace(draws=0, tune=0)), vectorized, program_cache.describe(args))
-    key = program_cache.fingerprint(fn, dim, args[1], parts)
+    parts = ("jax_engine.chunk", tuple(settings._replace(draws=0, tune=0)), vectorized, program_cache.describe(args),
+             ("small loops", SMALL_LOOP_BYTES, small_loop_hoisting_available()))
+    if density_key is not None:
+        key = program_cache.derived(density_key, (parts, program_cache.describe(args[1])))
+    else:
+        key = program_cache.fingerprint(fn, dim, args[1], parts)
     stored = program_cache.stored(key) if key else False
     if stored:
         started()
@@ -562,9 +568,10 @@ def _compile(fn, settings, dim: int, vectorized: bool, args, when_compiling=None
         lowered = jax.jit(chunk).lower(*args)
     if not stored:
         started()
-    if key is None:
-        return lowered.compile()
-    compiled = program_cache.compile_fresh(lowered)
+    with hoisted_small_loops(SMALL_LOOP_BYTES):  # small loops as one function (see ppl_ad.infer.lowering)
+        if key is None:
+            return lowered.compile()
+        compiled = program_cache.compile_fresh(lowered)
     program_cache.store(key, compiled)
     return compiled
 

@@ -124,6 +124,21 @@ def fingerprint(fn, dim: int, data, parts) -> str | None:
         return None
 
 
+def derived(base: str, parts) -> str | None:
+    """The key of a program built from the same log density as the key ``base`` (a
+    :func:`fingerprint`, which covers the density, its data's shapes and the environment) and
+    from ``parts``, without tracing the density again; None when ``parts`` holds another type
+    than :func:`fingerprint` takes."""
+    try:
+        digest = hashlib.sha256()
+        _add(digest, "derived from", base)
+        _add(digest, "parts", _plain_text(parts))
+        return digest.hexdigest()
+    except Exception as error:  # noqa: BLE001 - no key means no caching, never an error
+        logger.debug("program cache: no key (%s: %s)", type(error).__name__, error)
+        return None
+
+
 def describe(tree) -> tuple:
     """Plain values for a pytree of arrays: its structure and each leaf's shape, dtype, weak type.
 

@@ -1,4 +1,5 @@
-"""Tests of ppl_ad.infer.lowering: the Threefry hash without a loop while ppl_ad lowers its program."""
+"""Tests of ppl_ad.infer.lowering: the Threefry hash without a loop while ppl_ad lowers its program,
+and small loops compiled as one function while XLA compiles it."""
 
 from __future__ import annotations
 
@@ -8,7 +9,13 @@ import numpy as np
 import pytest
 
 from ppl_ad.infer import jax_engine
-from ppl_ad.infer.lowering import threefry_unrolled_available, unrolled_threefry
+from ppl_ad.infer import lowering
+from ppl_ad.infer.lowering import (
+    hoisted_small_loops,
+    small_loop_hoisting_available,
+    threefry_unrolled_available,
+    unrolled_threefry,
+)
 
 jax = pytest.importorskip("jax")
 
@@ -74,6 +81,15 @@ def test_the_engine_lowers_its_program_inside_the_context(monkeypatch):
             yield
 
     monkeypatch.setattr(jax_engine, "unrolled_threefry", recording)
+    compiled_in = []
+
+    @contextlib.contextmanager
+    def recording_compile(threshold):
+        compiled_in.append(threshold)
+        with hoisted_small_loops(threshold):
+            yield
+
+    monkeypatch.setattr(jax_engine, "hoisted_small_loops", recording_compile)
     ld = pa.logdensity(get_scenario("eight_schools").model(), backend="jax")
     fn, data = ld.traceable()
     dim = int(ld.dimension)
@@ -84,5 +100,112 @@ def test_the_engine_lowers_its_program_inside_the_context(monkeypatch):
     args = (state, jax.device_put(data), init, flags, np.asarray(5, np.int64))
     compiled = jax_engine._compile(fn, settings, dim, False, args)
     assert entered == [True]
+    assert compiled_in == [lowering.SMALL_LOOP_BYTES]
+    if jax.default_backend() == "cpu":  # eight schools: every loop of the sampler is one function
+        assert _hoisted(compiled) >= 4
     state, out = compiled(*args)
     assert np.all(np.isfinite(np.asarray(out["position"])))
+
+
+# ------------------------------------------------------------------ small loops compiled whole
+
+
+def _loop(x):
+    def body(carry):
+        i, v = carry
+        return i + 1, jax.numpy.sin(v) * 0.5 + jax.numpy.cos(v[::-1]) * 0.25
+
+    return jax.lax.while_loop(lambda carry: carry[0] < 50, body, (0, x))[1]
+
+
+def _compiled(fn, *args):
+    return jax.jit(lambda *a: fn(*a)).lower(*args).compile()
+
+
+def _hoisted(compiled) -> int:
+    return compiled.as_text().count("xla_cpu_small_call")
+
+
+def test_the_installed_jax_takes_the_option_where_expected():
+    # when a JAX upgrade moves backend_compile_and_load, the engine's small loops run as thunks again
+    assert small_loop_hoisting_available()
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="an option of XLA:CPU")
+def test_a_loop_over_16_kb_is_one_function_inside_the_context_only():
+    x = jax.numpy.linspace(0.0, 1.0, 2000)  # 16 kB per iteration: above XLA's default threshold
+    plain = _compiled(_loop, x)
+    with hoisted_small_loops():
+        whole = _compiled(_loop, x)
+    after = _compiled(_loop, x)
+    assert (_hoisted(plain), _hoisted(whole), _hoisted(after)) == (0, 1, 0)
+    np.testing.assert_allclose(np.asarray(whole(x)), np.asarray(plain(x)), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="an option of XLA:CPU")
+def test_the_threshold_is_respected_and_nesting_restores_the_outer_one():
+    x = jax.numpy.linspace(0.0, 1.0, 2000)
+    with hoisted_small_loops(threshold=1000):  # below the loop's bytes: stays thunks
+        assert _hoisted(_compiled(_loop, x)) == 0
+        with hoisted_small_loops():
+            assert _hoisted(_compiled(_loop, x)) == 1
+        assert _hoisted(_compiled(_loop, x)) == 0
+
+
+def test_the_compile_function_comes_back_after_an_error():
+    from jax._src import compiler
+
+    before = compiler.backend_compile_and_load
+    with pytest.raises(RuntimeError, match="inside"):
+        with hoisted_small_loops():
+            assert compiler.backend_compile_and_load is not before
+            raise RuntimeError("inside")
+    assert compiler.backend_compile_and_load is before
+
+
+def test_other_threads_compile_with_jax_s_options(monkeypatch):
+    import threading
+
+    x = jax.numpy.linspace(0.0, 1.0, 2000)
+    counts = []
+    with hoisted_small_loops():
+        worker = threading.Thread(target=lambda: counts.append(_hoisted(_compiled(_loop, x))))
+        worker.start()
+        worker.join()
+    assert counts == [0]
+
+
+def test_without_the_private_function_the_context_does_nothing(monkeypatch):
+    monkeypatch.setattr(lowering, "_compiler", lambda: None)
+    assert not small_loop_hoisting_available()
+    x = jax.numpy.linspace(0.0, 1.0, 2000)
+    with hoisted_small_loops():
+        assert _hoisted(_compiled(_loop, x)) == 0
+
+
+def test_options_that_do_not_survive_the_round_trip_leave_jax_s_options(monkeypatch):
+    # a build option the copy cannot carry over: compile with JAX's options, unchanged
+    real = lowering._visible
+
+    def visible(options):
+        found = real(options)
+        if "optimization_level" in found:
+            found["optimization_level"] = object()  # never equal to the copy's
+        return found
+
+    monkeypatch.setattr(lowering, "_visible", visible)
+    x = jax.numpy.linspace(0.0, 1.0, 2000)
+    with hoisted_small_loops():
+        assert _hoisted(_compiled(_loop, x)) == 0
+
+
+def test_the_option_bytes_are_the_proto_of_the_map_entry():
+    from jax._src.lib import xla_client
+
+    options = xla_client.CompileOptions()
+    extra = lowering._extra_option("xla_cpu_small_while_loop_byte_threshold", "123")
+    merged = lowering._with_extra(options, extra)
+    assert merged is not None
+    text = str(merged.executable_build_options.debug_options)
+    assert "xla_cpu_small_while_loop_byte_threshold" in text and '"123"' in text
+    assert "xla_cpu_small_while_loop_byte_threshold" not in str(options.executable_build_options.debug_options)
