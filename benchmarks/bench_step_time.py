@@ -29,10 +29,10 @@ default warmup); then the sampling phase of ``--controlled-draws`` transitions i
   ``pa.sample`` runs it after warmup);
 - ``BlackJAX``: ``blackjax.nuts.build_kernel()``'s kernel driven by ``jax.lax.scan``, jitted as
   a BlackJAX user would;
-- ``BlackJAX, unrolled Threefry``: the same program lowered as ppl_ad lowers its own
-  (:func:`ppl_ad.infer.lowering.unrolled_threefry`: the random-number hash without a loop on the
-  CPU), which separates the part of the difference due to the lowering from the part due to the
-  two samplers' code,
+- ``BlackJAX, lowered and compiled as ppl_ad's``: the same program lowered and compiled as
+  ppl_ad's own (:mod:`ppl_ad.infer.lowering`: the random-number hash without a loop, and XLA:CPU
+  compiling small loops as one function), which separates the part of the difference due to
+  lowering and compiling from the part due to the two samplers' code,
 
 with the SAME density, the SAME adapted step size and inverse metric (passed as arguments to
 both programs) and the same starting state (the warmup's last draw), each program compiled once.
@@ -83,7 +83,7 @@ from ppl_ad.testing.scenarios import STANDARD  # noqa: E402
 SAMPLERS = {"jax": "ppl_ad `jax` (engine jax)", "blackjax": "BlackJAX"}
 #: samplers of the controlled measurement: ppl_ad's compiled chunk program, BlackJAX's NUTS kernel
 CONTROLLED_SAMPLERS = {"ppl_ad": "ppl_ad chunk program", "blackjax": "BlackJAX `nuts.build_kernel` + `lax.scan`",
-                       "blackjax_unrolled": "BlackJAX, unrolled Threefry"}
+                       "blackjax_unrolled": "BlackJAX, lowered and compiled as ppl_ad's"}
 #: densities of the controlled measurement: ppl_ad's (from the DSL), the hand-written JAX one
 DENSITIES = {"ppl_ad": "ppl_ad", "hand": "hand-written"}
 
@@ -181,7 +181,7 @@ def controlled_programs(model: str, draws: int, tune: int) -> tuple[dict, dict]:
     from ppl_ad.bench.peers import jax_logdensity
     from ppl_ad.infer import jax_engine
     from ppl_ad.infer.chain import ChainSettings
-    from ppl_ad.infer.lowering import unrolled_threefry
+    from ppl_ad.infer.lowering import SMALL_LOOP_BYTES, hoisted_small_loops, unrolled_threefry
     from ppl_ad.testing.scenarios import get_scenario
 
     ld = pa.logdensity(get_scenario(model).model(), backend="jax")
@@ -201,7 +201,8 @@ def controlled_programs(model: str, draws: int, tune: int) -> tuple[dict, dict]:
     def ppl_ad_compiled(density):
         with unrolled_threefry():
             lowered = jax.jit(jax_engine._build_chunk(density, settings, dim)).lower(state, data, init, flags[:draws], n)
-        return lowered.compile()
+        with hoisted_small_loops(SMALL_LOOP_BYTES):
+            return lowered.compile()
 
     chunk = ppl_ad_compiled(fn)
     for begin in range(0, tune, draws):
@@ -239,7 +240,8 @@ def controlled_programs(model: str, draws: int, tune: int) -> tuple[dict, dict]:
         hmc_state = HMCState(start.position, start.logdensity, start.logdensity_grad)
         with unrolled_threefry() if unrolled else contextlib.nullcontext():
             lowered = jax.jit(sample).lower(hmc_state, np.array([0, 1], np.uint32), data, step_size, inverse_mass_matrix)
-        program = lowered.compile()
+        with hoisted_small_loops(SMALL_LOOP_BYTES) if unrolled else contextlib.nullcontext():
+            program = lowered.compile()
 
         def run(r):
             _, steps, _ = program(hmc_state, np.array([r, 1], np.uint32), data, step_size, inverse_mass_matrix)
@@ -382,8 +384,8 @@ def controlled_markdown(controlled: dict) -> str:
         f"- per model, ppl_ad's warmup ({controlled['tune']} iterations) adapts the step size and diagonal inverse "
         f"metric once; then each call runs {controlled['draws']} sampling transitions from the warmup's last draw "
         "with them: ppl_ad's compiled chunk program against `blackjax.nuts.build_kernel()` under `jax.lax.scan` "
-        "(jitted as a BlackJAX user would, and lowered as ppl_ad lowers its program: the Threefry hash without "
-        "a loop on the CPU, `ppl_ad.infer.lowering`), on ppl_ad's density and on the hand-written one; the six "
+        "(jitted as a BlackJAX user would, and lowered and compiled as ppl_ad does its program: the Threefry hash "
+        "without a loop and small loops compiled as one function on the CPU, `ppl_ad.infer.lowering`), on ppl_ad's density and on the hand-written one; the six "
         "programs interleaved, median and min over "
         f"rounds 1..{controlled['rounds']} (round 0 compiles and is left out)",
         "",
@@ -407,7 +409,7 @@ def controlled_markdown(controlled: dict) -> str:
                              f"{_fmt(m['steps_per_draw'])} | {_fmt(m['us_per_draw'], 1)} |")
     lines += ["", "| model | density | ppl_ad ÷ BlackJAX, µs / step (median) | "
               "ppl_ad ÷ BlackJAX, µs / step (min) | ppl_ad ÷ BlackJAX, µs / draw (median) | "
-              "ppl_ad ÷ BlackJAX with unrolled Threefry, µs / step (median) |",
+              "ppl_ad ÷ BlackJAX lowered and compiled as ppl_ad's, µs / step (median) |",
               "|---|---|---:|---:|---:|---:|"]
     for setup in controlled["models"]:
         for density, density_name in DENSITIES.items():

@@ -10,7 +10,9 @@ what a user pays for a posterior:
     the smallest bulk effective sample size over every sampled quantity (Vehtari et al.
     2021, *Rank-normalization, folding, and localization: an improved R-hat*, as computed by
     ``arviz.ess``) divided by the **total wall time** of the call: model build, compilation,
-    warmup and sampling;
+    warmup and sampling. Libraries are imported before the clock starts, for every sampler:
+    JAX, BlackJAX, PyTorch, PyMC, NumPyro, nutpie and ArviZ (for ppl_ad: the backend's library,
+    BlackJAX under the compiled engine, and ArviZ);
 ``ess_per_1k_grad``
     the same ESS per 1000 gradient evaluations, warmup included (``gradient_evaluations``);
 ``steps_per_draw``
@@ -176,6 +178,8 @@ def _ppl_ad(row, model_name, sampler, draws, tune, chains, cores, seed, options=
     library = {"jax": "jax", "jax-forward": "jax", "torch": "torch", "torch-forward": "torch"}.get(backend)
     if library:  # imported before the clock starts, as the peers' libraries are
         __import__(library)
+    if library == "jax":  # idem: the library the compiled engine's NUTS is built on (0.3-0.45 s to import)
+        __import__("blackjax")
     from ppl_ad.infer.results import import_arviz
 
     import_arviz()  # idem: PyMC and nutpie import ArviZ with themselves, outside their timers
