@@ -23,10 +23,9 @@ kernel of its own, compiled separately (about 15 ms of CPU each) and dispatched 
 run time. XLA's ``SmallWhileLoopHoistingPass`` instead compiles a ``while`` loop whose cost
 analysis reads fewer bytes than ``xla_cpu_small_while_loop_byte_threshold`` into one function.
 Its default threshold only catches tiny loops; :func:`hoisted_small_loops` raises it to
-:data:`SMALL_LOOP_BYTES` for the chunk program. The pass itself keeps loops with custom calls
-(LAPACK), matrix products or gathers as thunks, and large data make the cost exceed the
-threshold, so it takes effect on small models made of element-wise operations, where the
-runtime's dispatch costs most: on eight schools the whole sampler becomes one function and a
+:data:`SMALL_LOOP_BYTES` for the chunk program. XLA keeps loops with custom calls (LAPACK) or
+scatters of computed values (the gradient of an indexing) as thunks, and large data make the cost
+exceed the threshold, so it takes effect on small models, where the runtime's dispatch costs most: on eight schools the whole sampler becomes one function and a
 gradient evaluation, with the sampler's work around it, costs about a third of what it did
 (6.5-7.5 against 1.9-2.5 µs, 4 chains x 2000 iterations on a loaded 2-core machine). The
 option lives in a map of XLA's ``DebugOptions`` that ``compiler_options`` cannot set, so the
