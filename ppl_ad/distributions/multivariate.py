@@ -3,6 +3,15 @@
 LKJCholesky(dim, eta) is the density of the Cholesky factor of an LKJ-distributed
 correlation matrix (Lewandowski, Kurowicka & Joe 2009), Stan's ``lkj_corr_cholesky``, with
 its normalising constant.
+
+A constant Cholesky factor (a NumPy array, as data or a fixed covariance) that is well
+conditioned enters the density as its inverse, computed once per array by LAPACK's ``dtrtri``:
+``z = L^{-1} (x - mu)`` is then a matrix-vector product instead of a triangular solve. Under
+JAX on the CPU the solve is a LAPACK custom call, which keeps XLA from compiling the sampler's
+loops as one function (:mod:`ppl_ad.infer.lowering`); the product is not. Measured against a
+200-bit reference, both ways have the same relative error in ``z'z`` (1e-16 to 1e-13 for
+covariances of condition number 1 to 1e10, d = 30 and 100); a factor whose reciprocal
+condition number is below :data:`INVERSE_MIN_RCOND` keeps the solve.
 """
 
 from __future__ import annotations
@@ -86,11 +95,36 @@ class Dirichlet(Distribution):
         return gamma / gamma.sum(-1, keepdims=True)
 
 
-def _mvn_log_prob(value, mu, scale_tril):
+#: a constant Cholesky factor with LAPACK's reciprocal condition number (1-norm) at least this
+#: is applied as its inverse (see the module docstring); below it, by a triangular solve
+INVERSE_MIN_RCOND = 1e-6
+
+
+def _constant_inverse(scale_tril: np.ndarray):
+    """``L^{-1}`` of a constant lower Cholesky factor, or None where it is poorly conditioned."""
+    from scipy.linalg import lapack
+
+    factor = np.asarray(scale_tril, dtype=np.float64)
+    if not np.all(np.isfinite(factor)):
+        return None
+    rcond, info = lapack.dtrcon(factor, norm="1", uplo="L", diag="N")
+    if info != 0 or not rcond >= INVERSE_MIN_RCOND:
+        return None
+    inverse, info = lapack.dtrtri(factor, lower=1)
+    return np.tril(inverse) if info == 0 else None
+
+
+def _mvn_log_prob(value, mu, scale_tril, constant_tril=None):
+    """Log density of MvNormal(mu, L L^T); ``constant_tril`` is ``L`` as a NumPy array, if it is one."""
     diff = value - mu
     d = np.shape(scale_tril)[-1]
     shape = tuple(np.shape(diff))
-    if len(shape) == 1:
+    inverse = None if constant_tril is None else data_term("inverse", _constant_inverse, constant_tril)
+    if inverse is not None:
+        rows = diff if len(shape) == 1 else M.reshape(diff, (-1, d))
+        z = M.matmul(rows, M.asarray(inverse.T))  # z = L^{-1} x for each row x
+        quad = M.sum(z * z) if len(shape) == 1 else M.reshape(M.sum(z * z, -1), shape[:-1])
+    elif len(shape) == 1:
         z = M.solve_triangular(scale_tril, diff, lower=True)
         quad = M.sum(z * z)
     else:  # rows of any batch shape: solved as one (d, n) block
@@ -125,6 +159,7 @@ class MvNormalCholesky(Distribution):
     def __init__(self, mu, L):
         super().__init__(mu=mu, L=L)
         _one_matrix(self, "L", L)
+        self._constant_tril = L if type(L) is np.ndarray else None  # before conversion to the backend
 
     support = C.real_vector
 
@@ -137,7 +172,7 @@ class MvNormalCholesky(Distribution):
         return tuple(np.shape(self.mu)[:-1])
 
     def log_prob(self, value):
-        return _mvn_log_prob(value, self.mu, self.L)
+        return _mvn_log_prob(value, self.mu, self.L, self._constant_tril)
 
     def sample(self, rng, shape=()):
         L = self._np("L")
@@ -156,8 +191,9 @@ class MvNormal(MvNormalCholesky):
     def __init__(self, mu, cov):
         Distribution.__init__(self, mu=mu, cov=cov)
         _one_matrix(self, "cov", cov)
+        self._constant_tril = None
         if type(cov) is np.ndarray:
-            self.L = np.linalg.cholesky(cov)
+            self.L = self._constant_tril = np.linalg.cholesky(cov)
             return
         try:
             self.L = M.cholesky(cov)

@@ -7,9 +7,11 @@ import warnings
 
 import numpy as np
 import pytest
+import scipy.stats as st
 
 import ppl_ad as pa
 from ppl_ad import dist
+from ppl_ad import math as M
 from ppl_ad.backends import SymPy
 from ppl_ad.errors import BackendCompilationError
 from ppl_ad.testing.scenarios import get_scenario, logistic_regression
@@ -81,10 +83,25 @@ def test_operation_budget_stops_building(rng):
 def test_unsupported_function_is_named():
     @pa.model
     def correlated(L):
-        pa.sample("x", dist.MvNormalCholesky(np.zeros(2), L))
+        x = pa.sample("x", dist.Normal(0.0, 1.0), shape=(2,))
+        pa.factor("quad", -0.5 * M.sum(M.solve_triangular(L, x, lower=True) ** 2))
 
-    with pytest.raises(BackendCompilationError, match="does not support ppl_ad.math"):
+    with pytest.raises(BackendCompilationError, match="does not support ppl_ad.math.solve_triangular"):
         pa.logdensity(correlated(np.eye(2)), backend="sympy")
+
+
+def test_a_constant_covariance_needs_no_triangular_solve():
+    # MvNormal applies a constant Cholesky factor as its inverse: a product SymPy can express
+    cov = np.array([[2.0, 0.5], [0.5, 1.0]])
+
+    @pa.model
+    def correlated(cov):
+        pa.sample("x", dist.MvNormal(np.zeros(2), cov))
+
+    x = np.array([0.3, -1.2])
+    value, grad = pa.logdensity(correlated(cov), backend="sympy").logdensity_and_gradient(x)
+    assert value == pytest.approx(st.multivariate_normal(np.zeros(2), cov).logpdf(x), rel=1e-12)
+    np.testing.assert_allclose(grad, -np.linalg.solve(cov, x), rtol=1e-12)
 
 
 def test_control_flow_on_parameters_is_explained():

@@ -363,6 +363,44 @@ def test_batched_sample_shape(rng):
     assert d.sample(rng, (7,)).shape == (7, 3)
 
 
+@FAST
+@given(d=hs.integers(1, 6), log_cond=hs.floats(0.0, 14.0), seed=hs.integers(0, 2**31))
+def test_a_constant_cholesky_factor_is_applied_as_its_inverse_only_when_well_conditioned(d, log_cond, seed):
+    from scipy.linalg import lapack
+
+    from ppl_ad.distributions.multivariate import INVERSE_MIN_RCOND, _constant_inverse, _mvn_log_prob
+
+    rng = np.random.default_rng(seed)
+    L = np.tril(rng.normal(size=(d, d)), -1) * 0.5 + np.diag(10.0 ** -np.linspace(0.0, log_cond, d))
+    mu = rng.normal(size=d)
+    rows = mu + rng.normal(size=(3, d)) @ L.T * 3.0
+    inverse = _constant_inverse(L)
+    rcond = lapack.dtrcon(L, norm="1", uplo="L", diag="N")[0]
+    assert (inverse is None) == (rcond < INVERSE_MIN_RCOND)
+    if inverse is not None:
+        np.testing.assert_allclose(inverse @ L, np.eye(d), atol=1e-8)
+    # against the triangular solve, which a factor that is not a NumPy array gets
+    for x in (rows[0], rows):
+        np.testing.assert_allclose(dist.MvNormalCholesky(mu, L).logpdf(x), _mvn_log_prob(x, mu, L), rtol=1e-10)
+
+
+def test_a_constant_covariance_compiles_without_a_lapack_call_under_jax():
+    # XLA:CPU compiles a sampler's loops as one function only without custom calls (ppl_ad.infer.lowering)
+    jax = pytest.importorskip("jax")
+    cov = np.array([[2.0, 0.5, 0.1], [0.5, 1.0, 0.2], [0.1, 0.2, 1.5]])
+
+    @pa.model
+    def correlated(cov):
+        pa.sample("x", dist.MvNormal(np.zeros(3), cov))
+
+    fn, data = pa.logdensity(correlated(cov), backend="jax").traceable()
+    x = np.array([0.3, -1.2, 0.4])
+    compiled = jax.jit(jax.value_and_grad(fn)).lower(x, data).compile()
+    assert "custom_call" not in compiled.as_text()
+    value, grad = compiled(x, data)
+    assert float(value) == pytest.approx(st.multivariate_normal(np.zeros(3), cov).logpdf(x), rel=1e-12)
+    np.testing.assert_allclose(grad, -np.linalg.solve(cov, x), rtol=1e-12)
+
 def test_multivariate_sample_shape_and_mean(rng):
     alpha = np.array([1.0, 2.0, 3.0])
     draws = dist.Dirichlet(alpha).sample(rng, (4000,))
