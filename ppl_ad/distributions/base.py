@@ -39,7 +39,7 @@ _CONVERT = (np.ndarray, list, tuple)
 _DATA_TERMS: dict = {}
 
 
-def data_term(key: str, function, value):
+def data_term(key: str, function, value, *, numpy_result: bool = False):
     """``function(value)`` for a term that depends on data only, cached per data array.
 
     Tape backends (torch, autograd) re-run the model on every call; terms such as
@@ -49,23 +49,33 @@ def data_term(key: str, function, value):
     reused) and checked against a copy of their values: an array changed in place (a
     buffer reused for the next dataset) gets its term computed again, not the old one.
     Anything else (traced JAX values, autograd boxes, parameters) is computed.
+
+    The term of a NumPy array is computed with NumPy, whichever backend evaluates the model,
+    and returned as an array of the active namespace (as it is with ``numpy_result=True``):
+    computed with the active namespace, it would be a JAX tracer of one trace reused in the
+    next, or a torch tensor reused under JAX.
     """
     cls = type(value)
     is_numpy = cls is np.ndarray
-    if is_numpy or (cls.__module__.startswith("torch") and not value.requires_grad):
-        entry = _DATA_TERMS.get((key, id(value)))
-        if entry is not None and entry[0] is value:
-            snapshot = entry[1]
-            same = np.array_equal(snapshot, value) if is_numpy else (
-                snapshot.shape == value.shape and bool((snapshot == value).all()))
-            if same:
-                return entry[2]
-        result = function(value)
+    if not (is_numpy or (cls.__module__.startswith("torch") and not value.requires_grad)):
+        return function(value)
+    entry = _DATA_TERMS.get((key, id(value)))
+    if entry is not None and entry[0] is value and (
+            np.array_equal(entry[1], value) if is_numpy
+            else entry[1].shape == value.shape and bool((entry[1] == value).all())):
+        result = entry[2]
+    else:
+        if is_numpy:
+            with M.using("numpy"):
+                result = function(value)
+        else:
+            result = function(value)
         if len(_DATA_TERMS) > 256:
             _DATA_TERMS.clear()
         _DATA_TERMS[(key, id(value))] = (value, value.copy() if is_numpy else value.clone(), result)
+    if not is_numpy or numpy_result or result is None:
         return result
-    return function(value)
+    return M.asarray(result)
 
 
 def _is_constant(value) -> bool:

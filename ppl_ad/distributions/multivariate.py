@@ -122,7 +122,7 @@ def _mvn_log_prob(value, mu, scale_tril, constant_tril=None):
     inverse = None if constant_tril is None else data_term("inverse", _constant_inverse, constant_tril)
     if inverse is not None:
         rows = diff if len(shape) == 1 else M.reshape(diff, (-1, d))
-        z = M.matmul(rows, M.asarray(inverse.T))  # z = L^{-1} x for each row x
+        z = M.matmul(rows, M.transpose(inverse))  # z = L^{-1} x for each row x
         quad = M.sum(z * z) if len(shape) == 1 else M.reshape(M.sum(z * z, -1), shape[:-1])
     elif len(shape) == 1:
         z = M.solve_triangular(scale_tril, diff, lower=True)
@@ -192,8 +192,8 @@ class MvNormal(MvNormalCholesky):
         Distribution.__init__(self, mu=mu, cov=cov)
         _one_matrix(self, "cov", cov)
         self._constant_tril = None
-        if type(cov) is np.ndarray:
-            self.L = self._constant_tril = np.linalg.cholesky(cov)
+        if type(cov) is np.ndarray:  # once per array: tape backends build the distribution at every call
+            self.L = self._constant_tril = data_term("cholesky", np.linalg.cholesky, cov, numpy_result=True)
             return
         try:
             self.L = M.cholesky(cov)

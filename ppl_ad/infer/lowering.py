@@ -156,25 +156,28 @@ def _visible(options) -> dict:
     return found
 
 
+def _levels(new, old):
+    """``(new, old, nested)`` for the options and their build options, outermost first; ``nested``
+    names the attribute that holds the next level."""
+    return ((new, old, "executable_build_options"),
+            (new.executable_build_options, old.executable_build_options, "debug_options"))
+
+
 def _with_extra(options, extra: bytes):
     """A copy of ``options`` (``xla_client.CompileOptions``) with ``extra`` merged into its
     proto, or None when the copy differs from ``options`` in any other visible option."""
     merged = type(options).ParseFromString(options.SerializeAsString() + extra)  # a new object
     # what the proto does not carry (device assignment, option overrides, SPMD flags...)
-    for target, source, skip in ((merged, options, "executable_build_options"),
-                                 (merged.executable_build_options, options.executable_build_options,
-                                  "debug_options")):
+    for target, source, nested in _levels(merged, options):
         for name, value in _visible(source).items():
-            if name != skip:
+            if name != nested:
                 try:
                     setattr(target, name, value)
                 except (TypeError, AttributeError, ValueError):  # read-only or None: compared below
                     pass
-    for new, old, skip in ((merged, options, "executable_build_options"),
-                           (merged.executable_build_options, options.executable_build_options,
-                            "debug_options")):
+    for new, old, nested in _levels(merged, options):
         seen, wanted = _visible(new), _visible(old)
-        if any(repr(seen.get(name)) != repr(value) for name, value in wanted.items() if name != skip):
+        if any(repr(seen.get(name)) != repr(value) for name, value in wanted.items() if name != nested):
             return None
     return merged
 

@@ -384,6 +384,21 @@ def test_a_constant_cholesky_factor_is_applied_as_its_inverse_only_when_well_con
         np.testing.assert_allclose(dist.MvNormalCholesky(mu, L).logpdf(x), _mvn_log_prob(x, mu, L), rtol=1e-10)
 
 
+def test_a_constant_covariance_is_factorised_and_inverted_once_per_array(monkeypatch):
+    # tape backends run the model, so build the distribution, at every evaluation
+    from ppl_ad.distributions import multivariate
+
+    calls = []
+    inverse = multivariate._constant_inverse
+    monkeypatch.setattr(multivariate, "_constant_inverse", lambda L: calls.append(1) or inverse(L))
+    cov = np.array([[2.0, 0.5], [0.5, 1.0]])
+    x = np.array([0.3, -1.2])
+    values = [dist.MvNormal(np.zeros(2), cov).logpdf(x) for _ in range(3)]
+    assert len(calls) == 1 and values[0] == values[2]
+    cov[0, 1] = cov[1, 0] = -0.5  # changed in place: factorised and inverted again
+    assert dist.MvNormal(np.zeros(2), cov).logpdf(x) == pytest.approx(st.multivariate_normal(np.zeros(2), cov).logpdf(x))
+    assert len(calls) == 2
+
 def test_a_constant_covariance_compiles_without_a_lapack_call_under_jax():
     # XLA:CPU compiles a sampler's loops as one function only without custom calls (ppl_ad.infer.lowering)
     jax = pytest.importorskip("jax")
