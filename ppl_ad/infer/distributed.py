@@ -163,7 +163,7 @@ def _wait_all(futures, on_done: Callable[[int, Any], None], wake=None, drain=Non
     results: list = [None] * len(futures)
     while pending:
         for index in [i for i, f in pending.items() if f.done()]:
-            results[index] = pending.pop(index).result()  # a task's error is raised here
+            results[index] = _result(pending.pop(index))  # a task's error is raised here
             on_done(index, results[index])
         if not pending:
             break
@@ -178,6 +178,21 @@ def _wait_all(futures, on_done: Callable[[int, Any], None], wake=None, drain=Non
     if wake is not None:
         _drain_all(wake, drain)
     return results
+
+
+def _result(future):
+    """``future.result()``; a Dask worker's failed import becomes a ConfigError that says where."""
+    try:
+        return future.result()
+    except ImportError as error:
+        if not type(future).__module__.startswith("distributed"):
+            raise  # this machine's own environment: the error as it is
+        missing = getattr(error, "name", None)
+        raise ConfigError(
+            f"a Dask worker could not import {missing or 'a module'!r} ({error}): every worker needs "
+            "ppl_ad and the libraries of the model and its backend (jax, torch, ...) installed, as on this "
+            "machine; check with client.get_versions(check=True)"
+        ) from error
 
 
 def _drain_all(wake, drain) -> None:

@@ -235,6 +235,14 @@ def test_map_tasks_keeps_the_order_and_reports_each_task(client):
         assert remote.map_tasks(executor, pow, [(3, 2), (2, 3)]) == [9, 8]
 
 
+def test_a_package_missing_on_the_workers_is_named_as_such(client):
+    with pytest.raises(ConfigError, match="a Dask worker could not import 'ppl_ad_absent_package'"):
+        remote.map_tasks(client, __import__, [("ppl_ad_absent_package",)])
+    with concurrent.futures.ThreadPoolExecutor(1) as executor:  # this machine's environment: as raised
+        with pytest.raises(ModuleNotFoundError):
+            remote.map_tasks(executor, __import__, [("ppl_ad_absent_package",)])
+
+
 def test_data_that_do_not_pickle_are_named_for_a_process_executor():
     @pa.model
     def locked(y, guard):
