@@ -92,7 +92,7 @@ _LOG_08 = math.log(0.8)
 
 #: columns of the per-iteration flags (see :func:`_phases`): six booleans, the refit code, the restart permission
 _FLAGS = 8
-_REFIT, _MAY_RESTART = 6, 7
+_IN_SLOW, _ADAPTING, _REFIT, _MAY_RESTART = 0, 2, 6, 7
 
 
 def _phases(tune: int, draws: int, estimator: str = "nutpie", dense: bool = False) -> np.ndarray:
@@ -288,17 +288,10 @@ def _build_chunk(fn, settings, dim: int):
             changed = ready & (refit != 0) if lowrank else ready
             # the heuristic runs at the next iteration (in nutpie's early window; later, no restart)
             stage = jnp.where(changed & (stage == 0), jnp.where(may_restart, 1, 2), stage)
-        if lowrank:  # the draw enters the ring; the metric is re-estimated from the foreground's draws
+        if lowrank:  # the draw enters the ring; the metric is re-estimated after the iteration (refit_metric)
             ring = jax.tree.map(lambda a, b: jnp.where(in_slow & good, a, b),
                                 low_rank.window_draws(ring, new.position, new.logdensity_grad, jnp), ring)
-            newest = welford.count[0]
-
-            def refit_from(rows):
-                fitted = low_rank.fit(low_rank.newest_rows(ring, rows, jnp), newest, old, jnp)
-                return jax.tree.map(lambda a, b: jnp.where(ready, a, b), fitted, old)
-
-            imm = jax.lax.switch(refit, [lambda: old, lambda: refit_from(low_rank.SHORT_WINDOW),
-                                         lambda: refit_from(low_rank.MAX_WINDOW)])
+            imm = old
         elif nutpie:  # the metric follows the foreground after every draw
             imm = jnp.where(ready, fisher_diagonal(welford.count[0], welford.m2[0], old), old)
         else:
@@ -310,6 +303,25 @@ def _build_chunk(fn, settings, dim: int):
         final_step_size = jnp.where(da.step > 0, jnp.exp(da.log_step_size_avg), jnp.exp(da.log_step_size))
         step_size = jnp.where(last_warmup, final_step_size, jnp.exp(da.log_step_size))
         return WindowAdaptationState(step_size, imm, da, welford, ring, stage)
+
+    def refit_metric(state: ChainState, flags):
+        """``metric="low_rank"``: the state after an iteration whose flags ask for a new estimate
+        (nutpie's schedule: the foreground estimator holds at least 3 draws), from the newest draws
+        of the ring. Kept out of :func:`iteration`: the estimate's LAPACK calls (``eigh``, ``qr``)
+        and sorts would keep XLA from compiling the loop of iterations whole (see ``chunk``)."""
+        adapt = state.adaptation
+        old = adapt.inverse_mass_matrix
+        ready = flags[_IN_SLOW].astype(bool) & flags[_ADAPTING].astype(bool) & (adapt.welford.count[0] >= 3)
+        newest = adapt.welford.count[0]
+
+        def refit_from(rows):
+            fitted = low_rank.fit(low_rank.newest_rows(adapt.draws, rows, jnp), newest, old, jnp)
+            return jax.tree.map(lambda a, b: jnp.where(ready, a, b), fitted, old)
+
+        imm = jax.lax.switch(flags[_REFIT].astype(jnp.int32),
+                             [lambda: old, lambda: refit_from(low_rank.SHORT_WINDOW),
+                              lambda: refit_from(low_rank.MAX_WINDOW)])
+        return state._replace(adaptation=adapt._replace(inverse_mass_matrix=imm))
 
     def iteration(data, init, state: ChainState, flags):
         logdensity_fn = lambda x: fn(x, data)  # noqa: E731
@@ -388,7 +400,27 @@ def _build_chunk(fn, settings, dim: int):
                        float_rows.at[i].set(jnp.stack([out[name].astype(jnp.float64) for name in floats])),
                        integer_rows.at[i].set(jnp.stack([out[name].astype(jnp.int64) for name in integers])))
 
-        state, (positions, float_rows, integer_rows) = jax.lax.fori_loop(0, n, body, (state, tables))
+        if lowrank:
+            # Iterations run in segments that end at an iteration with a metric estimate, which
+            # follows the segment. XLA:CPU compiles a loop that holds a LAPACK call or a sort as
+            # a sequence of kernels, dispatched one by one at every iteration; the loop of a
+            # segment holds neither, and compiles whole (see ppl_ad.infer.lowering). On the 100-d
+            # Gaussian a leapfrog step of the sampling phase took 24 µs with the estimate inside
+            # the iteration, 12.7 in segments (4 x (500 + 500), one process, one core).
+            refits = flags[:, _REFIT] != 0
+            index = jnp.arange(capacity)
+
+            def segment(carry):
+                i, s, rows = carry
+                last = jnp.min(jnp.where(refits & (index >= i) & (index < n), index, n - 1))
+                s, rows = jax.lax.fori_loop(i, last + 1, body, (s, rows))
+                s = jax.lax.cond(refits[last], refit_metric, lambda s, _: s, s, flags[last])
+                return last + 1, s, rows
+
+            _, state, (positions, float_rows, integer_rows) = jax.lax.while_loop(
+                lambda carry: carry[0] < n, segment, (jnp.zeros_like(n), state, tables))
+        else:
+            state, (positions, float_rows, integer_rows) = jax.lax.fori_loop(0, n, body, (state, tables))
         buffers = {"position": positions}
         buffers.update({name: float_rows[:, j].astype(outputs[name][1]) for j, name in enumerate(floats)})
         buffers.update({name: integer_rows[:, j].astype(outputs[name][1]) for j, name in enumerate(integers)})

@@ -43,7 +43,8 @@ __all__ = ["build_kernel", "metric_functions"]
 
 
 class _Checkpoints(NamedTuple):
-    """Per checkpoint level: first-leaf momentum, momentum sum there, the momentum before it."""
+    """Per checkpoint level: first-leaf momentum, momentum sum there, the momentum before it, and
+    the velocities ``M^-1 p`` of both leaves; the newest leaf's momentum and velocity."""
 
     momentum: object
     momentum_sum: object
@@ -51,6 +52,9 @@ class _Checkpoints(NamedTuple):
     last_momentum: object
     idx_min: object
     idx_max: object
+    velocity: object
+    velocity_before: object
+    last_velocity: object
 
 
 def _turning(v_begin, v_end, rho):
@@ -68,7 +72,7 @@ def _subtree_checks(velocity):
     def new_state(chain_state, max_num_doublings):
         dim = chain_state.position.shape[0]
         zeros = jnp.zeros((max_num_doublings, dim))
-        return _Checkpoints(zeros, zeros, zeros, jnp.zeros(dim), 0, 0)
+        return _Checkpoints(zeros, zeros, zeros, jnp.zeros(dim), 0, 0, zeros, zeros, jnp.zeros(dim))
 
     def levels(n):
         """Checkpoint levels of the subtrees ending at leaf ``n`` (BlackJAX's numbering)."""
@@ -79,15 +83,20 @@ def _subtree_checks(velocity):
     def update(state, momentum_sum, momentum, step):
         idx_min, idx_max = levels(step)
         even = step % 2 == 0
+        # each leaf's velocity once, here: the checks below reuse it (a low-rank or dense
+        # velocity costs two matrix products; the checks of one leaf took up to 6 of them)
+        leaf_velocity = velocity(momentum)
 
         def put(rows, value):  # one row written in place (an odd step writes the row back unchanged)
             return rows.at[idx_max].set(jnp.where(even, value, rows[idx_max]))
 
         return _Checkpoints(put(state.momentum, momentum), put(state.momentum_sum, momentum_sum),
-                            put(state.momentum_before, state.last_momentum), momentum, idx_min, idx_max)
+                            put(state.momentum_before, state.last_momentum), momentum, idx_min, idx_max,
+                            put(state.velocity, leaf_velocity), put(state.velocity_before, state.last_velocity),
+                            leaf_velocity)
 
     def is_turning(state, momentum_sum, momentum):
-        end_velocity = velocity(momentum)
+        end_velocity = state.last_velocity  # of ``momentum``: ``update`` ran first
 
         def subtree_sum(i):
             return momentum_sum - state.momentum_sum[i] + state.momentum[i]
@@ -95,13 +104,13 @@ def _subtree_checks(velocity):
         def body(carry):
             i, _ = carry
             rho = subtree_sum(i)
-            begin_velocity = velocity(state.momentum[i])
+            begin_velocity = state.velocity[i]
             turning = _turning(begin_velocity, end_velocity, rho)
             # the two halves (each of at least two points below the smallest subtree)
             j = jnp.minimum(i + 1, state.idx_max)
             rho_right = subtree_sum(j)
-            extra = _turning(begin_velocity, velocity(state.momentum[j]), rho - rho_right + state.momentum[j]) | (
-                _turning(velocity(state.momentum_before[j]), end_velocity, rho_right + state.momentum_before[j]))
+            extra = _turning(begin_velocity, state.velocity[j], rho - rho_right + state.momentum[j]) | (
+                _turning(state.velocity_before[j], end_velocity, rho_right + state.momentum_before[j]))
             return i - 1, turning | ((i < state.idx_max) & extra)
 
         _, turning = jax.lax.while_loop(lambda c: (c[0] >= state.idx_min) & ~c[1], body, (state.idx_max, False))
