@@ -34,9 +34,32 @@ def _normal_log_prob(value, mu, sigma):
     return -0.5 * z * z - M.log(sigma) - _HALF_LOG_2PI
 
 
+#: past this ``|z|``, ``z * z`` (which overflows past 1.3e154) is not formed
+_HUGE_Z = 1e150
+
+
+def _log1p_square(z, nu=None):
+    """``log(1 + z**2 / nu)`` (``nu=None``: ``log(1 + z**2)``), finite for every finite ``z``.
+
+    ``log1p(z * z)`` gave ``inf`` once ``z * z`` overflowed (``|z|`` past 1.3e154), so a Cauchy or
+    Student-t density was ``-inf`` far out in its tails, where it is finite. There the form
+    ``2 log|z| - log nu + log1p(nu exp(-2 log|z|))`` is used; up to ``|z| = 1e150`` the direct form, to
+    the bit as before. Each branch only sees arguments it is finite at, so that the branch
+    ``where`` does not take has a finite gradient too (a ``nan`` there would leak through it).
+    """
+    far = M.abs(z) > _HUGE_Z
+    near_z = M.where(far, 0.0, z)
+    log_far_z = M.log(M.abs(M.where(far, z, _HUGE_Z)))  # 1 / z**2 as exp(-2 log|z|): no square in a gradient either
+    if nu is None:
+        return M.where(far, 2.0 * log_far_z + M.log1p(M.exp(-2.0 * log_far_z)), M.log1p(near_z * near_z))
+    log_nu = M.log(nu)
+    return M.where(far, 2.0 * log_far_z - log_nu + M.log1p(M.exp(log_nu - 2.0 * log_far_z)),
+                   M.log1p(near_z * near_z / nu))
+
+
 def _cauchy_log_prob(value, mu, sigma):
     z = (value - mu) / sigma
-    return -_LOG_PI - M.log(sigma) - M.log1p(z * z)
+    return -_LOG_PI - M.log(sigma) - _log1p_square(z)
 
 
 def _student_t_log_prob(value, nu, mu, sigma):
@@ -45,7 +68,7 @@ def _student_t_log_prob(value, nu, mu, sigma):
     # gammaln((nu + 1) / 2) - gammaln(nu / 2) without the cancellation that lost digits for large nu
     return (
         log_rising_factorial(0.5 * nu, 0.5) - 0.5 * M.log(nu * _pymath.pi) - M.log(sigma)
-        - half_nu_plus * M.log1p(z * z / nu)
+        - half_nu_plus * _log1p_square(z, nu)
     )
 
 
