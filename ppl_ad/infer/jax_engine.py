@@ -92,7 +92,7 @@ _LOG_08 = math.log(0.8)
 
 #: columns of the per-iteration flags (see :func:`_phases`): six booleans, the refit code, the restart permission
 _FLAGS = 8
-_IN_SLOW, _ADAPTING, _REFIT, _MAY_RESTART = 0, 2, 6, 7
+_IN_SLOW, _REFIT, _MAY_RESTART = 0, 6, 7
 
 
 def _phases(tune: int, draws: int, estimator: str = "nutpie", dense: bool = False) -> np.ndarray:
@@ -311,7 +311,7 @@ def _build_chunk(fn, settings, dim: int):
         and sorts would keep XLA from compiling the loop of iterations whole (see ``chunk``)."""
         adapt = state.adaptation
         old = adapt.inverse_mass_matrix
-        ready = flags[_IN_SLOW].astype(bool) & flags[_ADAPTING].astype(bool) & (adapt.welford.count[0] >= 3)
+        ready = flags[_IN_SLOW].astype(bool) & (adapt.welford.count[0] >= 3)  # refits are warmup's only
         newest = adapt.welford.count[0]
 
         def refit_from(rows):

@@ -84,7 +84,7 @@ def _subtree_checks(velocity):
         idx_min, idx_max = levels(step)
         even = step % 2 == 0
         # each leaf's velocity once, here: the checks below reuse it (a low-rank or dense
-        # velocity costs two matrix products; the checks of one leaf took up to 6 of them)
+        # velocity costs matrix products, and each subtree level checked needed three more)
         leaf_velocity = velocity(momentum)
 
         def put(rows, value):  # one row written in place (an odd step writes the row back unchanged)
