@@ -73,7 +73,8 @@ from ppl_ad.infer.adaptation.mass_matrix import FISHER_MAX, FISHER_MIN
 from ppl_ad.infer.adaptation.window import welford_width
 from ppl_ad.infer.chain import ChainResult, stat_dtypes
 from ppl_ad.infer.init import MAX_INIT_ATTEMPTS, no_initial_point
-from ppl_ad.infer.lowering import SMALL_LOOP_BYTES, hoisted_small_loops, small_loop_hoisting_available, unrolled_threefry
+from ppl_ad.infer.lowering import (SMALL_LOOP_BYTES, compile_options, hoisted_small_loops, small_loop_hoisting_available,
+                                   unrolled_threefry)
 from ppl_ad.infer.metrics import dense_inverse_metric
 from ppl_ad.infer.state import ChainState
 
@@ -581,8 +582,9 @@ def _compile(fn, settings, dim: int, vectorized: bool, args, when_compiling=None
     from ppl_ad.infer import program_cache
 
     started = when_compiling or (lambda: None)
+    options = compile_options(jax.default_backend())  # LLVM at -O1 on the CPU (see ppl_ad.infer.lowering)
     parts = ("jax_engine.chunk", tuple(settings._replace(draws=0, tune=0)), vectorized, program_cache.describe(args),
-             ("small loops", SMALL_LOOP_BYTES, small_loop_hoisting_available()))
+             ("small loops", SMALL_LOOP_BYTES, small_loop_hoisting_available()), ("options", sorted(options.items())))
     if density_key is not None:
         key = program_cache.derived(density_key, (parts, program_cache.describe(args[1])))
     else:
@@ -602,8 +604,8 @@ def _compile(fn, settings, dim: int, vectorized: bool, args, when_compiling=None
         started()
     with hoisted_small_loops(SMALL_LOOP_BYTES):  # small loops as one function (see ppl_ad.infer.lowering)
         if key is None:
-            return lowered.compile()
-        compiled = program_cache.compile_fresh(lowered)
+            return lowered.compile(compiler_options=options)
+        compiled = program_cache.compile_fresh(lowered, options)
     program_cache.store(key, compiled)
     return compiled
 

@@ -313,8 +313,9 @@ _watch = threading.local()
 _listening = []
 
 
-def compile_fresh(lowered):
-    """Compile ``lowered`` (a ``jax.stages.Lowered``) into an executable :func:`store` keeps.
+def compile_fresh(lowered, compiler_options=None):
+    """Compile ``lowered`` (a ``jax.stages.Lowered``) into an executable :func:`store` keeps,
+    with XLA's ``compiler_options`` (a dict, as ``Lowered.compile`` takes them) if given.
 
     The compile gets its own key in JAX's persistent cache (one compile option set to its
     default value) and, while it runs, JAX writes no entries there, so JAX neither supplies
@@ -333,7 +334,7 @@ def compile_fresh(lowered):
         jax.config.update("jax_persistent_cache_min_compile_time_secs", math.inf)
         _watch.active, _watch.hit = True, False
         try:
-            compiled = lowered.compile(compiler_options=dict(_FRESH_OPTIONS))
+            compiled = lowered.compile(compiler_options={**(compiler_options or {}), **_FRESH_OPTIONS})
         finally:
             _watch.active = False
             jax.config.update("jax_persistent_cache_min_compile_time_secs", previous)

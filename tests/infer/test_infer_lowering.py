@@ -209,3 +209,46 @@ def test_the_option_bytes_are_the_proto_of_the_map_entry():
     text = str(merged.executable_build_options.debug_options)
     assert "xla_cpu_small_while_loop_byte_threshold" in text and '"123"' in text
     assert "xla_cpu_small_while_loop_byte_threshold" not in str(options.executable_build_options.debug_options)
+
+
+# ------------------------------------------------------------------ LLVM's optimisation level
+
+
+def test_the_cpu_gets_llvm_at_o1_other_platforms_xla_s_defaults():
+    assert lowering.compile_options("cpu") == {"xla_backend_optimization_level": lowering.CPU_OPTIMIZATION_LEVEL}
+    assert lowering.CPU_OPTIMIZATION_LEVEL == 1
+    assert lowering.compile_options("gpu") == {} and lowering.compile_options("tpu") == {}
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="an option of XLA:CPU")
+def test_the_engine_compiles_its_program_with_the_level_and_the_small_loop_rule(monkeypatch, tmp_path):
+    # what XLA receives: the level among the option overrides, the small-loop threshold in the
+    # serialised debug options (either would be lost silently if the two mechanisms clashed)
+    import ppl_ad as pa
+    from ppl_ad.infer.chain import ChainSettings
+    from ppl_ad.testing import get_scenario
+
+    monkeypatch.setenv("PPL_AD_CACHE_DIR", str(tmp_path))
+    compiler = lowering._compiler()
+    received = []
+    original = compiler.backend_compile_and_load
+
+    def spy(backend, module, devices, options, *args, **kwargs):
+        received.append(options)
+        return original(backend, module, devices, options, *args, **kwargs)
+
+    monkeypatch.setattr(compiler, "backend_compile_and_load", spy)
+    ld = pa.logdensity(get_scenario("eight_schools").model(), backend="jax")
+    fn, data = ld.traceable()
+    dim = int(ld.dimension)
+    settings = ChainSettings(draws=3, tune=3, engine="jax")
+    state = jax_engine._initial_state(dim, np.array([0, 1], np.uint32), settings)
+    init = (np.zeros(dim), np.zeros(dim, bool), np.array([0, 7], np.uint32))
+    flags = jax_engine._flags(3, 3, 3, settings.metric_adaptation, False)[:3]
+    args = (state, jax.device_put(data), init, flags, np.asarray(3, np.int64))
+    compiled = jax_engine._compile(fn, settings, dim, False, args)
+    chunk = [o for o in received if ("xla_backend_optimization_level", 1) in list(o.env_option_overrides)]
+    assert len(chunk) == 1
+    threshold = lowering._extra_option("xla_cpu_small_while_loop_byte_threshold", str(lowering.SMALL_LOOP_BYTES))
+    assert threshold[6:] in chunk[0].SerializeAsString()  # the map entry (key and value) without its enclosing fields
+    assert _hoisted(compiled) >= 4
