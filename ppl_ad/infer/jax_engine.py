@@ -77,6 +77,7 @@ from ppl_ad.infer.lowering import (SMALL_LOOP_BYTES, compile_options, hoisted_sm
                                    unrolled_threefry)
 from ppl_ad.infer.metrics import dense_inverse_metric
 from ppl_ad.infer.state import ChainState
+from ppl_ad.infer.threads import one_lapack_thread
 
 __all__ = ["run_chains", "MAX_CHUNK", "CHUNK_SECONDS"]
 
@@ -533,41 +534,44 @@ def run_chains(ld, seeds, inits, settings, progress=None, vectorized: bool = Tru
     compiled = _PROGRAMS.get(key)
     compile_time = 0.0
     results = []
-    for group in groups:
-        start = time.perf_counter()
-        run = _GroupRun(ld, settings, len(group), checkpoints[group[0]] if checkpoints else None)
-        if run.done >= run.total:  # a finished chain of a resumed run: nothing to compute
+    # LAPACK (a low-rank or dense metric's estimates, a model's Cholesky) on one thread while
+    # the program runs: its threads spin and wait for each other on busy cores (ppl_ad.infer.threads)
+    with one_lapack_thread():
+        for group in groups:
+            start = time.perf_counter()
+            run = _GroupRun(ld, settings, len(group), checkpoints[group[0]] if checkpoints else None)
+            if run.done >= run.total:  # a finished chain of a resumed run: nothing to compute
+                results += run.results(compile_time, vectorized)
+                continue
+            dim = int(ld.dimension)
+            if run.resumed is not None:
+                state = _from_chain_state(run.resumed)
+                starts = [(np.asarray(run.resumed.position, np.float64), np.ones(dim, bool), _chain_key(seeds[group[0]]))]
+            else:
+                state = _stack([_initial_state(dim, _chain_key(seeds[c]), settings) for c in group], vectorized)
+                starts = [(*inits[c], _chain_key(seeds[c], _INIT_KEY)) for c in group]
+            start_spec = _stack(starts, vectorized)
+            if compiled is None:
+                compile_start = time.perf_counter()
+                compiled = _compile(fn, settings, dim, vectorized,
+                                    (state, data, start_spec, flags[:capacity], np.asarray(capacity, np.int64)),
+                                    when_compiling, density_key=key[0] if key is not None else None)
+                when_compiling = None
+                compile_time = time.perf_counter() - compile_start
+                start += compile_time
+                if key is not None:
+                    _PROGRAMS[key] = compiled
+                    while len(_PROGRAMS) > 16:
+                        _PROGRAMS.pop(next(iter(_PROGRAMS)))
+            if when_compiling is not None:  # the program was compiled earlier in this process
+                when_compiling()
+                when_compiling = None
+            reports = [progress[c] for c in group] if progress else None
+            run.advance(compiled, state, data, start_spec, flags, capacity, reports, start, vectorized)
+            for i, attempts in enumerate(run.init_attempts):
+                if attempts > MAX_INIT_ATTEMPTS:
+                    raise no_initial_point(ld, init, group[i], _last_candidate(starts[i], MAX_INIT_ATTEMPTS))
             results += run.results(compile_time, vectorized)
-            continue
-        dim = int(ld.dimension)
-        if run.resumed is not None:
-            state = _from_chain_state(run.resumed)
-            starts = [(np.asarray(run.resumed.position, np.float64), np.ones(dim, bool), _chain_key(seeds[group[0]]))]
-        else:
-            state = _stack([_initial_state(dim, _chain_key(seeds[c]), settings) for c in group], vectorized)
-            starts = [(*inits[c], _chain_key(seeds[c], _INIT_KEY)) for c in group]
-        start_spec = _stack(starts, vectorized)
-        if compiled is None:
-            compile_start = time.perf_counter()
-            compiled = _compile(fn, settings, dim, vectorized,
-                                (state, data, start_spec, flags[:capacity], np.asarray(capacity, np.int64)),
-                                when_compiling, density_key=key[0] if key is not None else None)
-            when_compiling = None
-            compile_time = time.perf_counter() - compile_start
-            start += compile_time
-            if key is not None:
-                _PROGRAMS[key] = compiled
-                while len(_PROGRAMS) > 16:
-                    _PROGRAMS.pop(next(iter(_PROGRAMS)))
-        if when_compiling is not None:  # the program was compiled earlier in this process
-            when_compiling()
-            when_compiling = None
-        reports = [progress[c] for c in group] if progress else None
-        run.advance(compiled, state, data, start_spec, flags, capacity, reports, start, vectorized)
-        for i, attempts in enumerate(run.init_attempts):
-            if attempts > MAX_INIT_ATTEMPTS:
-                raise no_initial_point(ld, init, group[i], _last_candidate(starts[i], MAX_INIT_ATTEMPTS))
-        results += run.results(compile_time, vectorized)
     return results
 
 
