@@ -51,7 +51,7 @@ def sample(name_or_model=None, *args, **kwargs):
     * Inside a model, ``pa.sample(name, distribution, shape=None, dims=None)`` declares a parameter
       (see :func:`ppl_ad.model.sample_site`).
     * On a model, ``pa.sample(model, backend=None, draws=1000, tune=1000, chains=4, cores=None,
-      seed=None, sampler="nuts", target_accept=0.8, max_treedepth=10, metric=None,
+      seed=None, sampler="nuts", target_accept=0.8, max_treedepth=10, metric="diag",
       init="jitter", progressbar=True, *, engine=None, chain_method=None, path_length=2.0,
       coords=None, log_likelihood=False)``
       runs NUTS and returns an ``arviz.InferenceData`` (see :func:`ppl_ad.infer.sample.sample`,
@@ -79,7 +79,7 @@ def _sample_signature():
     P = inspect.Parameter
     positional = [("backend", None), ("draws", 1000), ("tune", 1000), ("chains", 4), ("cores", None),
                   ("seed", None), ("sampler", "nuts"), ("target_accept", 0.8), ("max_treedepth", 10),
-                  ("metric", None), ("init", "jitter"), ("progressbar", True)]
+                  ("metric", "diag"), ("init", "jitter"), ("progressbar", True)]
     keyword = [("engine", None), ("chain_method", None), ("path_length", 2.0), ("coords", None),
                ("log_likelihood", False), ("checkpoint", None), ("checkpoint_every", None), ("overwrite", False),
                ("metric_adaptation", "nutpie"),

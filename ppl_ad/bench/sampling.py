@@ -704,8 +704,7 @@ def to_markdown(result: dict) -> str:
         f"- CPU: {info['cpu']} ({info['cores']} cores; shared with other work while measured)",
         f"- Python {info['python']}; " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()),
         f"- protocol: {settings['chains']} chains x ({settings['tune']} warmup + {settings['draws']} draws), "
-        "NUTS with default settings (target acceptance 0.8; the peers' diagonal metric; ppl_ad's default "
-        "metric: diagonal below 64 parameters, low-rank from 64 to 255); every sampler on "
+        "NUTS with default settings (target acceptance 0.8, diagonal metric); every sampler on "
         f"{settings.get('cores', 1)} core with one thread per library (ppl_ad and PyMC `cores=1`: chains one "
         "after another; NumPyro vectorized; BlackJAX sequential, programs compiled once; nutpie `cores=1`); "
         f"one fresh process per cell, time limit {settings['timeout']:g} s per cell; "

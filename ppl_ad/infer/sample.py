@@ -32,7 +32,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from ppl_ad.errors import ConfigError, SamplingError, SamplingWarning
-from ppl_ad.infer.adaptation import ESTIMATORS, low_rank
+from ppl_ad.infer.adaptation import ESTIMATORS
 from ppl_ad.infer.chain import ChainSettings
 from ppl_ad.infer.engine import run_sequential, select_chain_method, select_engine
 from ppl_ad.infer.init import resolve_logdensity
@@ -124,8 +124,8 @@ def _validate(draws, tune, chains, cores, sampler, target_accept, max_treedepth,
         bad("target_accept", target_accept, "a number strictly between 0 and 1")
     if isinstance(max_treedepth, bool) or not isinstance(max_treedepth, (int, np.integer)) or not 1 <= max_treedepth <= 30:
         bad("max_treedepth", max_treedepth, "an integer between 1 and 30")
-    if metric is not None and metric not in ("diag", "dense", "low_rank"):
-        bad("metric", metric, "None, 'diag', 'dense' or 'low_rank'")
+    if metric not in ("diag", "dense", "low_rank"):
+        bad("metric", metric, "'diag', 'dense' or 'low_rank'")
     if isinstance(path_length, bool) or not (isinstance(path_length, (int, float, np.integer, np.floating))
                                              and path_length > 0 and math.isfinite(path_length)):
         bad("path_length", path_length, "a positive number")
@@ -238,7 +238,7 @@ def sample(
     sampler: str = "nuts",
     target_accept: float = 0.8,
     max_treedepth: int = 10,
-    metric: str | None = None,
+    metric: str = "diag",
     init="jitter",
     progressbar: bool = True,
     *,
@@ -283,19 +283,15 @@ def sample(
         Target mean acceptance statistic of step-size adaptation.
     max_treedepth : int, optional
         NUTS maximum tree depth (HMC: at most ``2**max_treedepth`` steps).
-    metric : {None, "diag", "dense", "low_rank"}, optional
+    metric : {"diag", "dense", "low_rank"}, optional
         Diagonal or dense metric, adapted during warmup, or (nutpie's warmup)
         ``"low_rank"``: nutpie's diagonal metric corrected along the directions where the
         posterior's variance differs most from it, estimated from the draws and their
         gradients (at most 32 directions; see :mod:`ppl_ad.infer.adaptation.low_rank`). For
         correlated posteriors: on the 100-d Gaussian benchmark it gave twice the
-        effective sample size per gradient of ``"diag"`` (38.7 against 17.3, medians over
-        20 seeds); on models without strong correlations it costs time per step and gains
-        nothing. ``None`` (the default): ``"low_rank"`` for NUTS with nutpie's warmup on 64 to
-        255 parameters, else ``"diag"``
-        (:func:`~ppl_ad.infer.adaptation.low_rank.default_metric` says why);
-        ``idata.attrs["metric"]`` records the one used. Pass ``metric="diag"`` for the
-        diagonal metric of Stan and PyMC at any dimension.
+        effective sample size per gradient of ``"diag"`` (35.4 against 17.7, medians over
+        six seeds); on models without strong
+        correlations it costs time per step and gains nothing.
     init : "jitter" or dict or list of dict, optional
         ``"jitter"``: uniform(-2, 2) on the unconstrained space, retried until
         finite. A dict of model-space values by site name (all chains), or one
@@ -393,8 +389,6 @@ def sample(
     _warn_reference_backend(ld)
     check_sample_coords(ld, coords, log_likelihood)
     chains, draws, tune = int(chains), int(draws), int(tune)
-    if metric is None:
-        metric = low_rank.default_metric(int(ld.dimension), sampler, metric_adaptation)
     engine = select_engine(ld, engine, sampler)
     if executor is not None:
         if chain_method is not None:

@@ -64,11 +64,26 @@ def test_the_same_hash_gives_the_same_draws():
     np.testing.assert_array_equal(np.asarray(lowered.compile()(key)), rolled)
 
 
-def test_the_engine_lowers_its_program_inside_the_context(monkeypatch):
+def _compile_eight_schools(iterations: int):
+    """The engine's chunk program of eight schools (one chain, ``iterations`` of warmup and as many
+    draws), compiled by ``jax_engine._compile``, and its arguments."""
     import ppl_ad as pa
-    from ppl_ad.infer import program_cache
     from ppl_ad.infer.chain import ChainSettings
     from ppl_ad.testing import get_scenario
+
+    ld = pa.logdensity(get_scenario("eight_schools").model(), backend="jax")
+    fn, data = ld.traceable()
+    dim = int(ld.dimension)
+    settings = ChainSettings(draws=iterations, tune=iterations, engine="jax")
+    state = jax_engine._initial_state(dim, np.array([0, 1], np.uint32), settings)
+    init = (np.zeros(dim), np.zeros(dim, bool), np.array([0, 7], np.uint32))
+    flags = jax_engine._flags(iterations, iterations, iterations, settings.metric_adaptation, False)[:iterations]
+    args = (state, jax.device_put(data), init, flags, np.asarray(iterations, np.int64))
+    return jax_engine._compile(fn, settings, dim, False, args), args
+
+
+def test_the_engine_lowers_its_program_inside_the_context(monkeypatch):
+    from ppl_ad.infer import program_cache
 
     monkeypatch.setattr(program_cache, "stored", lambda key: False)  # lowered here, not loaded from disk
 
@@ -90,15 +105,7 @@ def test_the_engine_lowers_its_program_inside_the_context(monkeypatch):
             yield
 
     monkeypatch.setattr(jax_engine, "hoisted_small_loops", recording_compile)
-    ld = pa.logdensity(get_scenario("eight_schools").model(), backend="jax")
-    fn, data = ld.traceable()
-    dim = int(ld.dimension)
-    settings = ChainSettings(draws=5, tune=5, engine="jax")
-    state = jax_engine._initial_state(dim, np.array([0, 1], np.uint32), settings)
-    init = (np.zeros(dim), np.zeros(dim, bool), np.array([0, 7], np.uint32))
-    flags = jax_engine._flags(5, 5, 5, settings.metric_adaptation, False)[:5]
-    args = (state, jax.device_put(data), init, flags, np.asarray(5, np.int64))
-    compiled = jax_engine._compile(fn, settings, dim, False, args)
+    compiled, args = _compile_eight_schools(5)
     assert entered == [True]
     assert compiled_in == [lowering.SMALL_LOOP_BYTES]
     if jax.default_backend() == "cpu":  # eight schools: every loop of the sampler is one function
@@ -224,10 +231,6 @@ def test_the_cpu_gets_llvm_at_o1_other_platforms_xla_s_defaults():
 def test_the_engine_compiles_its_program_with_the_level_and_the_small_loop_rule(monkeypatch, tmp_path):
     # what XLA receives: the level among the option overrides, the small-loop threshold in the
     # serialised debug options (either would be lost silently if the two mechanisms clashed)
-    import ppl_ad as pa
-    from ppl_ad.infer.chain import ChainSettings
-    from ppl_ad.testing import get_scenario
-
     monkeypatch.setenv("PPL_AD_CACHE_DIR", str(tmp_path))
     compiler = lowering._compiler()
     received = []
@@ -238,15 +241,7 @@ def test_the_engine_compiles_its_program_with_the_level_and_the_small_loop_rule(
         return original(backend, module, devices, options, *args, **kwargs)
 
     monkeypatch.setattr(compiler, "backend_compile_and_load", spy)
-    ld = pa.logdensity(get_scenario("eight_schools").model(), backend="jax")
-    fn, data = ld.traceable()
-    dim = int(ld.dimension)
-    settings = ChainSettings(draws=3, tune=3, engine="jax")
-    state = jax_engine._initial_state(dim, np.array([0, 1], np.uint32), settings)
-    init = (np.zeros(dim), np.zeros(dim, bool), np.array([0, 7], np.uint32))
-    flags = jax_engine._flags(3, 3, 3, settings.metric_adaptation, False)[:3]
-    args = (state, jax.device_put(data), init, flags, np.asarray(3, np.int64))
-    compiled = jax_engine._compile(fn, settings, dim, False, args)
+    compiled, _ = _compile_eight_schools(3)
     chunk = [o for o in received if ("xla_backend_optimization_level", 1) in list(o.env_option_overrides)]
     assert len(chunk) == 1
     threshold = lowering._extra_option("xla_cpu_small_while_loop_byte_threshold", str(lowering.SMALL_LOOP_BYTES))

@@ -97,40 +97,6 @@ def test_long_run_on_a_100d_gaussian(sampler):
 # --------------------------------------------------------------------------- #
 
 
-# --------------------------------------------------------------------------- #
-# The default metric
-# --------------------------------------------------------------------------- #
-
-
-@pytest.mark.parametrize("dim, expected", [(10, "diag"), (63, "diag"), (64, "low_rank"), (255, "low_rank"),
-                                           (256, "diag")])
-def test_the_default_metric_is_low_rank_from_64_to_255_parameters(dim, expected):
-    idata = sample(GaussianLogDensity(np.zeros(dim), np.ones(dim)), draws=3, tune=25, chains=1, seed=1,
-                   progressbar=False)
-    assert idata.attrs["metric"] == expected
-
-
-@pytest.mark.parametrize("options", [{"metric": "diag"}, {"metric": "dense"}, {"metric_adaptation": "stan"},
-                                     {"metric_adaptation": "fisher"}, {"sampler": "hmc"}])
-def test_an_explicit_metric_other_warmups_and_static_hmc_keep_their_metric(options):
-    with warnings.catch_warnings():  # a warmup this short may leave a divergence: not the point here
-        warnings.simplefilter("ignore", SamplingWarning)
-        idata = sample(GaussianLogDensity(np.zeros(80), np.ones(80)), draws=3, tune=25, chains=1, seed=1,
-                       progressbar=False, **options)
-    assert idata.attrs["metric"] == options.get("metric", "diag")
-
-
-def test_the_default_on_a_correlated_100d_gaussian_is_the_low_rank_run():
-    # metric=None is exactly metric="low_rank" there (same draws), and recovers the moments
-    cov = correlated_cov(np.linspace(0.5, 2.0, 100), 0.9)
-    ld = GaussianLogDensity(np.zeros(100), cov)
-    default = sample(ld, draws=400, tune=400, chains=2, seed=3, progressbar=False)
-    explicit = sample(ld, draws=400, tune=400, chains=2, seed=3, progressbar=False, metric="low_rank")
-    np.testing.assert_array_equal(default.posterior["x"].values, explicit.posterior["x"].values)
-    draws = default.posterior["x"].values.reshape(-1, 100)
-    np.testing.assert_allclose(draws.std(axis=0), np.sqrt(np.diag(cov)), rtol=0.15)
-
-
 def test_same_seed_gives_identical_draws():
     ld = GaussianLogDensity(np.zeros(3), [1.0, 2.0, 3.0])
     kwargs = dict(draws=50, tune=60, chains=2, cores=1, progressbar=False)

@@ -83,7 +83,7 @@ from ppl_ad.infer.metrics import LowRankMetric
 __all__ = ["LowRankDraws", "EIGENVALUE_CUTOFF", "REGULARIZATION", "MAX_WINDOW", "identity",
            "fit", "directions", "window_draws",
            "window_draws_init", "refits", "MAX_RANK", "newest_rows", "SHORT_WINDOW",
-           "NO_REFIT", "SHORT_REFIT", "FULL_REFIT", "DEFAULT_FROM", "default_metric"]
+           "NO_REFIT", "SHORT_REFIT", "FULL_REFIT"]
 
 #: eigenvalues within ``[1 / EIGENVALUE_CUTOFF, EIGENVALUE_CUTOFF]`` are not corrected (nutpie's 2)
 EIGENVALUE_CUTOFF = 2.0
@@ -96,9 +96,6 @@ MAX_WINDOW = 256
 SHORT_WINDOW = 20
 #: most directions corrected (those whose variance differs most from the diagonal's)
 MAX_RANK = 32
-#: ``pa.sample(metric=None)`` adapts a low-rank metric from this many parameters (below
-#: :data:`MAX_WINDOW`); see :func:`default_metric`
-DEFAULT_FROM = 64
 
 
 class LowRankDraws(NamedTuple):
@@ -114,46 +111,6 @@ class LowRankDraws(NamedTuple):
     positions: object
     gradients: object
     count: object
-
-
-def default_metric(dimension: int, sampler: str = "nuts", estimator: str = "nutpie") -> str:
-    """The metric ``pa.sample(metric=None)`` adapts: ``"low_rank"`` for NUTS under nutpie's warmup
-    (``estimator``) on ``DEFAULT_FROM <= dimension < MAX_WINDOW`` parameters, else ``"diag"``.
-
-    Why these bounds (measured on the benchmark models, 4 chains of 500 + 500, one core):
-
-    * from 64: on the 100-d Gaussian and the 203-d hierarchical Poisson model the low-rank
-      metric gave 2.2 and 2.0 times the effective sample size per gradient of the diagonal one
-      (36.9 and 14.2 against 16.5 and 7.2 per 1000), and more per second of a cold run (1.08 and
-      1.25 times), its program's longer compile included; on eight schools (d = 10) and the
-      logistic regression (d = 51) it gained nothing per gradient (39.0 and 122.5 against 43.3
-      and 125.6, medians over six seeds) and its program compiled 1 and 4 s longer;
-    * below :data:`MAX_WINDOW` (256): there, the window of draws the estimate uses can hold more
-      draws than there are dimensions, and a full estimate costs ``O(d^3)`` with ``d <= 255``
-      (about 10 ms at ``d = 203``). Above it the estimate works in a subspace of ``2 x 256``
-      dimensions at ``O(d 512^2)`` each time, which on a model with a cheap gradient can cost
-      more than the sampling it saves.
-
-    Parameters
-    ----------
-    dimension : int
-        Unconstrained parameters of the model.
-    sampler : {"nuts", "hmc"}
-    estimator : {"nutpie", "fisher", "stan"}
-        ``pa.sample``'s ``metric_adaptation`` (the low-rank metric needs nutpie's schedule).
-
-    Returns
-    -------
-    str
-
-    Examples
-    --------
-    >>> default_metric(10), default_metric(100), default_metric(100, estimator="stan"), default_metric(300)
-    ('diag', 'low_rank', 'diag', 'diag')
-    """
-    if sampler == "nuts" and estimator == "nutpie" and DEFAULT_FROM <= int(dimension) < MAX_WINDOW:
-        return "low_rank"
-    return "diag"
 
 
 def directions(dim: int, window: int = MAX_WINDOW) -> int:
