@@ -30,8 +30,8 @@ default warmup); then the sampling phase of ``--controlled-draws`` transitions i
 - ``BlackJAX``: ``blackjax.nuts.build_kernel()``'s kernel driven by ``jax.lax.scan``, jitted as
   a BlackJAX user would;
 - ``BlackJAX, lowered and compiled as ppl_ad's``: the same program lowered and compiled as
-  ppl_ad's own (:mod:`ppl_ad.infer.lowering`: the random-number hash without a loop, and XLA:CPU
-  compiling small loops as one function), which separates the part of the difference due to
+  ppl_ad's own (:mod:`ppl_ad.infer.lowering`: the random-number hash without a loop, XLA:CPU
+  compiling small loops as one function, and LLVM at -O1), which separates the part of the difference due to
   lowering and compiling from the part due to the two samplers' code,
 
 with the SAME density, the SAME adapted step size and inverse metric (passed as arguments to
@@ -181,8 +181,10 @@ def controlled_programs(model: str, draws: int, tune: int) -> tuple[dict, dict]:
     from ppl_ad.bench.peers import jax_logdensity
     from ppl_ad.infer import jax_engine
     from ppl_ad.infer.chain import ChainSettings
-    from ppl_ad.infer.lowering import SMALL_LOOP_BYTES, hoisted_small_loops, unrolled_threefry
+    from ppl_ad.infer.lowering import SMALL_LOOP_BYTES, compile_options, hoisted_small_loops, unrolled_threefry
     from ppl_ad.testing.scenarios import get_scenario
+
+    options = compile_options(jax.default_backend())  # as the engine compiles its program (LLVM at -O1 on the CPU)
 
     ld = pa.logdensity(get_scenario(model).model(), backend="jax")
     fn, data = ld.traceable()
@@ -202,7 +204,7 @@ def controlled_programs(model: str, draws: int, tune: int) -> tuple[dict, dict]:
         with unrolled_threefry():
             lowered = jax.jit(jax_engine._build_chunk(density, settings, dim)).lower(state, data, init, flags[:draws], n)
         with hoisted_small_loops(SMALL_LOOP_BYTES):
-            return lowered.compile()
+            return lowered.compile(compiler_options=options)
 
     chunk = ppl_ad_compiled(fn)
     for begin in range(0, tune, draws):
@@ -241,7 +243,7 @@ def controlled_programs(model: str, draws: int, tune: int) -> tuple[dict, dict]:
         with unrolled_threefry() if unrolled else contextlib.nullcontext():
             lowered = jax.jit(sample).lower(hmc_state, np.array([0, 1], np.uint32), data, step_size, inverse_mass_matrix)
         with hoisted_small_loops(SMALL_LOOP_BYTES) if unrolled else contextlib.nullcontext():
-            program = lowered.compile()
+            program = lowered.compile(compiler_options=options if unrolled else None)
 
         def run(r):
             _, steps, _ = program(hmc_state, np.array([r, 1], np.uint32), data, step_size, inverse_mass_matrix)
@@ -385,7 +387,7 @@ def controlled_markdown(controlled: dict) -> str:
         f"metric once; then each call runs {controlled['draws']} sampling transitions from the warmup's last draw "
         "with them: ppl_ad's compiled chunk program against `blackjax.nuts.build_kernel()` under `jax.lax.scan` "
         "(jitted as a BlackJAX user would, and lowered and compiled as ppl_ad does its program: the Threefry hash "
-        "without a loop and small loops compiled as one function on the CPU, `ppl_ad.infer.lowering`), on ppl_ad's density and on the hand-written one; the six "
+        "without a loop, small loops compiled as one function and LLVM at -O1 on the CPU, `ppl_ad.infer.lowering`), on ppl_ad's density and on the hand-written one; the six "
         "programs interleaved, median and min over "
         f"rounds 1..{controlled['rounds']} (round 0 compiles and is left out)",
         "",
