@@ -2,9 +2,9 @@
 
 This module owns how :mod:`ppl_ad.infer.jax_engine` lowers and compiles its chunk program (and
 only that program): :func:`unrolled_threefry` while it lowers it, :func:`hoisted_small_loops`
-while XLA compiles it, with the options of :func:`compile_options`. Both change a private part of JAX for the calling thread and put it back on exit;
-when that part is not where this module expects it (another JAX version), they do nothing and
-the program is only slower. ``tests/infer/test_infer_lowering.py`` fails when that happens.
+while XLA compiles it, with the options of :func:`compile_options`. The two contexts change a
+private part of JAX for the calling thread and put it back on exit; when that part is not where
+this module expects it (another JAX version), they do nothing and the program is only slower. ``tests/infer/test_infer_lowering.py`` fails when that happens.
 
 **Threefry without a loop.** On the CPU, JAX lowers every Threefry-2x32 hash (each
 ``jax.random.split``, ``fold_in``, ``bernoulli``, ``normal``...) to a ``while`` loop of five
