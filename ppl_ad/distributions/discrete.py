@@ -1,5 +1,9 @@
 """Discrete distributions (observed only: HMC cannot sample discrete parameters).
 
+``Bernoulli(M.sigmoid(a))``, ``Binomial(n, M.sigmoid(a))`` and ``Poisson(M.exp(a))`` are evaluated
+in their logit and log forms, as ``BernoulliLogit(a)`` and so on, on every backend
+(:func:`ppl_ad.math.link_argument`): a probability that rounds to 1 no longer gives ``log(0)``.
+
 Stan parameterisations: ``PoissonLog(log_lam)`` is Poisson with rate ``exp(log_lam)``;
 ``BernoulliLogit``/``BinomialLogit`` take the log-odds; ``NegativeBinomial2(mu, phi)`` has
 mean ``mu`` and variance ``mu + mu^2 / phi``. ``Categorical`` takes probabilities on the last
@@ -44,6 +48,9 @@ class Bernoulli(_Discrete):
         super().__init__(p=p)
 
     def log_prob(self, value):
+        logit_p = M.link_argument(self.p, "sigmoid")
+        if logit_p is not None:  # Bernoulli(sigmoid(a)): BernoulliLogit(a), finite where p rounds to 1
+            return value * logit_p - M.softplus(logit_p)
         return M.xlogy(value, self.p) + M.xlog1py(1.0 - value, -self.p)
 
     def sample(self, rng, shape=()):
@@ -80,6 +87,9 @@ class Binomial(_Discrete):
         return C.integer_interval(0, self.n)
 
     def log_prob(self, value):
+        logit_p = M.link_argument(self.p, "sigmoid")
+        if logit_p is not None:  # Binomial(n, sigmoid(a)): BinomialLogit(n, a)
+            return _log_choose(self.n, value) + value * logit_p - self.n * M.softplus(logit_p)
         return _log_choose(self.n, value) + M.xlogy(value, self.p) + M.xlog1py(self.n - value, -self.p)
 
     def sample(self, rng, shape=()):
@@ -116,7 +126,10 @@ class Poisson(_Discrete):
         super().__init__(lam=lam)
 
     def log_prob(self, value):
-        return M.xlogy(value, self.lam) - self.lam - data_term("log_factorial", _log_factorial, value)
+        log_lam = M.link_argument(self.lam, "exp")
+        # Poisson(exp(a)): PoissonLog(a), without the log of what exp just computed
+        rate_term = M.xlogy(value, self.lam) if log_lam is None else value * log_lam
+        return rate_term - self.lam - data_term("log_factorial", _log_factorial, value)
 
     def sample(self, rng, shape=()):
         return rng.poisson(self._np("lam"), size=self._size(shape))

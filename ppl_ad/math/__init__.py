@@ -56,9 +56,11 @@ def using(namespace: Namespace | str):
     if isinstance(namespace, str):
         namespace = namespace_named(namespace)
     _state.append(namespace)
+    _links.append({})
     try:
         yield namespace
     finally:
+        _links.pop()
         _state.pop()
 
 
@@ -97,7 +99,46 @@ def _unary(name: str):
     return function
 
 
-exp = _unary("exp")
+#: per evaluation in progress, innermost last: ``id(result) -> (result, kind, argument)`` of the
+#: link functions (:func:`_linked`); pushed and popped with the namespace (:func:`using` and the
+#: compiled log density), so that nothing outlives the evaluation
+_links = ThreadStack()
+
+
+def _linked(function, kind: str):
+    """``function`` that, inside an evaluation, records which argument each of its results came from."""
+
+    def linked(x):
+        out = function(x)
+        if _links and type(out) is not float:
+            _links[-1][id(out)] = (out, kind, x)
+        return out
+
+    linked.__name__ = linked.__qualname__ = function.__name__
+    linked.__doc__ = function.__doc__
+    return linked
+
+
+def link_argument(value, kind: str):
+    """``a`` when ``value`` is the very result of ``sigmoid(a)`` (``kind="sigmoid"``) or ``exp(a)``
+    (``kind="exp"``) computed in the evaluation in progress; else None.
+
+    The distributions use it to take the logarithm of a link function's result without forming
+    it: ``Bernoulli(M.sigmoid(a))`` is evaluated as ``BernoulliLogit(a)``, ``Poisson(M.exp(a))``
+    as ``PoissonLog(a)``. Where ``sigmoid(a)`` rounds to exactly 1 (``a`` past 37), ``log(1 - p)``
+    would be ``-inf`` and its gradient NaN; the logit form stays finite. (The JAX backends also
+    rewrite such patterns in the traced program, :mod:`ppl_ad.backends._jax_rewrites`; this works
+    on every backend, for a link function's result passed to the distribution as it is.)
+    """
+    if not _links:
+        return None
+    entry = _links[-1].get(id(value))
+    if entry is None or entry[0] is not value or entry[1] != kind:
+        return None
+    return entry[2]
+
+
+exp = _linked(_unary("exp"), "exp")
 log = _unary("log")
 log1p = _unary("log1p")
 expm1 = _unary("expm1")
@@ -111,7 +152,7 @@ erf = _unary("erf")
 erfc = _unary("erfc")
 gammaln = _unary("gammaln")
 digamma = _unary("digamma")
-sigmoid = _unary("sigmoid")
+sigmoid = _linked(_unary("sigmoid"), "sigmoid")
 inv_logit = sigmoid
 log_sigmoid = _unary("log_sigmoid")
 softplus = _unary("softplus")

@@ -158,7 +158,7 @@ def build(tensor_class=None):
             xlogy=xlogy, xlog1py=xlog1py,
             sigmoid=unary(torch.sigmoid), logit=unary(torch.logit),
             log_sigmoid=unary(torch.nn.functional.logsigmoid),
-            softplus=unary(torch.nn.functional.softplus),
+            softplus=unary(lambda x: -torch.nn.functional.logsigmoid(-x)),  # torch's softplus is x past 20
             log_ndtr=unary(torch.special.log_ndtr), log1mexp=log1mexp,
             sum=reduce(torch.sum), mean=reduce(torch.mean), prod=reduce(torch.prod),
             cumsum=lambda x, axis: torch.cumsum(tf(x), axis),

@@ -114,7 +114,7 @@ class CompiledModel:
         model, sites, name = self.model, self.sites, self.model.name
         run = model.function.fn
         data = model.data if data is None else data
-        state = M._state
+        state, links = M._state, M._links
         validate = _dist_base._VALIDATE
         jacobian = self.jacobian
 
@@ -123,6 +123,7 @@ class CompiledModel:
             HANDLERS.append(handler)
             validate.append(False)
             state.append(ns)
+            links.append({})
             try:
                 run(**data)
             except Exception as error:
@@ -132,6 +133,7 @@ class CompiledModel:
                 # this theta) rejects the point, as a NaN does under JAX: -inf, zero gradient.
                 return ns.sum(theta, None) * 0.0 - np.inf
             finally:
+                links.pop()
                 state.pop()
                 validate.pop()
                 HANDLERS.pop()

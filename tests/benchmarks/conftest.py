@@ -35,3 +35,9 @@ def step_time():
 def ess_seeds():
     """``benchmarks/bench_ess_seeds.py``."""
     return _load_script("bench_ess_seeds")
+
+
+@pytest.fixture(scope="module")
+def gaussian_scale():
+    """``benchmarks/bench_gaussian_scale.py``."""
+    return _load_script("bench_gaussian_scale")
