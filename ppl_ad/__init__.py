@@ -64,7 +64,7 @@ def sample(name_or_model=None, *args, **kwargs):
                         "(pa.sample('x', distribution))")
     if isinstance(name_or_model, str):
         return sample_site(name_or_model, *args, **kwargs)
-    from ppl_ad.infer.sample import check_keywords
+    from ppl_ad._keywords import check_keywords
     from ppl_ad.infer.sample import sample as run_sampler
 
     check_keywords(run_sampler, kwargs)

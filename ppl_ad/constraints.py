@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
-    "Constraint", "real", "positive", "unit_interval", "probability", "simplex", "corr_cholesky",
+    "Constraint", "real", "positive", "nonnegative", "unit_interval", "probability", "simplex", "corr_cholesky",
     "boolean", "nonnegative_integer", "real_vector", "greater_than", "less_than", "interval",
     "integer_interval",
 ]
@@ -135,6 +135,17 @@ class _UnitInterval(_Interval):
         return "unit_interval"
 
 
+class _NonNegative(Constraint):
+    """``[0, inf)``: a parameter that may be exactly 0 (a Poisson rate, as in Stan, PyMC and SciPy;
+    a parameter's constraint only, no support of a sampled site)."""
+
+    def check(self, value):
+        return np.asarray(value) >= 0.0
+
+    def __repr__(self):
+        return "nonnegative"
+
+
 class _Probability(Constraint):
     """``[0, 1]``, both ends included: the probability parameters of discrete distributions (a
     parameter's constraint only; a sampled probability lives in ``unit_interval``)."""
@@ -210,6 +221,7 @@ class _Boolean(_IntegerInterval):
 real = _Real()
 real_vector = _RealVector()
 positive = _Positive()
+nonnegative = _NonNegative()
 unit_interval = _UnitInterval()
 probability = _Probability()
 simplex = _Simplex()

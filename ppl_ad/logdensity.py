@@ -17,6 +17,7 @@ import importlib
 
 import numpy as np
 
+from ppl_ad._keywords import checks_keywords
 from ppl_ad.backends import registry
 from ppl_ad.config import resolve_backend
 from ppl_ad.errors import BackendCompilationError, ModelEvaluationError
@@ -236,6 +237,7 @@ class LogDensity:
         )
 
 
+@checks_keywords
 def logdensity(model, backend=None, *, compiled: CompiledModel | None = None, prepare: bool = True,
                jacobian: bool = True) -> LogDensity:
     """Compile ``model`` and prepare an AD backend for it.

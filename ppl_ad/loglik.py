@@ -21,6 +21,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from ppl_ad import math as M
+from ppl_ad._keywords import checks_keywords
 from ppl_ad.errors import DataError
 from ppl_ad.model.handlers import _Handler, run_model
 
@@ -135,6 +136,7 @@ def _sample_dims(posterior) -> tuple[int, int]:
     raise DataError("the posterior has no parameters: cannot tell its numbers of chains and draws")
 
 
+@checks_keywords
 def compute_log_likelihood(model, idata, *, var_names=None, extend_inferencedata: bool = True, coords=None):
     """Add the pointwise ``log_likelihood`` group to ``idata``, as PyMC 5's ``compute_log_likelihood``.
 

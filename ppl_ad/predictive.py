@@ -25,13 +25,15 @@ What is returned and what is changed is explicit:
 from __future__ import annotations
 
 import difflib
+import functools
 import warnings
 from collections.abc import Mapping
 
 import numpy as np
 
 from ppl_ad import math as M
-from ppl_ad.errors import DataError, PplAdDeprecationWarning
+from ppl_ad._keywords import checks_keywords
+from ppl_ad.errors import ConfigError, DataError, PplAdDeprecationWarning
 from ppl_ad.model.handlers import CompileHandler, PredictiveHandler, run_model
 
 __all__ = ["sample_prior_predictive", "sample_posterior_predictive", "model_sites", "posterior_arrays"]
@@ -123,6 +125,7 @@ def _labels(groups: dict, leading: dict, sites: Mapping, coords, idata, where: s
     return dims, used
 
 
+@checks_keywords
 def sample_prior_predictive(model, draws: int = 500, seed=None, *, coords=None):
     """Draw parameters from their priors and data from the likelihood.
 
@@ -140,9 +143,16 @@ def sample_prior_predictive(model, draws: int = 500, seed=None, *, coords=None):
     arviz.InferenceData
         Groups ``prior`` (parameters and deterministics) and ``prior_predictive``
         (observed sites), with one chain of ``draws`` draws, plus ``observed_data``.
+
+    Raises
+    ------
+    ppl_ad.errors.ConfigError
+        ``draws`` is not an integer of at least 1.
     """
     from ppl_ad.infer.results import make_groups
 
+    if isinstance(draws, bool) or not isinstance(draws, (int, np.integer)) or draws < 1:
+        raise ConfigError(f"sample_prior_predictive: invalid draws={draws!r}; expected an integer >= 1")
     rng = np.random.default_rng(seed)
     sites = model_sites(model)
     warn_unsimulated_factors(model, "sample_prior_predictive", sites)
@@ -180,6 +190,27 @@ def _changed_sites(sites: Mapping, idata) -> list[str]:
     return changed
 
 
+def _is_inference_data(value) -> bool:
+    return type(value).__name__ == "InferenceData"
+
+
+def _pymc_argument_order(function):
+    """``function(model, idata, ...)`` that also takes PyMC's order, ``(idata, model)`` or
+    ``(idata, model=model)``: the two cannot be mistaken for each other."""
+
+    @functools.wraps(function)
+    def ordered(*args, **kwargs):
+        if len(args) == 1 and "model" in kwargs and "idata" not in kwargs and _is_inference_data(args[0]):
+            return function(kwargs.pop("model"), args[0], **kwargs)
+        if len(args) >= 2 and _is_inference_data(args[0]) and not _is_inference_data(args[1]):
+            return function(args[1], args[0], *args[2:], **kwargs)
+        return function(*args, **kwargs)
+
+    return ordered
+
+
+@_pymc_argument_order
+@checks_keywords
 def sample_posterior_predictive(model, idata, seed=None, *, var_names=None, extend_inferencedata: bool = False,
                                 predictions: bool = False, coords=None, extend=None):
     """Draw the observed sites of ``model`` given each posterior draw in ``idata.posterior``.
@@ -194,7 +225,8 @@ def sample_posterior_predictive(model, idata, seed=None, *, var_names=None, exte
         The model with its data bound; observed sites may be bound to None (simulated with
         their distribution's shape).
     idata : arviz.InferenceData
-        Holds the ``posterior`` (e.g. the output of :func:`ppl_ad.sample`).
+        Holds the ``posterior`` (e.g. the output of :func:`ppl_ad.sample`). PyMC's order,
+        ``sample_posterior_predictive(idata, model=model)`` or ``(idata, model)``, works too.
     seed : int, optional
     var_names : list of str, optional
         The sites to return, as PyMC's ``var_names``: observed sites (drawn), deterministic

@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ppl_ad._keywords import checks_keywords
 from ppl_ad.infer.distributed import is_dask_client
 
 __all__ = ["sbc", "SBCResult", "SBCSettings"]
@@ -144,6 +145,7 @@ def simulate_and_rank(model, index: int, seed_seq: np.random.SeedSequence, setti
         "index": index,
         "ranks": ranks,
         "divergences": int(np.sum(diverging.values)) if diverging is not None else 0,
+        "backend": idata.attrs.get("backend"),
         "warnings": messages,
         "seconds": time.perf_counter() - start,
         "cpu_seconds": time.process_time() - cpu_start,
@@ -289,6 +291,7 @@ def _run_executor(executor, submit, seeds, bar) -> list[dict]:
     return results
 
 
+@checks_keywords
 def sbc(
     model,
     simulations: int = 100,
@@ -444,11 +447,20 @@ def sbc(
         bins=bins,
         settings={
             "model": model.name, "simulations": simulations, "draws": draws, "tune": tune,
-            "chains": chains, "thin": thin, "backend": str(backend) if backend is not None else None,
+            "chains": chains, "thin": thin, "backend": _backends_used(results, backend),
             "seed": seed if not isinstance(seed, np.random.SeedSequence) else repr(seed),
             "executor": where,
         },
     )
+
+
+def _backends_used(results, requested) -> str | None:
+    """The backend the fits ran with (``backend=None`` resolves per the configuration, as
+    ``pa.sample`` does), or the requested one when no fit reported it."""
+    used = list(dict.fromkeys(str(r["backend"]) for r in results if r.get("backend")))
+    if used:
+        return ", ".join(used)
+    return str(requested) if requested is not None else None
 
 
 # --------------------------------------------------------------------------- #

@@ -247,3 +247,17 @@ def test_predictive_draws_keep_the_chain_and_draw_labels_of_a_thinned_posterior(
     x = xr.DataArray(model.data["x"], dims=[mu.dims[-1]])
     difference = mu - (thinned.posterior["a"] + thinned.posterior["b"] * x)  # aligned by label
     assert difference.sizes["draw"] == 5 and float(abs(difference).max()) < 1e-12
+
+
+@pytest.mark.parametrize("draws", [0, -3, 2.5, True, "10"])
+def test_prior_predictive_refuses_draws_that_are_not_a_count(draws):
+    with pytest.raises(pa.ConfigError, match=r"sample_prior_predictive: invalid draws="):
+        pa.sample_prior_predictive(regression(np.zeros(3), None), draws=draws)
+
+
+def test_posterior_predictive_takes_pymc_argument_order(fitted):
+    model, idata, _ = fitted
+    ours = pa.sample_posterior_predictive(model, idata, seed=3)
+    for theirs in (pa.sample_posterior_predictive(idata, model=model, seed=3),
+                   pa.sample_posterior_predictive(idata, model, seed=3)):
+        np.testing.assert_array_equal(theirs.posterior_predictive["y"].values, ours.posterior_predictive["y"].values)

@@ -305,3 +305,11 @@ def test_a_forking_process_pool_after_jax_is_refused():
             pa.sbc(conjugate(), simulations=1, seed=1, executor=executor, **SMALL)
         with pytest.raises(ConfigError, match="forks .* JAX has started"):
             pa.sample(conjugate(), backend="jax", draws=5, tune=5, chains=1, executor=executor, progressbar=False)
+
+
+def test_the_report_names_the_backend_the_fits_ran_with():
+    # backend=None was reported as "backend `None`"
+    result = pa.sbc(conjugate(), simulations=2, draws=20, tune=20, chains=1, seed=1, cores=1, progressbar=False)
+    resolved = pa.logdensity(conjugate()).backend.name
+    assert result.settings["backend"] == resolved
+    assert f"with backend `{resolved}`" in result.to_markdown()

@@ -117,9 +117,9 @@ class BinomialLogit(_Discrete):
 
 
 class Poisson(_Discrete):
-    """Poisson(lam): rate ``lam``."""
+    """Poisson(lam): rate ``lam`` (``lam = 0`` puts all mass on 0, as in Stan, PyMC and SciPy)."""
 
-    arg_constraints = {"lam": C.positive}
+    arg_constraints = {"lam": C.nonnegative}
     support = C.nonnegative_integer
 
     def __init__(self, lam):

@@ -21,17 +21,22 @@ Stan Development Team. *CmdStan User's Guide*, "Optimization" (the ``jacobian`` 
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Mapping
 
 import numpy as np
 
-from ppl_ad.errors import SamplingError
+from ppl_ad._keywords import checks_keywords
+from ppl_ad.errors import ConfigError, SamplingError
 from ppl_ad.infer.integrators import EVALUATION_ERRORS
 
 __all__ = ["find_MAP"]
 
 _GRADIENT_FREE = {"nelder-mead", "powell", "cobyla", "cobyqa"}
+#: ``scipy.optimize.minimize`` methods that need no Hessian (the AD backends give gradients only)
+METHODS = ("L-BFGS-B", "BFGS", "CG", "Newton-CG", "TNC", "SLSQP", "trust-constr", "Nelder-Mead", "Powell",
+           "COBYLA", "COBYQA")
 #: An optimum further than this from the origin of the unconstrained space is treated
 #: as a run towards infinity (an unbounded log density).
 _UNBOUNDED = 1e8
@@ -41,6 +46,7 @@ _STATIONARY = 1e-3
 _POLISHED = 20
 
 
+@checks_keywords
 def find_MAP(model, backend=None, method: str = "L-BFGS-B", start=None, seed=None, jacobian: bool = False) -> dict:
     """Maximum a posteriori point estimate: the posterior mode in model space by default.
 
@@ -52,9 +58,9 @@ def find_MAP(model, backend=None, method: str = "L-BFGS-B", start=None, seed=Non
         ``logdensity_and_gradient`` is optimised as it is).
     backend : str, optional
         AD backend (None: the configured choice).
-    method : str, optional
-        A ``scipy.optimize.minimize`` method; gradient-based methods get the AD
-        gradient.
+    method : str or callable, optional
+        A ``scipy.optimize.minimize`` method that needs no Hessian (:data:`METHODS`), or a
+        callable minimiser as ``minimize`` takes; gradient-based methods get the AD gradient.
     start : dict, optional
         Model-space starting values by site name. Sites left out start at a random
         value, uniform(-2, 2) on the unconstrained space (drawn with ``seed``), as do
@@ -78,6 +84,8 @@ def find_MAP(model, backend=None, method: str = "L-BFGS-B", start=None, seed=Non
 
     Raises
     ------
+    ppl_ad.errors.ConfigError
+        An unknown ``method`` (with the closest known one).
     ppl_ad.errors.SamplingError
         No finite starting point, the optimiser did not converge, or it ran off
         towards infinity (an unconstrained coordinate beyond 1e8: the log density
@@ -104,6 +112,14 @@ def find_MAP(model, backend=None, method: str = "L-BFGS-B", start=None, seed=Non
 
     from ppl_ad.infer.init import initial_position, model_name, resolve_logdensity
 
+    if not callable(method) and (not isinstance(method, str) or method.lower() not in {m.lower() for m in METHODS}):
+        lowered = [m.lower() for m in METHODS]
+        key = str(method).lower().replace("_", "-")
+        close = ["l-bfgs-b"] if key in ("lbfgs", "l-bfgs", "lbfgsb", "lbfgs-b") else difflib.get_close_matches(
+            key, lowered, n=1, cutoff=0.5)
+        hint = f" (did you mean {METHODS[lowered.index(close[0])]!r}?)" if close else ""
+        raise ConfigError(f"find_MAP: unknown method={method!r}{hint}; expected one of {', '.join(METHODS)} "
+                          "(scipy.optimize.minimize's methods that need no Hessian), or a callable minimiser")
     ld = resolve_logdensity(model, backend, jacobian=jacobian)
     name = model_name(ld)
     rng = np.random.default_rng(seed)
@@ -116,7 +132,7 @@ def find_MAP(model, backend=None, method: str = "L-BFGS-B", start=None, seed=Non
             "fixed by init", "fixed by start").replace("pass init=", "pass start=")
         raise SamplingError(f"find_MAP: {message}") from None
 
-    uses_gradient = method.lower() not in _GRADIENT_FREE
+    uses_gradient = callable(method) or method.lower() not in _GRADIENT_FREE
 
     def negative_logp_and_grad(x):
         try:
@@ -153,21 +169,20 @@ def find_MAP(model, backend=None, method: str = "L-BFGS-B", start=None, seed=Non
         if not on_wall:
             converged = False
             result.message = (
-                f"the log density still increases from the point where {method} stopped (max |gradient| "
-                f"{grad_norm:.3g}): it is probably unbounded there")
+                f"the log density still increases from the point where {method} stopped, steepest along "
+                f"{_steepest(ld, grad)}{_far_out(ld, result.x)}: it is probably unbounded there")
     if converged and float(np.max(np.abs(result.x), initial=0.0)) > _UNBOUNDED:
         converged = False
+        far = np.flatnonzero(np.abs(result.x) > _UNBOUNDED)
         result.message = (
-            f"the optimiser stopped at an unconstrained value beyond {_UNBOUNDED:g}, so the log "
-            "density is probably unbounded in that direction"
+            f"the optimiser stopped at an unconstrained value beyond {_UNBOUNDED:g} ({_named(ld, far)}), so the "
+            "log density is probably unbounded in that direction"
         )
     flat = _flat_coordinates(negative_logp_and_grad, result.x, grad, rng) if converged and uses_gradient else []
     if flat:
-        names = _coordinate_names(ld)
-        which = ", ".join(names[i] if i < len(names) else f"theta[{i}]" for i in flat[:5])
         raise SamplingError(
-            f"find_MAP: the log density of model {name!r} does not change with {which}"
-            f"{' and others' if len(flat) > 5 else ''} (its gradient there is exactly 0 at two points): there "
+            f"find_MAP: the log density of model {name!r} does not change with {_named(ld, flat)} "
+            "(its gradient there is exactly 0 at two points): there "
             "is no single mode, the posterior is probably improper (a flat prior the data do not inform)"
         )
     if not converged:
@@ -204,6 +219,35 @@ def _flat_coordinates(negative_logp_and_grad, x, grad, rng) -> list[int]:
     if not math.isfinite(value):
         return []
     return [int(i) for i in zero if other[i] == 0.0]
+
+
+def _named(ld, indices, most: int = 5) -> str:
+    """The flat names (``'s'``, ``'beta[2]'``) of the unconstrained coordinates ``indices``."""
+    names = _coordinate_names(ld)
+    indices = [int(i) for i in indices]
+    which = ", ".join(names[i] if i < len(names) else f"theta[{i}]" for i in indices[:most])
+    return which + (f" and {len(indices) - most} others" if len(indices) > most else "")
+
+
+def _steepest(ld, grad, most: int = 3) -> str:
+    """The coordinates with the largest |gradient|, named, with the gradient."""
+    grad = np.asarray(grad, dtype=np.float64)
+    order = np.argsort(-np.abs(grad))[:most]
+    order = [i for i in order if abs(grad[i]) >= 1e-3 * abs(grad[order[0]])]
+    names = _coordinate_names(ld)
+    return ", ".join(f"{names[i] if i < len(names) else f'theta[{i}]'} (gradient {grad[i]:.3g})" for i in order)
+
+
+def _far_out(ld, x, beyond: float = 30.0) -> str:
+    """``"; far out on the unconstrained scale: 's' (-92.1)"`` for coordinates past ``beyond`` (a scale
+    of exp(-30) under a log transform: a parameter running to its bound), or ``""``."""
+    x = np.asarray(x, dtype=np.float64)
+    far = np.flatnonzero(np.abs(x) > beyond)
+    if far.size == 0:
+        return ""
+    names = _coordinate_names(ld)
+    listed = ", ".join(f"{names[i] if i < len(names) else f'theta[{i}]'} ({x[i]:.3g})" for i in far[:5])
+    return f"; far out on the unconstrained scale: {listed}" + (f" and {far.size - 5} others" if far.size > 5 else "")
 
 
 def _coordinate_names(ld) -> list[str]:

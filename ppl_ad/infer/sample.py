@@ -21,8 +21,6 @@ Stan Development Team. *Stan Reference Manual*, "HMC algorithm parameters".
 from __future__ import annotations
 
 import contextlib
-import difflib
-import inspect
 import math
 import threading
 import time
@@ -31,6 +29,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from ppl_ad._keywords import UnexpectedKeywordError, check_keywords  # noqa: F401 - re-exported
 from ppl_ad.errors import ConfigError, SamplingError, SamplingWarning
 from ppl_ad.infer.adaptation import ESTIMATORS
 from ppl_ad.infer.chain import ChainSettings
@@ -41,17 +40,6 @@ from ppl_ad.infer.progress import ProgressBars, progress_enabled
 from ppl_ad.infer.results import check_sample_coords, preload_arviz, to_inference_data, user_stacklevel
 
 __all__ = ["sample", "check_keywords"]
-
-#: what users of other PPLs type, and the ppl_ad name
-_ALIASES = {
-    "num_warmup": "tune", "warmup": "tune", "n_warmup": "tune", "iter_warmup": "tune", "num_tune": "tune",
-    "num_samples": "draws", "samples": "draws", "n_samples": "draws", "iter_sampling": "draws",
-    "num_draws": "draws", "num_chains": "chains", "n_chains": "chains", "random_seed": "seed",
-    "rng_key": "seed", "adapt_delta": "target_accept", "max_depth": "max_treedepth",
-    "max_tree_depth": "max_treedepth", "initvals": "init", "inits": "init", "progress_bar": "progressbar",
-    "dense_mass": "metric", "step_size": "target_accept", "num_cores": "cores", "n_jobs": "cores",
-    "idata_kwargs": "log_likelihood",
-}
 
 
 class _Preload:
@@ -69,42 +57,6 @@ class _Preload:
     def join(self) -> None:
         if self.thread is not None:
             self.thread.join()
-
-
-def check_keywords(function, given: Mapping) -> None:
-    """Raise a ``TypeError``-compatible :class:`ConfigError` for keywords ``function`` does not take.
-
-    Parameters
-    ----------
-    function : callable
-        The function whose signature lists the accepted keywords.
-    given : mapping
-        The keywords passed.
-
-    Raises
-    ------
-    ppl_ad.errors.ConfigError
-        Naming each unknown keyword with the closest accepted one.
-    """
-    accepted = [
-        name for name, p in inspect.signature(function).parameters.items()
-        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-    ]
-    unknown = [name for name in given if name not in accepted]
-    if not unknown:
-        return
-    hints = []
-    for name in unknown:
-        close = _ALIASES.get(name) or next(iter(difflib.get_close_matches(name, accepted, n=1, cutoff=0.6)), None)
-        hints.append(f"{name!r} (did you mean {close!r}?)" if close else repr(name))
-    raise UnexpectedKeywordError(
-        f"{function.__name__}() got unexpected keyword argument{'s' if len(unknown) > 1 else ''} "
-        f"{', '.join(hints)}; it accepts: {', '.join(accepted)}"
-    )
-
-
-class UnexpectedKeywordError(ConfigError, TypeError):
-    """A misspelled keyword: a ConfigError that is also the TypeError Python would raise."""
 
 
 def _validate(draws, tune, chains, cores, sampler, target_accept, max_treedepth, metric, init, path_length,

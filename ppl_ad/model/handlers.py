@@ -441,11 +441,40 @@ class PredictiveHandler(_Handler):
         return log_weight
 
 
+def _model_line(model, error) -> str | None:
+    """``"line 12: pa.observe('y2', dist.Normal(b, -1.0), y)"``: the line of the model function
+    that ``error`` came through (innermost), or None."""
+    import linecache
+
+    code = getattr(getattr(getattr(model, "function", None), "fn", None), "__code__", None)
+    if code is None:
+        return None
+    found = None
+    tb = error.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code is code:
+            found = tb.tb_lineno
+        tb = tb.tb_next
+    if found is None:
+        return None
+    text = linecache.getline(code.co_filename, found).strip()
+    return f"line {found}" + (f": {text}" if text else "")
+
+
 def run_model(model, handler, data=None):
-    """Run ``model`` under ``handler``; errors from the model name the model and the site."""
+    """Run ``model`` under ``handler``; errors from the model name the model and the site (a
+    distribution's invalid constant parameter, raised before its site is declared, names the
+    model's line)."""
     with handler:
         try:
             model.run(data)
+        except ModelDefinitionError as error:
+            if f"'{model.name}'" in str(error) or type(error) is not ModelDefinitionError:
+                raise
+            line = _model_line(model, error)
+            if line is None:
+                raise
+            raise ModelDefinitionError(f"model '{model.name}', {line}: {error}") from error
         except PplAdError:
             raise
         except Exception as error:

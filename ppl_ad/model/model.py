@@ -66,10 +66,31 @@ def _load_model_function(module: str, qualname: str):
     return obj
 
 
+def _numeric_objects(array: np.ndarray, where: str) -> np.ndarray:
+    """An object array (``df.values`` of a mixed DataFrame, ``np.array(..., dtype=object)``) whose
+    entries are all numbers, as a numeric array; with numbers and ``None``, a :class:`DataError`
+    (missing values); anything else unchanged."""
+    try:
+        converted = np.array(array.tolist())
+    except (ValueError, TypeError):  # ragged
+        return array
+    if converted.shape == array.shape and converted.dtype.kind in "biuf":
+        return converted
+    if converted.dtype.kind == "O":
+        missing = np.flatnonzero(np.equal(array, None).ravel())
+        if missing.size and np.array(np.delete(array.ravel(), missing).tolist()).dtype.kind in "biuf":
+            raise DataError(
+                f"{where}: an object array with {missing.size} None entries (first at flat index {missing[0]}); "
+                "ppl_ad does not impute missing values: drop them (with the matching rows of the covariates) or "
+                "model them as parameters")
+    return array
+
+
 def _as_data(value, model_name: str = "?", name: str = "?"):
     """Bound data as every backend takes them: numeric lists and tuples (nested too), pandas
     objects (``Series``, ``DataFrame``, ``Index``: ``to_numpy()``, as ``pm.Data`` does), xarray
-    ``DataArray``s, JAX arrays and PyTorch tensors become NumPy arrays, and floats of less than
+    ``DataArray``s, JAX arrays, PyTorch tensors and object arrays of numbers become NumPy arrays,
+    and floats of less than
     double precision become float64 (ppl_ad computes in float64; a float32 scale would otherwise
     make JAX evaluate part of the density in float32). Anything else (strings, ragged lists,
     objects the model uses itself) is bound as given.
@@ -77,7 +98,8 @@ def _as_data(value, model_name: str = "?", name: str = "?"):
     Raises
     ------
     DataError
-        A masked array with masked entries, a DataFrame with non-numeric columns, or an xarray
+        A masked array with masked entries, an object array of numbers and ``None``, a DataFrame
+        with non-numeric columns, or an xarray
         ``Dataset``: their missing values or mixed columns would otherwise reach the backends
         unchecked (pandas and xarray reductions skip NaN, so a tape backend dropped those rows).
     """
@@ -96,6 +118,8 @@ def _as_data(value, model_name: str = "?", name: str = "?"):
             "(ds['x'].to_numpy()) or as a dict of arrays")
     elif library in ("pandas", "xarray") and hasattr(value, "to_numpy"):
         array = value.to_numpy()
+        if array.dtype.kind == "O":
+            array = _numeric_objects(array, where)
         if array.dtype.kind in "biuf":
             value = array
         elif type(value).__name__ == "DataFrame":
@@ -107,6 +131,8 @@ def _as_data(value, model_name: str = "?", name: str = "?"):
         value = np.asarray(value)
     elif library == "torch" and hasattr(value, "detach"):
         value = value.detach().cpu().numpy()
+    elif isinstance(value, np.ndarray) and value.dtype.kind == "O":
+        value = _numeric_objects(value, where)
     elif isinstance(value, (list, tuple)) and value:
         try:
             array = np.asarray(value)

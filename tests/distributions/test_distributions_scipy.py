@@ -639,3 +639,10 @@ def test_far_tails_have_finite_gradients_in_every_backend(backend):
         expected_grad = [-2.0 * x / (1.0 + x * x) if abs(x) < 1e150 else -2.0 / x,
                          -5.0 * x / (4.0 + x * x) if abs(x) < 1e150 else -5.0 / x]
         np.testing.assert_allclose(grad, expected_grad, rtol=1e-12, atol=0.0)
+
+
+@pytest.mark.parametrize("k", [0, 1, 5])
+def test_a_poisson_rate_of_zero_is_a_point_mass_at_zero(k):
+    # Poisson(0.0) was refused ("must satisfy positive"); Stan, PyMC and SciPy allow it
+    assert dist.Poisson(0.0).logpdf(k) == st.poisson(0.0).logpmf(k)
+    np.testing.assert_array_equal(dist.Poisson(0.0).sample(np.random.default_rng(0), (4,)), 0)

@@ -226,3 +226,40 @@ def test_a_flat_direction_is_refused_naming_the_coordinates():
         pa.observe("y", dist.Normal(mu, 1.0), y)
 
     np.testing.assert_allclose(find_MAP(informed(np.array([0.5, 1.0])), backend="jax", seed=0)["mu"], 0.75, atol=1e-6)
+
+
+def test_an_unbounded_density_names_the_parameter_that_runs_away():
+    # it said "probably unbounded there" without naming s, and gave the gradient twice
+    @pa.model
+    def degenerate(y):
+        mu = pa.sample("mu", dist.Normal(0.0, 1.0))
+        s = pa.sample("s", dist.HalfFlat())
+        pa.observe("y", dist.Normal(mu, s), y)
+
+    with pytest.raises(SamplingError, match="unbounded") as info:
+        find_MAP(degenerate(np.zeros(3)), backend="jax", seed=0)
+    message = str(info.value)
+    assert "far out on the unconstrained scale: s (" in message
+    assert message.count("max |gradient|") == 1
+
+
+@pytest.mark.parametrize("method, hint", [("lbfgs", "L-BFGS-B"), ("nelder_mead", "Nelder-Mead"), ("newton", "Newton-CG"),
+                                          ("simplex-annealing", None), (42, None)])
+def test_an_unknown_method_is_a_config_error_naming_find_map(method, hint):
+    with pytest.raises(pa.ConfigError, match="find_MAP: unknown method=") as info:
+        find_MAP(NormalNormalLogDensity(Y), method=method)
+    assert (f"did you mean {hint!r}" in str(info.value)) if hint else ("did you mean" not in str(info.value))
+
+
+def test_a_callable_method_is_passed_to_scipy():
+    from scipy.optimize import minimize
+
+    calls = []
+
+    def custom(fun, x0, args=(), jac=None, **options):
+        calls.append(1)
+        return minimize(fun, x0, args=args, jac=jac, method="BFGS")
+
+    ld = NormalNormalLogDensity(Y)
+    mode = find_MAP(ld, method=custom, seed=0)
+    assert calls and float(mode["mu"]) == pytest.approx(ld.posterior_mean(), rel=1e-6)

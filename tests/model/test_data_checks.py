@@ -267,3 +267,24 @@ def test_shape_must_be_ints(shape):
 
     with pytest.raises(pa.errors.ModelDefinitionError, match=r"model 'shaped', site 'a': shape=.*non-negative ints"):
         pa.logdensity(shaped(), backend=FD)
+
+
+# ---------------------------------------------------------------- object arrays
+def test_an_object_array_of_numbers_is_bound_as_numbers():
+    # df.values of a mixed frame: a JAX-internal error ("Error interpreting argument to matmul")
+    x = np.linspace(0.0, 1.0, 4).astype(object)
+    model = regression(x, np.zeros(4))
+    assert model.data["x"].dtype == np.float64
+    assert pa.logdensity(model, backend="jax").dimension == 3
+    codes = pa.logdensity(regression(np.array([[1, 2], [3, 4]], dtype=object), np.zeros((2, 2))), backend=FD)
+    assert codes.model.data["x"].dtype.kind == "i"
+
+
+def test_an_object_array_with_none_is_a_missing_value_error():
+    with pytest.raises(DataError, match=r"argument 'x'.*1 None entries \(first at flat index 2\).*impute"):
+        regression(np.array([0.1, 0.2, None, 0.4], dtype=object), np.zeros(4))
+
+
+def test_other_object_arrays_are_bound_as_given():
+    labels = np.array(["a", 1], dtype=object)
+    assert regression(labels, np.zeros(2)).data["x"] is labels

@@ -351,3 +351,19 @@ def test_parameters_combined_by_where_or_stack_are_not_validated_as_constants(ba
     expected = (st.norm(0, 1).logpdf(1.0) * 2 + st.norm(0, 0.3).logpdf(0.3) + st.poisson(1.0).logpmf([1, 2]).sum()
                 + st.multivariate_normal(np.zeros(2), cov).logpdf([0.1, 0.2]))
     assert pa.logdensity(model, backend=backend).logdensity(theta) == pytest.approx(expected, rel=1e-12)
+
+
+def test_an_invalid_constant_parameter_names_the_model_line():
+    # "Normal: parameter 'sigma' must satisfy positive" did not say which of several Normal sites
+    @pa.model
+    def two(y):
+        a = pa.sample("a", dist.Normal(0.0, 1.0))
+        pa.observe("y1", dist.Normal(a, 1.0), y)
+        pa.observe("y2", dist.Normal(a, -1.0), y)
+
+    with pytest.raises(ModelDefinitionError) as info:
+        pa.logdensity(two(np.zeros(2)), backend="finite-difference")
+    message = str(info.value)
+    assert message.startswith("model 'two', line ")
+    assert 'pa.observe("y2", dist.Normal(a, -1.0), y)' in message
+    assert message.endswith("Normal: parameter 'sigma' must satisfy positive, got -1.0")
