@@ -53,7 +53,7 @@ def sample(name_or_model=None, *args, **kwargs):
     * On a model, ``pa.sample(model, backend=None, draws=1000, tune=1000, chains=4, cores=None,
       seed=None, sampler="nuts", target_accept=0.8, max_treedepth=10, metric="diag",
       init="jitter", progressbar=True, *, engine=None, chain_method=None, path_length=2.0,
-      coords=None, log_likelihood=False)``
+      coords=None, log_likelihood=False, ..., discard_tuned_samples=True)``
       runs NUTS and returns an ``arviz.InferenceData`` (see :func:`ppl_ad.infer.sample.sample`,
       whose signature ``help`` and IDEs show for this function).
     """
@@ -83,7 +83,7 @@ def _sample_signature():
     keyword = [("engine", None), ("chain_method", None), ("path_length", 2.0), ("coords", None),
                ("log_likelihood", False), ("checkpoint", None), ("checkpoint_every", None), ("overwrite", False),
                ("metric_adaptation", "nutpie"),
-               ("executor", None)]
+               ("executor", None), ("discard_tuned_samples", True)]
     parameters = [P("model", P.POSITIONAL_OR_KEYWORD)]
     parameters += [P(n, P.POSITIONAL_OR_KEYWORD, default=d) for n, d in positional]
     parameters += [P(n, P.KEYWORD_ONLY, default=d) for n, d in keyword]

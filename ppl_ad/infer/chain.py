@@ -80,6 +80,9 @@ class ChainSettings(NamedTuple):
         :func:`~ppl_ad.infer.adaptation.fisher_diagonal`) or with the draws' regularised
         variances (``"stan"``); see :mod:`ppl_ad.infer.adaptation.window`. A dense metric always
         uses Stan's windows and estimator.
+    keep_warmup : bool
+        Also return the warmup iterations' draws and statistics (``pa.sample``'s
+        ``discard_tuned_samples=False``).
     """
 
     draws: int = 1000
@@ -93,6 +96,7 @@ class ChainSettings(NamedTuple):
     initial_step_size: float = 1.0
     engine: str = "python"
     metric_adaptation: str = "nutpie"
+    keep_warmup: bool = False
 
 
 class ChainResult(NamedTuple):
@@ -120,6 +124,9 @@ class ChainResult(NamedTuple):
         is the sampler's own time (NaN for the JAX engine: the gradient runs inside XLA).
     compile_time : float
         Seconds spent compiling the sampler (JAX engine; 0 for the Python engine).
+    warmup_draws, warmup_stats : numpy.ndarray and dict, or None
+        The warmup iterations' draws ``(settings.tune, dimension)`` and statistics (each with
+        the step size it ran with), when ``settings.keep_warmup``; else None.
     """
 
     draws: np.ndarray
@@ -132,6 +139,8 @@ class ChainResult(NamedTuple):
     gradient_evaluations: int = 0
     gradient_time: float = 0.0
     compile_time: float = 0.0
+    warmup_draws: np.ndarray | None = None
+    warmup_stats: dict | None = None
 
 
 def _timed(fn):
@@ -278,6 +287,22 @@ def run_chain(
     draws = np.empty((n_draws, dim))
     dtypes = stat_dtypes(settings.sampler)
     stats = {name: np.empty(n_draws, dtype=dt) for name, dt in dtypes.items()}
+    keep_warmup = bool(getattr(settings, "keep_warmup", False))
+    warmup_draws = np.empty((n_tune, dim)) if keep_warmup else None
+    warmup_stats = {name: np.empty(n_tune, dtype=dt) for name, dt in dtypes.items()} if keep_warmup else None
+
+    def record(into_draws, into_stats, j, state, info, step_size):
+        into_draws[j] = state.position
+        into_stats["lp"][j] = state.logdensity
+        into_stats["acceptance_rate"][j] = info.acceptance_rate
+        into_stats["step_size"][j] = step_size
+        into_stats["n_steps"][j] = info.num_integration_steps
+        into_stats["diverging"][j] = info.is_divergent
+        into_stats["energy"][j] = info.energy
+        into_stats["energy_error"][j] = info.energy_error
+        if is_nuts:
+            into_stats["tree_depth"][j] = info.tree_depth
+            into_stats["reached_max_treedepth"][j] = info.reached_max_treedepth
     totals = {"tuning_time": 0.0, "sampling_time": 0.0, "warmup_divergences": 0, "gradient_evaluations": 0,
               "gradient_time": 0.0}
 
@@ -319,6 +344,8 @@ def run_chain(
             previous = hmc_state.position
             hmc_state, info = transition(kernel, hmc_state, adapt.step_size, momentum)
             if tuning:
+                if keep_warmup:
+                    record(warmup_draws, warmup_stats, i, hmc_state, info, adapt.step_size)
                 warmup_divergences += info.is_divergent
                 # nutpie's estimators take draws that moved and did not diverge
                 good = not info.is_divergent and not np.array_equal(hmc_state.position, previous)
@@ -344,17 +371,7 @@ def run_chain(
                     progress(i + 1, True, warmup_divergences)
             else:
                 j = i - n_tune
-                draws[j] = hmc_state.position
-                stats["lp"][j] = hmc_state.logdensity
-                stats["acceptance_rate"][j] = info.acceptance_rate
-                stats["step_size"][j] = adapt.step_size
-                stats["n_steps"][j] = info.num_integration_steps
-                stats["diverging"][j] = info.is_divergent
-                stats["energy"][j] = info.energy
-                stats["energy_error"][j] = info.energy_error
-                if is_nuts:
-                    stats["tree_depth"][j] = info.tree_depth
-                    stats["reached_max_treedepth"][j] = info.reached_max_treedepth
+                record(draws, stats, j, hmc_state, info, adapt.step_size)
                 divergences += info.is_divergent
                 if progress is not None:
                     progress(j + 1, False, divergences)
@@ -379,4 +396,6 @@ def run_chain(
         int(warmup_divergences),
         int(totals["gradient_evaluations"]),
         float(totals["gradient_time"]),
+        warmup_draws=warmup_draws,
+        warmup_stats=warmup_stats,
     )

@@ -725,6 +725,10 @@ class _GroupRun:
         self.positions = np.empty((n_chains, self.draws, dim))
         self.stats = [{name: np.empty(self.draws, dtype=dt) for name, dt in stat_dtypes("nuts").items()}
                       for _ in range(n_chains)]
+        keep = bool(getattr(settings, "keep_warmup", False))  # discard_tuned_samples=False (no checkpoint)
+        self.warmup_positions = np.empty((n_chains, self.tune, dim)) if keep else None
+        self.warmup_stats = [{name: np.empty(self.tune, dtype=dt) for name, dt in stat_dtypes("nuts").items()}
+                             for _ in range(n_chains)] if keep else None
         self.totals = [{"tuning_time": 0.0, "sampling_time": 0.0, "warmup_divergences": 0,
                         "gradient_evaluations": 0, "gradient_time": math.nan} for _ in range(n_chains)]
         self.adaptation = [None] * n_chains
@@ -758,6 +762,10 @@ class _GroupRun:
                 attempts = int(o["init_attempts"].sum())
                 self.init_attempts[c] = max(self.init_attempts[c], attempts)
                 totals["warmup_divergences"] += int(o["diverging"][:warm].sum())
+                if self.warmup_positions is not None and warm:
+                    self.warmup_positions[c, begin:begin + warm] = o["position"][:warm]
+                    for name, values in self.warmup_stats[c].items():
+                        values[begin:begin + warm] = o[name][:warm]
                 totals["gradient_evaluations"] += int(o["n_steps"].sum() + o["heuristic_steps"].sum()
                                                       + min(attempts, MAX_INIT_ATTEMPTS))
                 if n > warm:
@@ -805,6 +813,8 @@ class _GroupRun:
                 gradient_evaluations=int(totals["gradient_evaluations"]),
                 gradient_time=math.nan,
                 compile_time=compile_time,
+                warmup_draws=self.warmup_positions[c] if self.warmup_positions is not None else None,
+                warmup_stats=self.warmup_stats[c] if self.warmup_stats is not None else None,
             ))
         return out
 

@@ -218,6 +218,8 @@ def make_groups(groups: Mapping[str, Mapping], dims: Mapping, coords: Mapping, a
             continue
         group_dims = dims.get(group, {})
         kwargs = {group: dict(arrays), "dims": group_dims, "coords": coords, "attrs": attrs}
+        if group.startswith("warmup_"):
+            kwargs["save_warmup"] = True
         if group.startswith("predictions"):
             kwargs.update(pred_dims=group_dims, pred_coords=coords)
         with warnings.catch_warnings():
@@ -236,19 +238,21 @@ def replace_groups(idata, other) -> None:
     idata.extend(other, join="right")
 
 
-def model_space_draws(ld, results: Sequence[ChainResult]) -> dict[str, np.ndarray]:
-    """The chains' unconstrained draws as model-space arrays ``(chain, draw, *shape)`` per site
-    (sampled and deterministic); used for ``pa.sample``'s result and ``pa.read_checkpoint``."""
-    chains, draws = len(results), results[0].draws.shape[0]
+def model_space_draws(ld, results: Sequence[ChainResult], warmup: bool = False) -> dict[str, np.ndarray]:
+    """The chains' unconstrained draws (``warmup``: their warmup draws) as model-space arrays
+    ``(chain, draw, *shape)`` per site (sampled and deterministic); used for ``pa.sample``'s result
+    and ``pa.read_checkpoint``."""
+    unconstrained = [r.warmup_draws if warmup else r.draws for r in results]
+    chains, draws = len(results), unconstrained[0].shape[0]
     arrays: dict[str, np.ndarray] = {}
     if draws == 0:
         return {
             name: np.empty((chains, 0) + tuple(shape))
             for name, shape in {**ld.site_shapes, **getattr(ld, "deterministic_shapes", {})}.items()
         }
-    for c, result in enumerate(results):
+    for c, chain_draws in enumerate(unconstrained):
         for i in range(draws):
-            values = ld.constrain(result.draws[i], deterministics=True)
+            values = ld.constrain(chain_draws[i], deterministics=True)
             if not arrays:
                 for name, value in values.items():
                     value = np.asarray(value)
@@ -341,7 +345,11 @@ def to_inference_data(ld, results, settings, chains, processes, seed_seq, init, 
     groups = {"posterior": posterior, "sample_stats": stats, "observed_data": observed}
     if log_likelihood:
         groups["log_likelihood"] = _log_likelihood_function()(ld.model, posterior)
-    leading = {"posterior": 2, "log_likelihood": 2, "observed_data": 0}
+    if results[0].warmup_draws is not None:  # discard_tuned_samples=False
+        groups["warmup_posterior"] = model_space_draws(ld, results, warmup=True)
+        groups["warmup_sample_stats"] = {key: np.stack([r.warmup_stats[key] for r in results])
+                                         for key in results[0].warmup_stats}
+    leading = {"posterior": 2, "warmup_posterior": 2, "log_likelihood": 2, "observed_data": 0}
     dims = {group: dims_for(groups[group], n, named) for group, n in leading.items() if group in groups}
     used = {}
     for group, n in leading.items():

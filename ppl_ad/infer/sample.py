@@ -60,10 +60,12 @@ class _Preload:
 
 
 def _validate(draws, tune, chains, cores, sampler, target_accept, max_treedepth, metric, init, path_length,
-              engine, chain_method, metric_adaptation="nutpie"):
+              engine, chain_method, metric_adaptation="nutpie", discard_tuned_samples=True):
     def bad(name, value, expected):
         raise ConfigError(f"sample: invalid {name}={value!r}; expected {expected}")
 
+    if not isinstance(discard_tuned_samples, (bool, np.bool_)):
+        bad("discard_tuned_samples", discard_tuned_samples, "True or False")
     for name, value, low in (("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             bad(name, value, f"an integer >= {low}")
@@ -146,6 +148,10 @@ def _open_checkpoint(path, every, overwrite, ld, settings, chains, seed_seq, ini
             "checkpoint=... cannot be combined with chain_method='vectorized' (checkpointed chains run one per "
             "program): use chain_method='sequential' or 'parallel'"
         )
+    if getattr(settings, "keep_warmup", False):
+        raise ConfigError(
+            "checkpoint=... cannot be combined with discard_tuned_samples=False: a checkpoint keeps the draws after "
+            "warmup only, so a resumed run would lack the warmup iterations before the interruption")
     from ppl_ad.infer.chain import stat_dtypes
     from ppl_ad.infer.checkpoint import CheckpointStore, fingerprint, model_recipe
 
@@ -204,6 +210,7 @@ def sample(
     overwrite: bool = False,
     metric_adaptation: str = "nutpie",
     executor=None,
+    discard_tuned_samples: bool = True,
 ):
     """Draw posterior samples of a model with NUTS (or static HMC).
 
@@ -271,6 +278,11 @@ def sample(
         ``az.loo``, ``az.waic`` and ``az.compare`` need; see
         :func:`ppl_ad.compute_log_likelihood`.
 
+    discard_tuned_samples : bool, optional
+        False keeps the warmup iterations too, as PyMC does: groups ``warmup_posterior`` and
+        ``warmup_sample_stats`` (each iteration's draw, and the step size it ran with), to see
+        how warmup went. Not with ``checkpoint=`` (a checkpoint keeps the draws after warmup).
+
     Returns
     -------
     arviz.InferenceData
@@ -330,7 +342,7 @@ def sample(
     """
     wall_start = time.perf_counter()
     _validate(draws, tune, chains, cores, sampler, target_accept, max_treedepth, metric, init, path_length,
-              engine, chain_method, metric_adaptation)
+              engine, chain_method, metric_adaptation, discard_tuned_samples)
     # Chains in worker processes prepare their own backend: the parent's would go unused.
     ld = resolve_logdensity(model, backend, prepare=False)
     if ld.dimension == 0:
@@ -359,6 +371,7 @@ def sample(
         path_length=float(path_length),
         engine=engine,
         metric_adaptation=metric_adaptation,
+        keep_warmup=not discard_tuned_samples,
     )
     seed_seq = _seed_sequence(seed, checkpoint, overwrite)
     chain_seeds = seed_seq.spawn(chains)

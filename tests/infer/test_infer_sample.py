@@ -445,3 +445,42 @@ def test_path_length_takes_numpy_numbers_and_refuses_bools(value, ok):
     else:
         with pytest.raises(ConfigError, match="path_length"):
             pa.sample(one(), **kw)
+
+
+@pa.model
+def _normal_scale(y):
+    mu = pa.sample("mu", dist.Normal(0.0, 1.0))
+    s = pa.sample("s", dist.HalfNormal(1.0))
+    pa.deterministic("twice", 2.0 * mu)
+    pa.observe("y", dist.Normal(mu, s), y)
+
+
+@pytest.mark.parametrize("engine, chain_method", [("jax", "sequential"), ("jax", "vectorized"), ("python", "sequential")])
+def test_discard_tuned_samples_false_keeps_the_warmup_as_pymc_does(engine, chain_method):
+    y = np.array([0.1, 0.5, -0.3])
+    kwargs = dict(draws=30, tune=40, chains=2, seed=3, progressbar=False, engine=engine, chain_method=chain_method)
+    kept = pa.sample(_normal_scale(y), discard_tuned_samples=False, **kwargs)
+    plain = pa.sample(_normal_scale(y), **kwargs)
+    assert "warmup_posterior" in kept.groups() and "warmup_posterior" not in plain.groups()
+    for name in ("mu", "s", "twice"):
+        assert kept.warmup_posterior[name].shape == (2, 40)
+        np.testing.assert_array_equal(kept.posterior[name].values, plain.posterior[name].values)
+    np.testing.assert_allclose(kept.warmup_posterior["twice"].values, 2.0 * kept.warmup_posterior["mu"].values)
+    assert np.all(kept.warmup_posterior["s"].values > 0)
+    stats = kept.warmup_sample_stats
+    assert set(stats.data_vars) == set(kept.sample_stats.data_vars)
+    # warmup adapts the step size: it changes between iterations, and each transition cost gradients
+    assert np.unique(stats["step_size"].values[0]).size > 5 and np.all(stats["n_steps"].values >= 1)
+    # every leapfrog step is in one of the two groups (the rest: initial point and step-size heuristics)
+    steps = int(stats["n_steps"].sum() + kept.sample_stats["n_steps"].sum())
+    assert steps <= kept.attrs["gradient_evaluations"] < steps + 200
+    assert kept.attrs["warmup_divergences"] == int(stats["diverging"].sum())
+
+
+def test_discard_tuned_samples_is_checked(tmp_path):
+    y = np.array([0.1, 0.5])
+    with pytest.raises(ConfigError, match="discard_tuned_samples"):
+        pa.sample(_normal_scale(y), discard_tuned_samples="no", draws=5, tune=5, progressbar=False)
+    with pytest.raises(ConfigError, match="checkpoint=... cannot be combined with discard_tuned_samples=False"):
+        pa.sample(_normal_scale(y), discard_tuned_samples=False, checkpoint=tmp_path / "run.zarr", draws=5, tune=5,
+                  chains=1, progressbar=False)
