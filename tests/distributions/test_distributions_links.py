@@ -27,54 +27,31 @@ N = np.array([3, 5, 2])
 K = np.array([0, 4, 2])
 
 
-@pa.model
-def bernoulli_sigmoid(x, y):
-    b = pa.sample("b", dist.Normal(0.0, 10.0))
-    pa.observe("y", dist.Bernoulli(M.sigmoid(b * x)), y)
+def _model(name, likelihood, observed):
+    """A one-parameter model: ``b ~ Normal(0, 10)`` and ``likelihood(b * X)`` observed."""
+
+    @pa.model(name=name)
+    def one_coefficient(x, y):
+        b = pa.sample("b", dist.Normal(0.0, 10.0))
+        pa.observe("y", likelihood(b * x), y)
+
+    return one_coefficient(X, observed)
 
 
-@pa.model
-def bernoulli_logit(x, y):
-    b = pa.sample("b", dist.Normal(0.0, 10.0))
-    pa.observe("y", dist.BernoulliLogit(b * x), y)
-
-
-@pa.model
-def binomial_sigmoid(x, n, k):
-    b = pa.sample("b", dist.Normal(0.0, 10.0))
-    pa.observe("k", dist.Binomial(n, M.sigmoid(b * x)), k)
-
-
-@pa.model
-def binomial_logit(x, n, k):
-    b = pa.sample("b", dist.Normal(0.0, 10.0))
-    pa.observe("k", dist.BinomialLogit(n, b * x), k)
-
-
-@pa.model
-def poisson_exp(x, k):
-    b = pa.sample("b", dist.Normal(0.0, 10.0))
-    pa.observe("k", dist.Poisson(M.exp(b * x)), k)
-
-
-@pa.model
-def poisson_log(x, k):
-    b = pa.sample("b", dist.Normal(0.0, 10.0))
-    pa.observe("k", dist.PoissonLog(b * x), k)
-
-
+#: the link-function form, and the distribution that takes the logit or log directly
 PAIRS = {
-    "bernoulli": (lambda: bernoulli_sigmoid(X, Y), lambda: bernoulli_logit(X, Y)),
-    "binomial": (lambda: binomial_sigmoid(X, N, K), lambda: binomial_logit(X, N, K)),
-    "poisson": (lambda: poisson_exp(X, K), lambda: poisson_log(X, K)),
+    "bernoulli": (lambda eta: dist.Bernoulli(M.sigmoid(eta)), lambda eta: dist.BernoulliLogit(eta), Y),
+    "binomial": (lambda eta: dist.Binomial(N, M.sigmoid(eta)), lambda eta: dist.BinomialLogit(N, eta), K),
+    "poisson": (lambda eta: dist.Poisson(M.exp(eta)), lambda eta: dist.PoissonLog(eta), K),
 }
 BACKENDS = [b.name for b in registry.tested()]
 
 
 @functools.lru_cache(maxsize=None)
 def _densities(pair: str, backend: str):
-    linked, direct = PAIRS[pair]
-    return pa.logdensity(linked(), backend=backend), pa.logdensity(direct(), backend="jax")
+    linked, direct, observed = PAIRS[pair]
+    return (pa.logdensity(_model(f"{pair}_link", linked, observed), backend=backend),
+            pa.logdensity(_model(f"{pair}_direct", direct, observed), backend="jax"))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
