@@ -256,7 +256,9 @@ def model_space_draws(ld, results: Sequence[ChainResult], warmup: bool = False) 
             if not arrays:
                 for name, value in values.items():
                     value = np.asarray(value)
-                    arrays[name] = np.empty((chains, draws) + value.shape, dtype=np.result_type(value, np.float64))
+                    # a boolean or integer deterministic keeps its type (as in PyMC and the predictive groups)
+                    dtype = value.dtype if value.dtype.kind in "biu" else np.result_type(value, np.float64)
+                    arrays[name] = np.empty((chains, draws) + value.shape, dtype=dtype)
             for name, value in values.items():
                 arrays[name][c, i] = value
     return arrays

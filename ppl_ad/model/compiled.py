@@ -185,7 +185,7 @@ class CompiledModel:
         """Model-space values of the parameters (and deterministics) at ``theta``."""
         values = self.trace(theta, log_density=False).values
         keep = {s.name for s in self.sites.values() if s.kind == "sample" or (deterministics and s.kind == "deterministic")}
-        return {k: np.asarray(v, dtype=float) for k, v in values.items() if k in keep}
+        return {k: _model_space_array(v, self.sites[k].kind) for k, v in values.items() if k in keep}
 
     def unconstrain(self, values: dict, fill=None) -> np.ndarray:
         """The unconstrained vector for model-space ``values`` (one entry per parameter).
@@ -298,6 +298,15 @@ class _Unconstrain(EvaluateHandler):
                 )
             self.theta[site.start:site.stop] = u
         return super().sample(name, distribution, shape)
+
+
+def _model_space_array(value, kind: str) -> np.ndarray:
+    """A site's value as a float64 array; a boolean or integer deterministic keeps its type (as in
+    PyMC, and as the predictive groups have it)."""
+    array = np.asarray(value)
+    if kind == "deterministic" and array.dtype.kind in "biu":
+        return array
+    return np.asarray(array, dtype=float)
 
 
 def _short(value) -> str:

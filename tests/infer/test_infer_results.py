@@ -10,6 +10,7 @@ import pytest
 
 import ppl_ad as pa
 from ppl_ad import dist
+from ppl_ad import math as M
 from ppl_ad.errors import ConfigError, DataError, SamplingWarning
 
 SCHOOLS = ["Choate", "Deerfield", "Phillips Andover", "Phillips Exeter", "Hotchkiss", "Lawrenceville",
@@ -91,3 +92,23 @@ def test_sample_signature_shows_coords_and_log_likelihood():
     assert inspect.signature(sample).parameters["log_likelihood"].kind is inspect.Parameter.KEYWORD_ONLY
     with pytest.raises(ConfigError, match="'idata_kwargs' \\(did you mean 'log_likelihood'\\?\\)"):
         pa.sample(schools(Y, SIGMA), idata_kwargs={"log_likelihood": True})
+
+
+def test_boolean_and_integer_deterministics_keep_their_type():
+    # a boolean deterministic was float64 in the posterior and bool in the posterior predictive
+    @pa.model
+    def signs(y):
+        mu = pa.sample("mu", dist.Normal(0.0, 1.0))
+        pa.deterministic("positive", mu > 0)
+        pa.deterministic("count", M.sum(M.stack([mu, -mu]) > 0))
+        pa.deterministic("half", mu / 2)
+        pa.observe("y", dist.Normal(mu, 1.0), y)
+
+    model = signs(np.array([0.5, 1.0]))
+    idata = pa.sample(model, draws=40, tune=40, chains=2, seed=2, progressbar=False)
+    post = idata.posterior
+    assert post["positive"].dtype == bool and post["count"].dtype.kind == "i" and post["half"].dtype == np.float64
+    np.testing.assert_array_equal(post["positive"].values, post["mu"].values > 0)
+    np.testing.assert_array_equal(post["count"].values, 1)
+    predicted = pa.sample_posterior_predictive(model, idata, var_names=["positive"], seed=1)
+    assert predicted.posterior_predictive["positive"].dtype == bool
