@@ -7,12 +7,13 @@ predictive draws. See ``docs/distributions.md`` for the table of parameterisatio
 
 from ppl_ad.distributions.base import Distribution
 from ppl_ad.distributions.continuous import (
-    Beta, Cauchy, Exponential, Flat, Gamma, HalfCauchy, HalfFlat, HalfNormal, HalfStudentT,
-    InverseGamma, Laplace, Logistic, LogNormal, Normal, StudentT, Uniform,
+    Beta, Cauchy, ChiSquared, Exponential, Flat, Gamma, Gumbel, HalfCauchy, HalfFlat, HalfNormal,
+    HalfStudentT, InverseGamma, Laplace, Logistic, LogNormal, Normal, Pareto, SkewNormal, StudentT,
+    TruncatedNormal, Uniform, Weibull,
 )
 from ppl_ad.distributions.discrete import (
-    Bernoulli, BernoulliLogit, Binomial, BinomialLogit, Categorical, NegativeBinomial2, Poisson,
-    PoissonLog,
+    Bernoulli, BernoulliLogit, BetaBinomial, Binomial, BinomialLogit, Categorical, Geometric,
+    NegativeBinomial2, Poisson, PoissonLog, ZeroInflatedPoisson,
 )
 from ppl_ad.distributions.multivariate import Dirichlet, LKJCholesky, MvNormal, MvNormalCholesky
 
@@ -21,5 +22,6 @@ __all__ = [
     "Exponential", "Gamma", "InverseGamma", "Beta", "Uniform", "LogNormal", "Laplace",
     "Logistic", "Flat", "HalfFlat", "Bernoulli", "BernoulliLogit", "Binomial", "BinomialLogit",
     "Poisson", "PoissonLog", "NegativeBinomial2", "Categorical", "Dirichlet", "MvNormal",
-    "MvNormalCholesky", "LKJCholesky",
+    "MvNormalCholesky", "LKJCholesky", "Weibull", "Gumbel", "ChiSquared", "SkewNormal",
+    "TruncatedNormal", "Pareto", "BetaBinomial", "ZeroInflatedPoisson", "Geometric",
 ]

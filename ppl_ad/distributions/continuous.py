@@ -1,7 +1,9 @@
 """Univariate continuous distributions in Stan/PyMC parameterisations.
 
 Normal and friends take the standard deviation; Gamma takes shape and **rate**;
-InverseGamma shape and **scale**; Exponential the **rate**. Half-distributions are the
+InverseGamma shape and **scale**; Exponential the **rate**; Weibull shape and **scale** (PyMC's
+``beta``, Stan's ``sigma``); Pareto the shape and the minimum. TruncatedNormal is Stan's
+``normal(mu, sigma) T[lower, upper]``, normalised over the interval. Half-distributions are the
 location-0 distribution restricted to (0, inf) and renormalised (factor 2). Flat and
 HalfFlat are improper (log density 0); ``Flat(lower, upper)`` is Stan's bounded parameter
 without a sampling statement, and its bounds may be other parameters.
@@ -15,13 +17,13 @@ import numpy as np
 
 from ppl_ad import constraints as C
 from ppl_ad import math as M
-from ppl_ad.distributions.base import _VALIDATE, Distribution, _is_constant, log_rising_factorial
+from ppl_ad.distributions.base import _VALIDATE, Distribution, _is_constant, _short, log_rising_factorial
 from ppl_ad.errors import ModelDefinitionError
 
 __all__ = [
     "Normal", "HalfNormal", "Cauchy", "HalfCauchy", "StudentT", "HalfStudentT", "Exponential",
     "Gamma", "InverseGamma", "Beta", "Uniform", "LogNormal", "Laplace", "Logistic", "Flat",
-    "HalfFlat",
+    "HalfFlat", "Weibull", "Gumbel", "ChiSquared", "SkewNormal", "TruncatedNormal", "Pareto",
 ]
 
 _HALF_LOG_2PI = 0.5 * _pymath.log(2.0 * _pymath.pi)
@@ -393,6 +395,158 @@ def _infinite_bound(name: str, which: str, value, sign: int) -> bool:
                 f"{name}: parameter '{which}' mixes infinite and finite entries ({value!r}); a bound is one "
                 "transform for the whole site: split the site into its bounded and unbounded parts")
     return bool(array.size) and bool(np.all(infinite))
+
+
+class Weibull(Distribution):
+    """Weibull(alpha, beta): shape ``alpha`` and **scale** ``beta`` (PyMC's ``Weibull``; Stan's
+    ``weibull(alpha, sigma)`` with ``sigma = beta``)."""
+
+    arg_constraints = {"alpha": C.positive, "beta": C.positive}
+    support = C.positive
+
+    def __init__(self, alpha, beta):
+        super().__init__(alpha=alpha, beta=beta)
+
+    def log_prob(self, value):
+        a, b = self.alpha, self.beta
+        z = value / b
+        return M.log(a) - M.log(b) + M.xlogy(a - 1.0, z) - z**a  # at 0: log(alpha / beta) if alpha = 1
+
+    def sample(self, rng, shape=()):
+        return self._np("beta") * rng.weibull(self._np("alpha"), size=self._size(shape))
+
+
+class Gumbel(Distribution):
+    """Gumbel(mu, beta): location ``mu``, scale ``beta`` (the distribution of a maximum)."""
+
+    arg_constraints = {"mu": C.real, "beta": C.positive}
+
+    def __init__(self, mu=0.0, beta=1.0):
+        super().__init__(mu=mu, beta=beta)
+
+    def log_prob(self, value):
+        z = (value - self.mu) / self.beta
+        return -M.log(self.beta) - z - M.exp(-z)
+
+    def sample(self, rng, shape=()):
+        return rng.gumbel(self._np("mu"), self._np("beta"), size=self._size(shape))
+
+
+class ChiSquared(Distribution):
+    """ChiSquared(nu): ``nu`` degrees of freedom (``Gamma(nu / 2, rate=1/2)``)."""
+
+    arg_constraints = {"nu": C.positive}
+    support = C.positive
+
+    def __init__(self, nu):
+        super().__init__(nu=nu)
+
+    def log_prob(self, value):
+        half = 0.5 * self.nu
+        return -half * _LOG_2 - M.gammaln(half) + M.xlogy(half - 1.0, value) - 0.5 * value
+
+    def sample(self, rng, shape=()):
+        return rng.chisquare(self._np("nu"), size=self._size(shape))
+
+
+class SkewNormal(Distribution):
+    """SkewNormal(mu, sigma, alpha): location, scale and shape (``alpha = 0`` is Normal(mu, sigma));
+    Stan's ``skew_normal(xi, omega, alpha)``."""
+
+    arg_constraints = {"mu": C.real, "sigma": C.positive, "alpha": C.real}
+
+    def __init__(self, mu=0.0, sigma=1.0, alpha=0.0):
+        super().__init__(mu=mu, sigma=sigma, alpha=alpha)
+
+    def log_prob(self, value):
+        z = (value - self.mu) / self.sigma
+        return _LOG_2 - 0.5 * z * z - M.log(self.sigma) - _HALF_LOG_2PI + M.log_ndtr(self.alpha * z)
+
+    def sample(self, rng, shape=()):
+        size = self._size(shape)
+        alpha = self._np("alpha")
+        delta = alpha / np.sqrt(1.0 + alpha * alpha)
+        u0, v = rng.standard_normal(size), rng.standard_normal(size)
+        u1 = delta * u0 + np.sqrt(1.0 - delta * delta) * v
+        return self._np("mu") + self._np("sigma") * np.where(u0 >= 0, u1, -u1)
+
+
+class TruncatedNormal(Distribution):
+    """TruncatedNormal(mu, sigma, lower=None, upper=None): Normal(mu, sigma) restricted to
+    ``(lower, upper)`` and normalised there (Stan's ``normal(mu, sigma) T[lower, upper]``, PyMC's
+    ``TruncatedNormal``). A bound left out (or infinite) is no bound; bounds may be parameters."""
+
+    arg_constraints = {"mu": C.real, "sigma": C.positive}
+
+    def __init__(self, mu=0.0, sigma=1.0, lower=None, upper=None):
+        super().__init__(mu=mu, sigma=sigma)
+        self.lower = None if _infinite_bound("TruncatedNormal", "lower", lower, -1) else lower
+        self.upper = None if _infinite_bound("TruncatedNormal", "upper", upper, 1) else upper
+        if self.lower is None and self.upper is None:
+            raise ModelDefinitionError("TruncatedNormal: give 'lower', 'upper' or both (without them it is Normal)")
+        if self.lower is not None and self.upper is not None:
+            _check_ordered("TruncatedNormal", self.lower, self.upper)
+
+    @property
+    def support(self):
+        if self.upper is None:
+            return C.greater_than(self.lower)
+        if self.lower is None:
+            return C.less_than(self.upper)
+        return C.interval(self.lower, self.upper)
+
+    @property
+    def batch_shape(self):
+        bounds = [np.shape(b) for b in (self.lower, self.upper) if b is not None]
+        return tuple(np.broadcast_shapes(np.shape(self.mu), np.shape(self.sigma), *bounds))
+
+    def _log_normaliser(self):
+        """``log(Phi(b) - Phi(a))`` of the standardised bounds, from the tail where it does not cancel."""
+        mu, sigma = self.mu, self.sigma
+        if self.upper is None:
+            return M.log_ndtr((mu - self.lower) / sigma)
+        if self.lower is None:
+            return M.log_ndtr((self.upper - mu) / sigma)
+        a, b = (self.lower - mu) / sigma, (self.upper - mu) / sigma
+        upper_tail = a > 0  # both bounds above the mean: Phi(-a) - Phi(-b) keeps its digits
+        low, high = M.where(upper_tail, -b, a), M.where(upper_tail, -a, b)
+        log_high = M.log_ndtr(high)
+        return log_high + M.log1mexp(M.minimum(M.log_ndtr(low) - log_high, -1e-300))
+
+    def log_prob(self, value):
+        return _normal_log_prob(value, self.mu, self.sigma) - self._log_normaliser()
+
+    def sample(self, rng, shape=()):
+        from scipy import stats
+
+        mu, sigma = self._np("mu"), self._np("sigma")
+        a = -np.inf if self.lower is None else (self._np("lower") - mu) / sigma
+        b = np.inf if self.upper is None else (self._np("upper") - mu) / sigma
+        return stats.truncnorm(a, b, loc=mu, scale=sigma).rvs(size=self._size(shape), random_state=rng)
+
+    def __repr__(self):
+        return (f"TruncatedNormal(mu={_short(self.mu)}, sigma={_short(self.sigma)}, lower={_short(self.lower)}, "
+                f"upper={_short(self.upper)})")
+
+
+class Pareto(Distribution):
+    """Pareto(alpha, m): shape ``alpha`` and minimum (scale) ``m``, on ``(m, inf)`` (PyMC's
+    ``Pareto(alpha, m)``; Stan's ``pareto(y_min, alpha)``). ``m`` may be a parameter."""
+
+    arg_constraints = {"alpha": C.positive, "m": C.positive}
+
+    def __init__(self, alpha, m):
+        super().__init__(alpha=alpha, m=m)
+
+    @property
+    def support(self):
+        return C.greater_than(self.m)
+
+    def log_prob(self, value):
+        return M.log(self.alpha) + self.alpha * M.log(self.m) - (self.alpha + 1.0) * M.log(value)
+
+    def sample(self, rng, shape=()):
+        return self._np("m") * (1.0 + rng.pareto(self._np("alpha"), size=self._size(shape)))
 
 
 def _check_ordered(name: str, lower, upper) -> None:

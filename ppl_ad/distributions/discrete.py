@@ -7,7 +7,10 @@ in their logit and log forms, as ``BernoulliLogit(a)`` and so on, on every backe
 Stan parameterisations: ``PoissonLog(log_lam)`` is Poisson with rate ``exp(log_lam)``;
 ``BernoulliLogit``/``BinomialLogit`` take the log-odds; ``NegativeBinomial2(mu, phi)`` has
 mean ``mu`` and variance ``mu + mu^2 / phi``. ``Categorical`` takes probabilities on the last
-axis and 0-based category indices.
+axis and 0-based category indices. ``BetaBinomial(n, alpha, beta)`` takes the trials first, as
+Stan's ``beta_binomial`` (PyMC's order is ``alpha, beta, n``: use keywords). ``ZeroInflatedPoisson(psi,
+mu)`` is PyMC's: ``psi`` is the probability of the Poisson component. ``Geometric(p)`` counts the
+trials up to and including the first success (``1, 2, ...``), as PyMC and SciPy.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from ppl_ad.distributions.base import Distribution, data_term, log_rising_factor
 
 __all__ = [
     "Bernoulli", "BernoulliLogit", "Binomial", "BinomialLogit", "Poisson", "PoissonLog",
-    "NegativeBinomial2", "Categorical",
+    "NegativeBinomial2", "Categorical", "BetaBinomial", "ZeroInflatedPoisson", "Geometric",
 ]
 
 
@@ -196,6 +199,64 @@ class Categorical(_Discrete):
     def sample(self, rng, shape=()):
         p = self._np("p")
         return rng.choice(p.shape[-1], size=self._size(shape), p=p)
+
+
+class BetaBinomial(_Discrete):
+    """BetaBinomial(n, alpha, beta): ``n`` trials with a Beta(alpha, beta) success probability."""
+
+    arg_constraints = {"n": C.nonnegative_integer, "alpha": C.positive, "beta": C.positive}
+
+    def __init__(self, n, alpha, beta):
+        super().__init__(n=n, alpha=alpha, beta=beta)
+
+    @property
+    def support(self):
+        return C.integer_interval(0, self.n)
+
+    def log_prob(self, value):
+        a, b, n = self.alpha, self.beta, self.n
+        return (_log_choose(n, value) + M.gammaln(value + a) + M.gammaln(n - value + b) - M.gammaln(n + a + b)
+                - (M.gammaln(a) + M.gammaln(b) - M.gammaln(a + b)))
+
+    def sample(self, rng, shape=()):
+        size = self._size(shape)
+        return rng.binomial(np.asarray(self.n), rng.beta(self._np("alpha"), self._np("beta"), size=size))
+
+
+class ZeroInflatedPoisson(_Discrete):
+    """ZeroInflatedPoisson(psi, mu): a Poisson(mu) count with probability ``psi``, else 0 (PyMC's)."""
+
+    arg_constraints = {"psi": C.probability, "mu": C.nonnegative}
+    support = C.nonnegative_integer
+
+    def __init__(self, psi, mu):
+        super().__init__(psi=psi, mu=mu)
+
+    def log_prob(self, value):
+        psi, mu = self.psi, self.mu
+        poisson = M.log(psi) + M.xlogy(value, mu) - mu - data_term("log_factorial", _log_factorial, value)
+        zero = M.log1p(psi * M.expm1(-mu))  # log(1 - psi + psi exp(-mu)), without cancellation
+        return M.where(value == 0, zero, poisson)
+
+    def sample(self, rng, shape=()):
+        size = self._size(shape)
+        return np.where(rng.uniform(size=size) < self._np("psi"), rng.poisson(self._np("mu"), size=size), 0)
+
+
+class Geometric(_Discrete):
+    """Geometric(p): the number of Bernoulli(p) trials up to and including the first success."""
+
+    arg_constraints = {"p": C.unit_interval}
+    support = C.integer_interval(1, np.inf)
+
+    def __init__(self, p):
+        super().__init__(p=p)
+
+    def log_prob(self, value):
+        return M.xlog1py(value - 1.0, -self.p) + M.log(self.p)
+
+    def sample(self, rng, shape=()):
+        return rng.geometric(self._np("p"), size=self._size(shape))
 
 
 def _as_index(value):

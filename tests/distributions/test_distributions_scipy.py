@@ -57,13 +57,47 @@ CONTINUOUS = {
     ),
     "Laplace": ((real, pos, real), lambda m, b: dist.Laplace(m, b), lambda m, b, x: st.laplace(m, b).logpdf(x)),
     "Logistic": ((real, pos, real), lambda m, s: dist.Logistic(m, s), lambda m, s, x: st.logistic(m, s).logpdf(x)),
+    "Weibull": (
+        (pos, pos, xpos), lambda a, b: dist.Weibull(a, b), lambda a, b, x: st.weibull_min(a, scale=b).logpdf(x),
+    ),
+    "Gumbel": ((real, pos, real), lambda m, b: dist.Gumbel(m, b), lambda m, b, x: st.gumbel_r(m, b).logpdf(x)),
+    "ChiSquared": ((pos, xpos), lambda nu: dist.ChiSquared(nu), lambda nu, x: st.chi2(nu).logpdf(x)),
+    "SkewNormal": (
+        (real, pos, real, real), lambda m, s, a: dist.SkewNormal(m, s, a),
+        lambda m, s, a, x: st.skewnorm(a, m, s).logpdf(x),
+    ),
+    "TruncatedNormal": (  # (mu, sigma, lower, width, x as a fraction of the interval)
+        (real, pos, real, pos, unit),
+        lambda m, s, lo, w: dist.TruncatedNormal(m, s, lo, lo + w),
+        lambda m, s, lo, w, frac: st.truncnorm((lo - m) / s, (lo + w - m) / s, m, s).logpdf(lo + frac * w),
+    ),
+    "TruncatedNormal_lower": (
+        (real, pos, real, xpos), lambda m, s, lo: dist.TruncatedNormal(m, s, lower=lo),
+        lambda m, s, lo, x: st.truncnorm((lo - m) / s, np.inf, m, s).logpdf(lo + x),
+    ),
+    "TruncatedNormal_upper": (
+        (real, pos, real, xpos), lambda m, s, hi: dist.TruncatedNormal(m, s, upper=hi),
+        lambda m, s, hi, x: st.truncnorm(-np.inf, (hi - m) / s, m, s).logpdf(hi - x),
+    ),
+    "Pareto": ((pos, pos, xpos), lambda a, m: dist.Pareto(a, m), lambda a, m, x: st.pareto(a, scale=m).logpdf(m + x)),
 }
 
 
 def _point(name, args):
+    """The value at which the density is evaluated, from the drawn arguments (some draw a
+    position inside the support rather than the value itself)."""
     if name == "Uniform":
         lo, w, frac = args
         return lo + frac * w
+    if name == "TruncatedNormal":
+        _, _, lo, w, frac = args
+        return lo + frac * w
+    if name == "TruncatedNormal_lower":
+        return args[2] + args[-1]
+    if name == "TruncatedNormal_upper":
+        return args[2] - args[-1]
+    if name == "Pareto":
+        return args[1] + args[-1]
     return args[-1]
 
 
@@ -83,10 +117,10 @@ def test_continuous_logpdf_broadcasts_over_arrays(name, rng):
     # deterministic parameters: the middle of each strategy's range
     mids = {id(real): 0.3, id(pos): 1.7, id(unit): 0.4, id(xpos): 1.3, id(xunit): 0.35}
     args = [mids[id(s)] for s in strategies]
-    points = np.array([0.2, 0.5, 0.9]) if name in ("Beta", "Uniform") else np.array([0.4, 1.1, 2.5])
+    points = np.array([0.2, 0.5, 0.9]) if name in ("Beta", "Uniform", "TruncatedNormal") else np.array([0.4, 1.1, 2.5])
     d = build(*args[:-1])
     expected = [reference(*args[:-1], p) for p in points]
-    x = points if name != "Uniform" else args[0] + points * args[1]
+    x = np.array([_point(name, args[:-1] + [p]) for p in points])
     close(d.logpdf(x), expected)
 
 
@@ -111,6 +145,15 @@ DISCRETE = {
         (pos, pos, hs.integers(0, 30)), lambda mu, phi: dist.NegativeBinomial2(mu, phi),
         lambda mu, phi, k: st.nbinom(n=phi, p=phi / (mu + phi)).logpmf(k),
     ),
+    "BetaBinomial": (  # (n, alpha, beta, k as a fraction of n)
+        (hs.integers(1, 40), pos, pos, hs.floats(0, 1)), lambda n, a, b: dist.BetaBinomial(n, a, b),
+        lambda n, a, b, f: st.betabinom(n, a, b).logpmf(round(f * n)),
+    ),
+    "ZeroInflatedPoisson": (
+        (unit, pos, hs.integers(0, 30)), lambda psi, mu: dist.ZeroInflatedPoisson(psi, mu),
+        lambda psi, mu, k: np.log(1 - psi + psi * np.exp(-mu)) if k == 0 else np.log(psi) + st.poisson(mu).logpmf(k),
+    ),
+    "Geometric": ((unit, hs.integers(1, 40)), lambda p: dist.Geometric(p), lambda p, k: st.geom(p).logpmf(k)),
 }
 
 
@@ -120,7 +163,7 @@ DISCRETE = {
 def test_discrete_logpmf_matches_scipy(name, data):
     strategies, build, reference = DISCRETE[name]
     args = [data.draw(s) for s in strategies]
-    k = round(args[-1] * args[0]) if name.startswith("Binomial") else args[-1]
+    k = round(args[-1] * args[0]) if name.startswith(("Binomial", "BetaBinomial")) else args[-1]
     close(build(*args[:-1]).logpmf(k), reference(*args))
 
 
@@ -230,6 +273,16 @@ OUTSIDE = [
     ("Binomial", dist.Binomial(5, 0.3), 6),
     ("BinomialLogit", dist.BinomialLogit(5, 0.3), -1),
     ("Poisson", dist.Poisson(3.0), 1.5),
+    ("Weibull", dist.Weibull(2.0, 1.0), -0.5),
+    ("ChiSquared", dist.ChiSquared(3.0), -1.0),
+    ("TruncatedNormal", dist.TruncatedNormal(0.0, 1.0, -1.0, 2.0), 2.5),
+    ("TruncatedNormal", dist.TruncatedNormal(0.0, 1.0, lower=-1.0), -1.5),
+    ("Pareto", dist.Pareto(2.0, 1.0), 0.5),
+    ("Gumbel", dist.Gumbel(0.0, 1.0), np.nan),
+    ("SkewNormal", dist.SkewNormal(0.0, 1.0, 2.0), np.inf),
+    ("BetaBinomial", dist.BetaBinomial(5, 2.0, 3.0), 6),
+    ("ZeroInflatedPoisson", dist.ZeroInflatedPoisson(0.5, 2.0), -1),
+    ("Geometric", dist.Geometric(0.3), 0),
     ("PoissonLog", dist.PoissonLog(1.0), -2),
     ("NegativeBinomial2", dist.NegativeBinomial2(3.0, 2.0), -1),
     ("Categorical", dist.Categorical(np.array([0.2, 0.8])), 2),
@@ -271,6 +324,17 @@ INVALID = [
     ("Binomial", "n", lambda: dist.Binomial(-3, 0.2)),
     ("BinomialLogit", "n", lambda: dist.BinomialLogit(2.5, 0.2)),
     ("Poisson", "lam", lambda: dist.Poisson(-1.0)),
+    ("Weibull", "alpha", lambda: dist.Weibull(-1.0, 1.0)),
+    ("Gumbel", "beta", lambda: dist.Gumbel(0.0, 0.0)),
+    ("ChiSquared", "nu", lambda: dist.ChiSquared(0.0)),
+    ("SkewNormal", "sigma", lambda: dist.SkewNormal(0.0, -1.0, 1.0)),
+    ("TruncatedNormal", "sigma", lambda: dist.TruncatedNormal(0.0, -1.0, 0.0, 1.0)),
+    ("TruncatedNormal", "upper", lambda: dist.TruncatedNormal(0.0, 1.0, 2.0, 1.0)),
+    ("Pareto", "m", lambda: dist.Pareto(2.0, -1.0)),
+    ("BetaBinomial", "n", lambda: dist.BetaBinomial(-2, 1.0, 1.0)),
+    ("BetaBinomial", "alpha", lambda: dist.BetaBinomial(3, 0.0, 1.0)),
+    ("ZeroInflatedPoisson", "psi", lambda: dist.ZeroInflatedPoisson(1.5, 1.0)),
+    ("Geometric", "p", lambda: dist.Geometric(0.0)),
     ("NegativeBinomial2", "phi", lambda: dist.NegativeBinomial2(1.0, -1.0)),
     ("Categorical", "p", lambda: dist.Categorical(np.array([0.5, 0.7]))),
     ("Dirichlet", "alpha", lambda: dist.Dirichlet(np.array([1.0, -1.0]))),
