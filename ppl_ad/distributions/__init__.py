@@ -15,7 +15,7 @@ from ppl_ad.distributions.discrete import (
     Bernoulli, BernoulliLogit, BetaBinomial, Binomial, BinomialLogit, Categorical, Geometric,
     NegativeBinomial2, Poisson, PoissonLog, ZeroInflatedPoisson,
 )
-from ppl_ad.distributions.multivariate import Dirichlet, LKJCholesky, MvNormal, MvNormalCholesky
+from ppl_ad.distributions.multivariate import Dirichlet, LKJCholesky, Multinomial, MvNormal, MvNormalCholesky
 
 __all__ = [
     "Distribution", "Normal", "HalfNormal", "Cauchy", "HalfCauchy", "StudentT", "HalfStudentT",
@@ -23,5 +23,5 @@ __all__ = [
     "Logistic", "Flat", "HalfFlat", "Bernoulli", "BernoulliLogit", "Binomial", "BinomialLogit",
     "Poisson", "PoissonLog", "NegativeBinomial2", "Categorical", "Dirichlet", "MvNormal",
     "MvNormalCholesky", "LKJCholesky", "Weibull", "Gumbel", "ChiSquared", "SkewNormal",
-    "TruncatedNormal", "Pareto", "BetaBinomial", "ZeroInflatedPoisson", "Geometric",
+    "TruncatedNormal", "Pareto", "BetaBinomial", "ZeroInflatedPoisson", "Geometric", "Multinomial",
 ]

@@ -1,4 +1,4 @@
-"""Multivariate distributions: Dirichlet, MvNormal, MvNormalCholesky, LKJCholesky.
+"""Multivariate distributions: Dirichlet, MvNormal, MvNormalCholesky, LKJCholesky, Multinomial.
 
 LKJCholesky(dim, eta) is the density of the Cholesky factor of an LKJ-distributed
 correlation matrix (Lewandowski, Kurowicka & Joe 2009), Stan's ``lkj_corr_cholesky``, with
@@ -25,7 +25,7 @@ from ppl_ad import math as M
 from ppl_ad.distributions.base import Distribution, data_term
 from ppl_ad.errors import ModelDefinitionError
 
-__all__ = ["Dirichlet", "MvNormal", "MvNormalCholesky", "LKJCholesky"]
+__all__ = ["Dirichlet", "MvNormal", "MvNormalCholesky", "LKJCholesky", "Multinomial"]
 
 _HALF_LOG_2PI = 0.5 * _pymath.log(2.0 * _pymath.pi)
 
@@ -93,6 +93,63 @@ class Dirichlet(Distribution):
         # a batch of concentrations: normalised Gamma draws (what rng.dirichlet does for one vector)
         gamma = rng.gamma(np.broadcast_to(alpha, tuple(shape) + alpha.shape))
         return gamma / gamma.sum(-1, keepdims=True)
+
+
+class _CountVector(C.Constraint):
+    """Vectors of non-negative integers that sum to ``n`` (last axis)."""
+
+    event_dim = 1
+    is_discrete = True
+
+    def __init__(self, n):
+        self.n = n
+
+    def check(self, value):
+        value = np.asarray(value, dtype=float)
+        whole = np.all((value == np.floor(value)) & (value >= 0), axis=-1)
+        return whole & (value.sum(-1) == np.asarray(self.n))
+
+    def __repr__(self):
+        return f"count vectors summing to n={self.n!r}"
+
+
+class Multinomial(Distribution):
+    """Multinomial(n, p): counts of ``n`` draws from the categories of ``p`` (last axis).
+
+    An observed site only (its values are counts). ``n`` may be an array: one total per row.
+    """
+
+    arg_constraints = {"n": C.nonnegative_integer, "p": C.simplex}
+    event_dim = 1
+    is_discrete = True
+
+    def __init__(self, n, p):
+        if np.ndim(p) == 0 or np.shape(p)[-1] < 2:
+            raise ModelDefinitionError(
+                f"Multinomial: parameter 'p' must be a vector of at least 2 probabilities (its last axis), "
+                f"got shape {np.shape(p)}")
+        super().__init__(n=n, p=p)
+
+    @property
+    def support(self):
+        return _CountVector(self.n)
+
+    @property
+    def event_shape(self):
+        return tuple(np.shape(self.p)[-1:])
+
+    def log_prob(self, value):
+        n = self.n
+        log_n_factorial = M.gammaln(n + 1.0) if type(n) in (int, float) else M.gammaln(M.asarray(n) + 1.0)
+        return (log_n_factorial - M.sum(data_term("log_factorial", lambda k: M.gammaln(k + 1.0), value), -1)
+                + M.sum(M.xlogy(value, self.p), -1))
+
+    def sample(self, rng, shape=()):
+        p = self._np("p")
+        size = tuple(shape) + self.batch_shape
+        n = np.broadcast_to(np.asarray(self.n), size)
+        p = np.broadcast_to(p, size + p.shape[-1:])
+        return rng.multinomial(n, p)
 
 
 #: a constant Cholesky factor with LAPACK's reciprocal condition number (1-norm) at least this

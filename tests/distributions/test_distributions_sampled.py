@@ -1,5 +1,5 @@
 """The distributions added in 0.2 (Weibull, Gumbel, ChiSquared, SkewNormal, TruncatedNormal, Pareto,
-BetaBinomial, ZeroInflatedPoisson, Geometric) inside models: gradients on every tested backend, and
+BetaBinomial, ZeroInflatedPoisson, Geometric, Multinomial) inside models: gradients on every tested backend, and
 NUTS on a prior alone reproducing scipy's moments (which checks the support's transform and its
 log-Jacobian as well as the density)."""
 
@@ -18,7 +18,7 @@ from ppl_ad.backends import registry
 
 
 @pa.model
-def every_new_distribution(k_bb, k_zip, k_geom, y):
+def every_new_distribution(k_bb, k_zip, k_geom, y, counts):
     w = pa.sample("w", dist.Weibull(1.5, 2.0))
     g = pa.sample("g", dist.Gumbel(0.5, 1.5))
     c = pa.sample("c", dist.ChiSquared(3.0))
@@ -30,10 +30,13 @@ def every_new_distribution(k_bb, k_zip, k_geom, y):
     pa.observe("k_zip", dist.ZeroInflatedPoisson(M.sigmoid(s), p), k_zip)
     pa.observe("k_geom", dist.Geometric(M.sigmoid(t)), k_geom)
     pa.observe("y", dist.SkewNormal(h, w, s), y)
+    logits = M.stack([0.0 * g, g, s])
+    pa.observe("counts", dist.Multinomial(counts.sum(-1), M.exp(logits - M.logsumexp(logits))), counts)
 
 
 def test_gradients_agree_on_every_tested_backend():
-    model = every_new_distribution(np.array([0, 3, 6]), np.array([0, 0, 2, 5]), np.array([1, 4]), np.array([0.3, 1.7]))
+    model = every_new_distribution(np.array([0, 3, 6]), np.array([0, 0, 2, 5]), np.array([1, 4]), np.array([0.3, 1.7]),
+                                   np.array([[3, 1, 0], [2, 2, 5]]))
     # points in (-3, 3): far out (check_gradients' default adds one at |theta| 3-5), the skew-normal's
     # log_ndtr(alpha z) reaches arguments near -1e4, where every library's derivative of log_ndtr has
     # relative errors near 5e-9 (against mpmath) and the backends differ by more than the tolerance

@@ -710,3 +710,23 @@ def test_a_poisson_rate_of_zero_is_a_point_mass_at_zero(k):
     # Poisson(0.0) was refused ("must satisfy positive"); Stan, PyMC and SciPy allow it
     assert dist.Poisson(0.0).logpdf(k) == st.poisson(0.0).logpmf(k)
     np.testing.assert_array_equal(dist.Poisson(0.0).sample(np.random.default_rng(0), (4,)), 0)
+
+
+@FAST
+@given(p=hs.lists(hs.floats(0.05, 5.0), min_size=2, max_size=5), n=hs.integers(0, 30), seed=hs.integers(0, 2**31))
+def test_multinomial_matches_scipy(p, n, seed):
+    p = np.array(p) / np.sum(p)
+    rng = np.random.default_rng(seed)
+    counts = rng.multinomial(n, p, size=3)
+    close(dist.Multinomial(n, p).logpmf(counts), st.multinomial(n, p).logpmf(counts))
+    totals = counts.sum(-1) + np.array([0, 1, 2])  # one total per row; rows 2 and 3 do not add up
+    out = dist.Multinomial(totals, p).logpmf(counts)
+    assert out[0] == pytest.approx(st.multinomial(n, p).logpmf(counts[0]), rel=1e-12) and np.all(out[1:] == -np.inf)
+
+
+def test_multinomial_draws_are_counts_that_add_up(rng):
+    draws = dist.Multinomial(np.array([5, 40]), np.array([0.2, 0.5, 0.3])).sample(rng, (2000,))
+    assert draws.shape == (2000, 2, 3) and np.all(draws.sum(-1) == np.array([5, 40]))
+    np.testing.assert_allclose(draws[:, 1].mean(0), 40 * np.array([0.2, 0.5, 0.3]), rtol=0.03)
+    with pytest.raises(ModelDefinitionError, match="Multinomial: parameter 'p'"):
+        dist.Multinomial(3, np.array([0.5, 0.6]))
