@@ -66,7 +66,9 @@ def saturated_logistic(X, y):
     from ppl_ad import math as M
 
     beta = pa.sample("beta", dist.Normal(0.0, 1.0), shape=(X.shape[1],))
-    pa.observe("y", dist.Bernoulli(M.sigmoid(M.matmul(X, beta))), y)
+    # a hand-written logistic: it rounds to 0 or 1 (Bernoulli(M.sigmoid(eta)) itself is evaluated in
+    # the logit form, which stays finite)
+    pa.observe("y", dist.Bernoulli(1.0 / (1.0 + M.exp(-M.matmul(X, beta)))), y)
 
 
 def _doubled(monkeypatch):
