@@ -111,6 +111,7 @@ def pointwise_log_likelihood(model, posterior: Mapping, var_names=None) -> dict[
         observed = var_names
     arrays = posterior_arrays(model, compiled.sites, posterior)
     if not observed:
+        _warn_no_observed_sites(model, compiled.sites)
         return {}
     first = next(iter(arrays.values()), None)
     chains, draws = first.shape[:2] if first is not None else _sample_dims(posterior)
@@ -127,6 +128,23 @@ def pointwise_log_likelihood(model, posterior: Mapping, var_names=None) -> dict[
                 for name, value in handler.pointwise.items():
                     out[name][c, d] = value
     return {name: out[name] for name in observed}
+
+
+def _warn_no_observed_sites(model, sites) -> None:
+    """A model without observed sites has no pointwise log-likelihood: say so (naming its factors,
+    where a likelihood written as ``pa.factor`` lives) rather than return nothing silently."""
+    import warnings
+
+    from ppl_ad.errors import SamplingWarning
+    from ppl_ad.infer.results import user_stacklevel
+
+    factors = [name for name, site in sites.items() if site.kind == "factor"]
+    where = (f"its likelihood is in pa.factor terms ({', '.join(factors)}), which cannot be split into one "
+             "value per observation" if factors else "it has no likelihood")
+    warnings.warn(
+        f"log_likelihood: model '{model.name}' has no observed sites, so there is no pointwise log-likelihood "
+        f"(az.loo and az.waic need one): {where}. Write the likelihood with pa.observe, or record the pointwise "
+        "values yourself with pa.deterministic", SamplingWarning, stacklevel=user_stacklevel())
 
 
 def _sample_dims(posterior) -> tuple[int, int]:

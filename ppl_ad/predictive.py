@@ -327,7 +327,19 @@ def _wanted_sites(model, sites: Mapping, var_names) -> list[str]:
     """The names ``sample_posterior_predictive`` returns: ``var_names`` checked against the
     model's sites, or every observed site."""
     if var_names is None:
-        return [name for name, site in sites.items() if site.kind == "observe"]
+        observed = [name for name, site in sites.items() if site.kind == "observe"]
+        if not observed:
+            from ppl_ad.errors import SamplingWarning
+            from ppl_ad.infer.results import user_stacklevel
+
+            factors = [name for name, site in sites.items() if site.kind == "factor"]
+            warnings.warn(
+                f"sample_posterior_predictive: model '{model.name}' has no observed sites to simulate"
+                + (f" (its likelihood is in pa.factor terms, {', '.join(factors)}, which cannot be simulated)"
+                   if factors else "")
+                + "; name deterministic or sampled sites in var_names to recompute them for each posterior draw",
+                SamplingWarning, stacklevel=user_stacklevel())
+        return observed
     if isinstance(var_names, str):
         var_names = [var_names]
     known = {name: site.kind for name, site in sites.items() if site.kind in ("observe", "deterministic", "sample")}

@@ -11,6 +11,7 @@ from scipy import stats
 
 import ppl_ad as pa
 from ppl_ad import dist
+from ppl_ad import math as M
 from ppl_ad.errors import DataError
 
 SIGMA, PRIOR_SD = 1.5, 3.0
@@ -196,3 +197,24 @@ def test_log_likelihood_keeps_the_draw_labels_of_a_thinned_posterior(conjugate):
     thinned = idata.sel(draw=slice(None, None, 100))
     group = pa.compute_log_likelihood(model, thinned, extend_inferencedata=False)
     np.testing.assert_array_equal(group.log_likelihood.draw.values, np.arange(0, 1000, 100))
+
+
+def test_a_likelihood_written_as_a_factor_gets_a_warning_not_silence():
+    # log_likelihood=True and compute_log_likelihood returned nothing, and az.loo then failed
+    @pa.model
+    def mixture(y):
+        mu = pa.sample("mu", dist.Normal(0.0, 3.0))
+        components = M.stack([-0.5 * (y - mu) ** 2, -0.5 * (y + mu) ** 2])
+        pa.factor("mix", M.sum(M.logsumexp(components, axis=0)))
+
+    model = mixture(np.array([-1.0, 1.2, 0.8]))
+    with pytest.warns(pa.SamplingWarning, match=r"no observed sites.*pa\.factor terms \(mix\)"):
+        idata = pa.sample(model, draws=20, tune=20, chains=1, seed=1, progressbar=False, log_likelihood=True)
+    assert "log_likelihood" not in idata.groups()
+    with pytest.warns(pa.SamplingWarning, match="no observed sites to simulate.*mix"):
+        out = pa.sample_posterior_predictive(model, idata)
+    assert out.groups() == []
+    with warnings.catch_warnings():  # naming sites to recompute is what the warning suggests: no warning
+        warnings.simplefilter("error")
+        named = pa.sample_posterior_predictive(model, idata, var_names=["mu"])
+    np.testing.assert_array_equal(named.posterior_predictive["mu"].values, idata.posterior["mu"].values)

@@ -179,7 +179,11 @@ class NegativeBinomial2(_Discrete):
 
 
 class Categorical(_Discrete):
-    """Categorical(p): probabilities ``p`` on the last axis; values are 0-based indices."""
+    """Categorical(p): probabilities ``p`` on the last axis; values are 0-based indices.
+
+    ``p`` may be a batch, one probability vector per observation (``(N, K)`` for ``N`` values: a
+    multinomial logit, ``p = softmax(eta)`` row by row).
+    """
 
     arg_constraints = {"p": C.simplex}
 
@@ -192,13 +196,20 @@ class Categorical(_Discrete):
 
     def log_prob(self, value):
         log_p = M.log(self.p)
-        if len(np.shape(self.p)) != 1:
-            raise NotImplementedError("Categorical supports a single probability vector (1-D p)")
-        return log_p[_as_index(value)]
+        if len(np.shape(self.p)) == 1:
+            return log_p[_as_index(value)]
+        # a batch of vectors: the entry of each row that its value names, through a one-hot mask
+        # (indexing along the last axis row by row is not an operation every backend shares)
+        chosen = _one_hot(value, np.shape(self.p)[-1])
+        return M.sum(M.where(chosen, log_p, 0.0), -1)
 
     def sample(self, rng, shape=()):
         p = self._np("p")
-        return rng.choice(p.shape[-1], size=self._size(shape), p=p)
+        if p.ndim == 1:
+            return rng.choice(p.shape[-1], size=self._size(shape), p=p)
+        cumulative = np.cumsum(p, -1)
+        u = rng.uniform(size=self._size(shape) + (1,)) * cumulative[..., -1:]
+        return np.minimum((cumulative < u).sum(-1), p.shape[-1] - 1)
 
 
 class BetaBinomial(_Discrete):
@@ -257,6 +268,14 @@ class Geometric(_Discrete):
 
     def sample(self, rng, shape=()):
         return rng.geometric(self._np("p"), size=self._size(shape))
+
+
+def _one_hot(value, k: int):
+    """``value[..., None] == arange(k)`` in the array library of ``value`` (NumPy for constants)."""
+    index = _as_index(value)
+    if isinstance(index, (int, np.integer, np.ndarray)):
+        return np.asarray(index)[..., None] == np.arange(k)
+    return index[..., None] == M.asarray(np.arange(k))
 
 
 def _as_index(value):

@@ -76,3 +76,36 @@ def test_nuts_on_the_prior_reproduces_scipys_moments(name):
     assert x.std() == pytest.approx(reference.std(), rel=0.12)
     for q in (0.1, 0.5, 0.9):
         assert abs(np.mean(x < reference.ppf(q)) - q) < 0.05
+
+
+@pa.model
+def multinomial_logit(X, y, k):
+    beta = pa.sample("beta", dist.Normal(0.0, 2.0), shape=(X.shape[1], k - 1))
+    eta = M.concatenate([M.matmul(X, beta), 0.0 * X[:, :1]], axis=1)  # the last category is the baseline
+    pa.observe("y", dist.Categorical(M.exp(eta - M.logsumexp(eta, axis=1)[:, None])), y)
+
+
+def _multinomial_logit_data(n=60):
+    rng = np.random.default_rng(4)
+    X = np.column_stack([np.ones(n), rng.normal(size=n)])
+    return X, rng.integers(0, 3, size=n)
+
+
+def test_a_batch_of_categorical_probabilities_on_every_backend():
+    # Categorical took one probability vector only: a multinomial logit needed a factor
+    X, y = _multinomial_logit_data()
+    model = multinomial_logit(X, y, 3)
+    theta = np.array([0.3, -0.5, 1.2, 0.4])
+    beta = theta.reshape(2, 2)
+    eta = np.column_stack([X @ beta, np.zeros(len(y))])
+    log_p = eta - np.logaddexp.reduce(eta, axis=1, keepdims=True)
+    want = log_p[np.arange(len(y)), y].sum() + st.norm(0.0, 2.0).logpdf(theta).sum()
+    for backend in [b.name for b in registry.tested()]:
+        value, _ = pa.logdensity(model, backend=backend).logdensity_and_gradient(theta)
+        assert value == pytest.approx(want, rel=1e-12), backend
+    rng = np.random.default_rng(1)
+    table = pa.check_gradients(model, backends=[b.name for b in registry.tested()],
+                               points=[rng.uniform(-2.0, 2.0, 4) for _ in range(3)])
+    assert table.all_passed, table
+    idata = pa.sample(model, draws=200, tune=200, chains=2, seed=1, progressbar=False)  # the compiled engine
+    assert idata.attrs["engine"] == "jax" and idata.posterior["beta"].shape == (2, 200, 2, 2)
