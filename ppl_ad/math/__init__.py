@@ -205,9 +205,17 @@ def cumsum(x, axis=-1):
     return namespace_of(x).cumsum(x, axis)
 
 
-def logsumexp(x, axis=None):
-    """``log(sum(exp(x)))`` over ``axis``, computed stably."""
-    return namespace_of(x).logsumexp(x, axis)
+def logsumexp(x, axis=None, keepdims: bool = False):
+    """``log(sum(exp(x)))`` over ``axis`` (an int or None: every axis), computed stably;
+    ``keepdims=True`` keeps the reduced axis with length 1, as NumPy's (for ``x - logsumexp(x,
+    axis=-1, keepdims=True)``, a log-softmax)."""
+    out = namespace_of(x).logsumexp(x, axis)
+    if not keepdims:
+        return out
+    shape = list(np.shape(x))
+    for a in range(len(shape)) if axis is None else [axis % len(shape)]:
+        shape[a] = 1
+    return reshape(out, shape)
 
 
 def dot(a, b):

@@ -30,3 +30,4 @@ def test_python_numbers_are_not_recorded():
     with M.using("numpy"):
         assert isinstance(M.sigmoid(0.5), float) and isinstance(M.exp(1.0), float)
         assert M._links[-1] == {}
+
