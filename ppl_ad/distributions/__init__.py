@@ -13,7 +13,7 @@ from ppl_ad.distributions.continuous import (
 )
 from ppl_ad.distributions.discrete import (
     Bernoulli, BernoulliLogit, BetaBinomial, Binomial, BinomialLogit, Categorical, Geometric,
-    NegativeBinomial2, Poisson, PoissonLog, ZeroInflatedPoisson,
+    NegativeBinomial2, OrderedLogistic, Poisson, PoissonLog, ZeroInflatedPoisson,
 )
 from ppl_ad.distributions.multivariate import Dirichlet, LKJCholesky, Multinomial, MvNormal, MvNormalCholesky
 
@@ -24,4 +24,5 @@ __all__ = [
     "Poisson", "PoissonLog", "NegativeBinomial2", "Categorical", "Dirichlet", "MvNormal",
     "MvNormalCholesky", "LKJCholesky", "Weibull", "Gumbel", "ChiSquared", "SkewNormal",
     "TruncatedNormal", "Pareto", "BetaBinomial", "ZeroInflatedPoisson", "Geometric", "Multinomial",
+    "OrderedLogistic",
 ]

@@ -11,6 +11,7 @@ axis and 0-based category indices. ``BetaBinomial(n, alpha, beta)`` takes the tr
 Stan's ``beta_binomial`` (PyMC's order is ``alpha, beta, n``: use keywords). ``ZeroInflatedPoisson(psi,
 mu)`` is PyMC's: ``psi`` is the probability of the Poisson component. ``Geometric(p)`` counts the
 trials up to and including the first success (``1, 2, ...``), as PyMC and SciPy.
+``OrderedLogistic(eta, cutpoints)`` is Stan's ``ordered_logistic`` with PyMC's 0-based categories.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ import numpy as np
 
 from ppl_ad import constraints as C
 from ppl_ad import math as M
-from ppl_ad.distributions.base import Distribution, data_term, log_rising_factorial
+from ppl_ad.distributions.base import _VALIDATE, Distribution, _is_constant, data_term, log_rising_factorial
+from ppl_ad.errors import ModelDefinitionError
 
 __all__ = [
     "Bernoulli", "BernoulliLogit", "Binomial", "BinomialLogit", "Poisson", "PoissonLog",
-    "NegativeBinomial2", "Categorical", "BetaBinomial", "ZeroInflatedPoisson", "Geometric",
+    "NegativeBinomial2", "Categorical", "BetaBinomial", "ZeroInflatedPoisson", "Geometric", "OrderedLogistic",
 ]
 
 
@@ -268,6 +270,61 @@ class Geometric(_Discrete):
 
     def sample(self, rng, shape=()):
         return rng.geometric(self._np("p"), size=self._size(shape))
+
+
+class OrderedLogistic(_Discrete):
+    """OrderedLogistic(eta, cutpoints): ordinal categories ``0..K-1`` of a latent logistic variable.
+
+    ``P(y <= k) = sigmoid(cutpoints[k] - eta)`` for ``k < K - 1``; ``cutpoints`` is one increasing
+    vector of ``K - 1`` values (parameters: build them increasing, ``c0 + M.cumsum(M.exp(d))``),
+    ``eta`` the linear predictor (one per observation). Stan's ``ordered_logistic`` (1-based),
+    PyMC's ``OrderedLogistic`` (0-based, as here).
+    """
+
+    arg_constraints = {"eta": C.real, "cutpoints": C.real_vector}
+
+    def __init__(self, eta, cutpoints):
+        if np.ndim(cutpoints) != 1 or np.shape(cutpoints)[0] < 1:
+            raise ModelDefinitionError(
+                f"OrderedLogistic: parameter 'cutpoints' must be one vector of K - 1 >= 1 increasing values, got "
+                f"shape {np.shape(cutpoints)}")
+        super().__init__(eta=eta, cutpoints=cutpoints)
+        if _VALIDATE[-1] and _is_constant(cutpoints) and not np.all(np.diff(np.asarray(cutpoints, float)) > 0):
+            raise ModelDefinitionError(f"OrderedLogistic: parameter 'cutpoints' must be increasing, got {cutpoints!r}")
+
+    @property
+    def support(self):
+        return C.integer_interval(0, np.shape(self.cutpoints)[0])
+
+    @property
+    def batch_shape(self):
+        return tuple(np.shape(self.eta))
+
+    def log_prob(self, value):
+        k = _as_index(value)
+        eta, c = self.eta, self.cutpoints
+        last = np.shape(c)[0]  # categories 0..last
+        # P(y = k) = sigmoid(c[k] - eta) - sigmoid(c[k - 1] - eta), from log-sigmoids (no sigmoid is
+        # formed and rounded); the end categories have one term, and every branch sees finite
+        # arguments (an infinite padding of the cutpoints made tape gradients NaN)
+        upper, lower = c[_clip_index(k, 0, last - 1)], c[_clip_index(k - 1, 0, last - 1)]
+        log_high = M.log_sigmoid(upper - eta)
+        middle = log_high + M.log1mexp(M.minimum(M.log_sigmoid(lower - eta) - log_high, -1e-300))
+        top = M.log_sigmoid(eta - c[last - 1])
+        return M.where(k == 0, M.log_sigmoid(c[0] - eta), M.where(k == last, top, middle))
+
+    def sample(self, rng, shape=()):
+        latent = self._np("eta") + rng.logistic(size=tuple(shape) + self.batch_shape)
+        return np.searchsorted(self._np("cutpoints"), latent, side="left")  # how many cutpoints lie below
+
+
+def _clip_index(index, low: int, high: int):
+    """``index`` limited to ``[low, high]`` in its own array library (NumPy for constants)."""
+    if isinstance(index, (int, np.integer, np.ndarray)):
+        return np.clip(index, low, high)
+    if hasattr(index, "clamp"):  # a PyTorch tensor: clamp keeps its integer type (M.clip is for floats)
+        return index.clamp(low, high)
+    return M.clip(index, low, high)
 
 
 def _one_hot(value, k: int):

@@ -1,5 +1,5 @@
 """The distributions added in 0.2 (Weibull, Gumbel, ChiSquared, SkewNormal, TruncatedNormal, Pareto,
-BetaBinomial, ZeroInflatedPoisson, Geometric, Multinomial) inside models: gradients on every tested backend, and
+BetaBinomial, ZeroInflatedPoisson, Geometric, Multinomial, OrderedLogistic) inside models: gradients on every tested backend, and
 NUTS on a prior alone reproducing scipy's moments (which checks the support's transform and its
 log-Jacobian as well as the density)."""
 
@@ -109,3 +109,37 @@ def test_a_batch_of_categorical_probabilities_on_every_backend():
     assert table.all_passed, table
     idata = pa.sample(model, draws=200, tune=200, chains=2, seed=1, progressbar=False)  # the compiled engine
     assert idata.attrs["engine"] == "jax" and idata.posterior["beta"].shape == (2, 200, 2, 2)
+
+
+@pa.model
+def ordinal_regression(x, y, k):
+    b = pa.sample("b", dist.Normal(0.0, 2.0))
+    c0 = pa.sample("c0", dist.Normal(0.0, 3.0))
+    gaps = pa.sample("gaps", dist.Normal(0.0, 1.0), shape=(k - 2,))
+    cutpoints = M.concatenate([M.stack([c0]), c0 + M.cumsum(M.exp(gaps), axis=0)])  # increasing by construction
+    pa.observe("y", dist.OrderedLogistic(b * x, cutpoints), y)
+
+
+def test_an_ordinal_regression_on_every_backend_and_the_compiled_engine():
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=80)
+    latent = 1.5 * x + rng.logistic(size=80)
+    y = np.searchsorted(np.array([-1.0, 0.5, 2.0]), latent)
+    model = ordinal_regression(x, y, 4)
+    theta = np.array([1.2, -0.8, 0.3, 0.1])
+    cut = np.concatenate([[-np.inf], -0.8 + np.concatenate([[0.0], np.cumsum(np.exp([0.3, 0.1]))]), [np.inf]])
+    eta = 1.2 * x
+    want = (np.log(sp_expit(cut[y + 1] - eta) - sp_expit(cut[y] - eta)).sum()
+            + st.norm(0, 2).logpdf(1.2) + st.norm(0, 3).logpdf(-0.8) + st.norm(0, 1).logpdf([0.3, 0.1]).sum())
+    for backend in [b.name for b in registry.tested()]:
+        value, _ = pa.logdensity(model, backend=backend).logdensity_and_gradient(theta)
+        assert value == pytest.approx(want, rel=1e-12), backend
+    table = pa.check_gradients(model, backends=[b.name for b in registry.tested()],
+                               points=[rng.uniform(-2.0, 2.0, 4) for _ in range(3)])
+    assert table.all_passed, table
+    idata = pa.sample(model, draws=400, tune=400, chains=2, seed=2, progressbar=False)
+    assert abs(float(idata.posterior["b"].mean()) - 1.5) < 0.6  # the slope the data were made with
+
+
+def sp_expit(x):
+    return 1.0 / (1.0 + np.exp(-x))

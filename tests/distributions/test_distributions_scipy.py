@@ -730,3 +730,30 @@ def test_multinomial_draws_are_counts_that_add_up(rng):
     np.testing.assert_allclose(draws[:, 1].mean(0), 40 * np.array([0.2, 0.5, 0.3]), rtol=0.03)
     with pytest.raises(ModelDefinitionError, match="Multinomial: parameter 'p'"):
         dist.Multinomial(3, np.array([0.5, 0.6]))
+
+
+@FAST
+@given(gaps=hs.lists(hs.floats(0.05, 3.0), min_size=1, max_size=5), start=real, eta=hs.floats(-50.0, 50.0),
+       data=hs.data())
+def test_ordered_logistic_matches_the_logistic_cdf(gaps, start, eta, data):
+    cutpoints = start + np.concatenate([[0.0], np.cumsum(gaps[1:])]) if len(gaps) > 1 else np.array([start])
+    k = data.draw(hs.integers(0, len(cutpoints)))
+    bounds = np.concatenate([[-np.inf], cutpoints, [np.inf]])
+    # P(y = k) = F(c_k - eta) - F(c_{k-1} - eta) with the logistic cdf F, as a log-difference of log-cdfs
+    high, low = st.logistic.logcdf(bounds[k + 1] - eta), st.logistic.logcdf(bounds[k] - eta)
+    want = high + np.log(-np.expm1(low - high)) if np.isfinite(low) else high
+    np.testing.assert_allclose(dist.OrderedLogistic(eta, cutpoints).logpmf(k), want, rtol=1e-9, atol=1e-12)
+    total = sum(np.exp(dist.OrderedLogistic(eta, cutpoints).logpmf(j)) for j in range(len(cutpoints) + 1))
+    assert total == pytest.approx(1.0, abs=1e-12)
+
+
+def test_ordered_logistic_checks_its_cutpoints_and_draws_by_the_cdf(rng):
+    with pytest.raises(ModelDefinitionError, match="OrderedLogistic: parameter 'cutpoints' must be increasing"):
+        dist.OrderedLogistic(0.0, np.array([1.0, 0.0]))
+    with pytest.raises(ModelDefinitionError, match="OrderedLogistic: parameter 'cutpoints' must be one vector"):
+        dist.OrderedLogistic(0.0, 1.0)
+    d = dist.OrderedLogistic(np.array([0.3, -1.0]), np.array([-1.0, 0.5, 2.0]))
+    assert d.logpmf(np.array([4, 0]))[0] == -np.inf
+    draws = d.sample(rng, (20000,))
+    for j in range(4):
+        np.testing.assert_allclose((draws == j).mean(0), np.exp(d.logpmf(np.full(2, j))), atol=0.015)
