@@ -243,6 +243,12 @@ def _stirling_remainder(x):
     return inverse * (1.0 / 12.0 - square * (1.0 / 360.0 - square / 1260.0))
 
 
+def log_factorial(k):
+    """``log(k!)`` as ``gammaln(k + 1)`` (counts of the discrete distributions; use it through
+    :func:`data_term` for observed counts, so tape backends compute it once per array)."""
+    return M.gammaln(k + 1.0)
+
+
 def log_rising_factorial(a, n):
     """``gammaln(a + n) - gammaln(a)``: directly for ``a`` up to 100, above from Stirling's series,
     ``(a - 1/2) log1p(n / a) + n log(a + n) - n`` plus the remainders, whose absolute error stays

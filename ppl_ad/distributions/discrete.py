@@ -20,7 +20,9 @@ import numpy as np
 
 from ppl_ad import constraints as C
 from ppl_ad import math as M
-from ppl_ad.distributions.base import _VALIDATE, Distribution, _is_constant, data_term, log_rising_factorial
+from ppl_ad.distributions.base import (
+    _VALIDATE, Distribution, _is_constant, data_term, log_factorial, log_rising_factorial,
+)
 from ppl_ad.errors import ModelDefinitionError
 
 __all__ = [
@@ -29,13 +31,9 @@ __all__ = [
 ]
 
 
-def _log_factorial(k):
-    return M.gammaln(k + 1.0)
-
-
 def _log_choose(n, k):
     if type(n) is int or type(n) is float:
-        return M.gammaln(n + 1.0) - data_term("log_factorial", _log_factorial, k) - M.gammaln(n - k + 1.0)
+        return M.gammaln(n + 1.0) - data_term("log_factorial", log_factorial, k) - M.gammaln(n - k + 1.0)
     return M.gammaln(n + 1.0) - M.gammaln(k + 1.0) - M.gammaln(n - k + 1.0)
 
 
@@ -134,7 +132,7 @@ class Poisson(_Discrete):
         log_lam = M.link_argument(self.lam, "exp")
         # Poisson(exp(a)): PoissonLog(a), without the log of what exp just computed
         rate_term = M.xlogy(value, self.lam) if log_lam is None else value * log_lam
-        return rate_term - self.lam - data_term("log_factorial", _log_factorial, value)
+        return rate_term - self.lam - data_term("log_factorial", log_factorial, value)
 
     def sample(self, rng, shape=()):
         return rng.poisson(self._np("lam"), size=self._size(shape))
@@ -150,7 +148,7 @@ class PoissonLog(_Discrete):
         super().__init__(log_lam=log_lam)
 
     def log_prob(self, value):
-        return value * self.log_lam - M.exp(self.log_lam) - data_term("log_factorial", _log_factorial, value)
+        return value * self.log_lam - M.exp(self.log_lam) - data_term("log_factorial", log_factorial, value)
 
     def sample(self, rng, shape=()):
         return rng.poisson(np.exp(self._np("log_lam")), size=self._size(shape))
@@ -171,7 +169,7 @@ class NegativeBinomial2(_Discrete):
         # past phi = 1e12
         mu, phi = self.mu, self.phi
         return (
-            log_rising_factorial(phi, value) - data_term("log_factorial", _log_factorial, value)
+            log_rising_factorial(phi, value) - data_term("log_factorial", log_factorial, value)
             - phi * M.log1p(mu / phi) + M.xlogy(value, mu) - value * M.log(mu + phi)
         )
 
@@ -247,7 +245,7 @@ class ZeroInflatedPoisson(_Discrete):
 
     def log_prob(self, value):
         psi, mu = self.psi, self.mu
-        poisson = M.log(psi) + M.xlogy(value, mu) - mu - data_term("log_factorial", _log_factorial, value)
+        poisson = M.log(psi) + M.xlogy(value, mu) - mu - data_term("log_factorial", log_factorial, value)
         zero = M.log1p(psi * M.expm1(-mu))  # log(1 - psi + psi exp(-mu)), without cancellation
         return M.where(value == 0, zero, poisson)
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from ppl_ad import constraints as C
 from ppl_ad import math as M
-from ppl_ad.distributions.base import Distribution, data_term
+from ppl_ad.distributions.base import Distribution, data_term, log_factorial
 from ppl_ad.errors import ModelDefinitionError
 
 __all__ = ["Dirichlet", "MvNormal", "MvNormalCholesky", "LKJCholesky", "Multinomial"]
@@ -139,9 +139,7 @@ class Multinomial(Distribution):
         return tuple(np.shape(self.p)[-1:])
 
     def log_prob(self, value):
-        n = self.n
-        log_n_factorial = M.gammaln(n + 1.0) if type(n) in (int, float) else M.gammaln(M.asarray(n) + 1.0)
-        return (log_n_factorial - M.sum(data_term("log_factorial", lambda k: M.gammaln(k + 1.0), value), -1)
+        return (log_factorial(self.n) - M.sum(data_term("log_factorial", log_factorial, value), -1)
                 + M.sum(M.xlogy(value, self.p), -1))
 
     def sample(self, rng, shape=()):
