@@ -48,7 +48,7 @@ _register_log_likelihood()
 def sample(name_or_model=None, *args, **kwargs):
     """Two uses, told apart by the first argument.
 
-    * Inside a model, ``pa.sample(name, distribution, shape=None, dims=None)`` declares a parameter
+    * Inside a model, ``pa.sample(name, distribution, shape=None, dims=None, transform=None)`` declares a parameter
       (see :func:`ppl_ad.model.sample_site`).
     * On a model, ``pa.sample(model, backend=None, draws=1000, tune=1000, chains=4, cores=None,
       seed=None, sampler="nuts", target_accept=0.8, max_treedepth=10, metric="diag",

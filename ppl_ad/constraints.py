@@ -13,7 +13,7 @@ import numpy as np
 __all__ = [
     "Constraint", "real", "positive", "nonnegative", "unit_interval", "probability", "simplex", "corr_cholesky",
     "boolean", "nonnegative_integer", "real_vector", "greater_than", "less_than", "interval",
-    "integer_interval",
+    "integer_interval", "ordered_vector", "positive_ordered_vector",
 ]
 
 
@@ -180,6 +180,30 @@ class _CorrCholesky(Constraint):
         return "corr_cholesky"
 
 
+class _OrderedVector(Constraint):
+    """Strictly increasing along the last axis (Stan's ``ordered[K]``)."""
+
+    event_dim = 1
+
+    def check(self, value):
+        value = np.asarray(value, dtype=float)
+        return np.all(np.isfinite(value), axis=-1) & np.all(np.diff(value, axis=-1) > 0, axis=-1)
+
+    def __repr__(self):
+        return "ordered_vector"
+
+
+class _PositiveOrderedVector(_OrderedVector):
+    """Positive and strictly increasing along the last axis (Stan's ``positive_ordered[K]``)."""
+
+    def check(self, value):
+        value = np.asarray(value, dtype=float)
+        return super().check(value) & np.all(value > 0, axis=-1)
+
+    def __repr__(self):
+        return "positive_ordered_vector"
+
+
 class _IntegerInterval(Constraint):
     is_discrete = True
     bounds = ("lower", "upper")
@@ -228,6 +252,8 @@ simplex = _Simplex()
 corr_cholesky = _CorrCholesky()
 boolean = _Boolean()
 nonnegative_integer = _NonNegativeInteger()
+ordered_vector = _OrderedVector()
+positive_ordered_vector = _PositiveOrderedVector()
 greater_than = _GreaterThan
 less_than = _LessThan
 interval = _Interval

@@ -38,7 +38,7 @@ class LogLikelihoodHandler(_Handler):
         self.values: dict = {}
         self.pointwise: dict = {}
 
-    def sample(self, name, distribution, shape):
+    def sample(self, name, distribution, shape, transform=None):
         self.current = name
         return self.values[name]
 

@@ -21,7 +21,8 @@ from ppl_ad import math as M
 
 __all__ = [
     "Transform", "Identity", "Exp", "LowerBound", "UpperBound", "Interval", "StickBreaking",
-    "CorrCholeskyTransform", "biject_to",
+    "CorrCholeskyTransform", "Ordered", "PositiveOrdered", "ordered", "positive_ordered", "biject_to",
+    "site_transform",
 ]
 
 
@@ -229,6 +230,98 @@ class CorrCholeskyTransform(Transform):
     def unconstrained_shape(self, shape):
         n = shape[-1]
         return (n * (n - 1) // 2,)
+
+
+class Ordered(Transform):
+    """Stan's ``ordered[K]``: ``x[0] = u[0]``, ``x[k] = x[k-1] + exp(u[k])`` along the last axis.
+
+    Log-Jacobian ``sum(u[1:])``. Chosen with ``pa.sample(name, distribution, shape=K,
+    transform="ordered")`` for a distribution on the real line: the site's density is then the
+    distribution's density restricted to increasing vectors (Stan Reference Manual, "Ordered
+    vector"), e.g. the cutpoints of an ordinal regression or the means of a mixture.
+    """
+
+    #: the support of the values this transform produces
+    constraint = C.ordered_vector
+    #: the distribution supports whose density may be restricted to :attr:`constraint`
+    domains = (C._Real, C._RealVector)
+
+    def forward(self, u):
+        first = u[..., :1]
+        if u.shape[-1] == 1:
+            return first
+        return M.concatenate([first, first + M.cumsum(M.exp(u[..., 1:]), -1)], -1)
+
+    def inverse(self, x):
+        x = np.asarray(x, dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.concatenate([x[..., :1], np.log(np.diff(x, axis=-1))], -1)
+
+    def log_abs_det_jacobian(self, u, x):
+        return M.sum(u[..., 1:], -1) if u.shape[-1] > 1 else M.zeros(tuple(u.shape[:-1]))
+
+
+class PositiveOrdered(Ordered):
+    """Stan's ``positive_ordered[K]``: ``x = cumsum(exp(u))`` along the last axis.
+
+    Log-Jacobian ``sum(u)``. For a distribution on the real line or the positive half-line
+    (``transform="positive_ordered"``): ordered rates, scales or change points.
+    """
+
+    constraint = C.positive_ordered_vector
+    domains = (C._Real, C._RealVector, C._Positive)
+
+    def forward(self, u):
+        return M.cumsum(M.exp(u), -1)
+
+    def inverse(self, x):
+        x = np.asarray(x, dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.log(np.diff(x, axis=-1, prepend=0.0))
+
+    def log_abs_det_jacobian(self, u, x):
+        return M.sum(u, -1)
+
+
+ordered = Ordered()
+positive_ordered = PositiveOrdered()
+
+#: the transforms a site may ask for with ``transform=``, by name
+SITE_TRANSFORMS = {"ordered": ordered, "positive_ordered": positive_ordered}
+
+
+def site_transform(transform, support, where: str):
+    """The transform a site asked for with ``transform=`` (a name or one of this module's instances).
+
+    Parameters
+    ----------
+    transform : str or Transform
+        ``"ordered"`` or ``"positive_ordered"`` (or :data:`ordered`, :data:`positive_ordered`).
+    support : ppl_ad.constraints.Constraint
+        The distribution's support; the transform's values must lie in it.
+    where : str
+        ``"model 'm', site 'c'"``, for the error.
+
+    Raises
+    ------
+    ValueError
+        An unknown transform, or one whose values leave the distribution's support; the message
+        names the site and the transforms it may use.
+    """
+    chosen = SITE_TRANSFORMS.get(transform) if isinstance(transform, str) else transform
+    if not isinstance(chosen, Ordered):
+        raise ValueError(
+            f"{where}: transform={transform!r} is not one of {sorted(SITE_TRANSFORMS)}; other supports "
+            "take their transform from the distribution (a positive distribution is sampled on the log scale)"
+        )
+    if type(support) not in chosen.domains:
+        fits = [name for name, t in SITE_TRANSFORMS.items() if type(support) in t.domains]
+        raise ValueError(
+            f"{where}: transform={transform!r} gives {chosen.constraint!r} values, outside the "
+            f"distribution's support {support!r}"
+            + (f"; use transform={fits[0]!r}" if fits else "; it needs a distribution on the real line")
+        )
+    return chosen
 
 
 def _is_zero(value) -> bool:

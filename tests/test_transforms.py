@@ -10,7 +10,8 @@ from hypothesis.extra import numpy as hnp
 
 from ppl_ad import constraints as C
 from ppl_ad.transforms import (
-    CorrCholeskyTransform, Identity, Interval, LowerBound, StickBreaking, UpperBound, biject_to,
+    CorrCholeskyTransform, Identity, Interval, LowerBound, Ordered, PositiveOrdered, StickBreaking, UpperBound,
+    biject_to, ordered, positive_ordered, site_transform,
 )
 
 FAST = settings(max_examples=30, deadline=None)
@@ -36,6 +37,10 @@ CASES = {
     "simplex": (biject_to(C.simplex), (4,), (3,), lambda x: x[:-1], C.simplex),
     "corr_cholesky_3": (biject_to(C.corr_cholesky), (3, 3), (3,), _lower_entries, C.corr_cholesky),
     "corr_cholesky_4": (CorrCholeskyTransform(), (4, 4), (6,), _lower_entries, C.corr_cholesky),
+    # Stan's ordered[K] and positive_ordered[K], chosen per site with transform=
+    "ordered": (ordered, (4,), (4,), lambda x: x, C.ordered_vector),
+    "ordered_1": (Ordered(), (1,), (1,), lambda x: x, C.ordered_vector),
+    "positive_ordered": (positive_ordered, (3,), (3,), lambda x: x, C.positive_ordered_vector),
 }
 
 
@@ -130,3 +135,36 @@ def test_corr_cholesky_keeps_its_digits_as_the_correlation_nears_one(backend):
         value, grad = ld.logdensity_and_gradient(np.array([u]))
         assert value == pytest.approx(base + 2.0 * log_sech2, rel=1e-13, abs=1e-12)
         assert grad[0] == pytest.approx(-4.0 * np.tanh(u), rel=1e-12)
+
+
+@pytest.mark.parametrize("transform", [ordered, positive_ordered])
+def test_ordered_transforms_work_on_a_batch_of_vectors(transform):
+    """A (2, 3) site orders each row; the log-Jacobian has one entry per row."""
+    u = np.array([[0.3, -1.0, 2.0], [-4.0, 0.5, 0.0]])
+    x = np.asarray(transform.forward(u))
+    assert np.all(transform.constraint.check(x))
+    np.testing.assert_allclose(transform.inverse(x), u, atol=1e-12)
+    rows = [float(transform.log_abs_det_jacobian(r, transform.forward(r))) for r in u]
+    np.testing.assert_allclose(transform.log_abs_det_jacobian(u, x), rows)
+
+
+def test_ordered_inverse_of_an_unordered_vector_is_not_finite():
+    assert not np.all(np.isfinite(ordered.inverse(np.array([0.0, 1.0, 1.0]))))
+    assert not np.all(np.isfinite(positive_ordered.inverse(np.array([-1.0, 1.0]))))
+
+
+def test_ordered_constraints_check_rows():
+    assert C.ordered_vector.check(np.array([[-1.0, 0.0, 2.0], [0.0, 0.0, 1.0]])).tolist() == [True, False]
+    assert C.positive_ordered_vector.check(np.array([[0.1, 2.0], [-0.1, 2.0]])).tolist() == [True, False]
+
+
+def test_site_transform_names_the_site_and_the_choices():
+    assert site_transform("ordered", C.real, "site 'c'") is ordered
+    assert site_transform(positive_ordered, C.positive, "site 'c'") is positive_ordered
+    assert isinstance(site_transform("positive_ordered", C.real, "site 'c'"), PositiveOrdered)
+    with pytest.raises(ValueError, match=r"site 'c': transform='log' is not one of \['ordered', 'positive_ordered'\]"):
+        site_transform("log", C.real, "site 'c'")
+    with pytest.raises(ValueError, match="outside the distribution's support positive; use transform='positive_ordered'"):
+        site_transform("ordered", C.positive, "site 'c'")
+    with pytest.raises(ValueError, match="needs a distribution on the real line"):
+        site_transform("ordered", C.unit_interval, "site 'c'")

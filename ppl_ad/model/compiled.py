@@ -279,13 +279,13 @@ class _Unconstrain(EvaluateHandler):
         super().__init__(theta, sites, model_name, log_density=False)
         self.given = given
 
-    def sample(self, name, distribution, shape):
+    def sample(self, name, distribution, shape, transform=None):
         value = self.given.get(name)
         if value is not None:
             self.current = name
             site = self.sites[name]
-            support = distribution.support
-            if not np.all(support.check(value)):
+            support = getattr(site.transform, "constraint", None) or distribution.support
+            if not np.all(support.check(value)) or not np.all(distribution.support.check(value)):
                 raise DataError(
                     f"model '{self.model_name}', site '{name}': the value {_short(value)} is outside "
                     f"its support {support!r} ({distribution!r})"
@@ -297,7 +297,7 @@ class _Unconstrain(EvaluateHandler):
                     f"boundary of its support {support!r} ({distribution!r}); give a value inside it"
                 )
             self.theta[site.start:site.stop] = u
-        return super().sample(name, distribution, shape)
+        return super().sample(name, distribution, shape, transform)
 
 
 def _model_space_array(value, kind: str) -> np.ndarray:

@@ -19,7 +19,7 @@ from ppl_ad.distributions import base as _dist_base
 from ppl_ad.distributions.continuous import Flat
 from ppl_ad.errors import DataError, ModelDefinitionError, ModelError, ModelEvaluationError, PplAdError
 from ppl_ad.model import primitives
-from ppl_ad.transforms import Identity, biject_to
+from ppl_ad.transforms import Identity, biject_to, site_transform
 
 __all__ = ["SampleSite", "ObserveSite", "CompileHandler", "EvaluateHandler", "PredictiveHandler", "run_model"]
 
@@ -160,7 +160,7 @@ class CompileHandler(_Handler):
                 "observe/deterministic/factor site needs its own name)"
             )
 
-    def sample(self, name, distribution, shape):
+    def sample(self, name, distribution, shape, transform=None):
         self._new_site(name)
         _check_distribution(self.model_name, name, distribution)
         natural = tuple(distribution.batch_shape) + tuple(distribution.event_shape)
@@ -183,7 +183,10 @@ class CompileHandler(_Handler):
                 "discrete; HMC samples continuous parameters only (marginalise it out, or observe it)"
             )
         support = distribution.support
-        transform = biject_to(support)
+        if transform is None:
+            transform = biject_to(support)
+        else:
+            transform = _requested_transform(self.model_name, name, transform, support, shape)
         event = tuple(distribution.event_shape)
         if not transform.batched and len(shape) > len(event):
             raise ModelDefinitionError(
@@ -256,6 +259,22 @@ class CompileHandler(_Handler):
         return log_weight
 
 
+def _requested_transform(model_name, name, transform, support, shape):
+    """The transform a site asked for with ``transform=`` ("ordered"), checked against its support
+    and shape."""
+    where = f"model '{model_name}', site '{name}'"
+    try:
+        chosen = site_transform(transform, support, where)
+    except ValueError as error:
+        raise ModelDefinitionError(str(error)) from None
+    if len(shape) == 0:
+        raise ModelDefinitionError(
+            f"{where}: transform={transform!r} orders the last axis of a vector, but the site is a scalar; "
+            "give it shape=K"
+        )
+    return chosen
+
+
 def _raise_broadcast_up(model_name, name, value_shape, natural, broadcast):
     """Refuse an observed value that the distribution would broadcast to a larger shape.
 
@@ -325,7 +344,7 @@ class EvaluateHandler(_Handler):
             raise ModelError(f"model '{self.model_name}': site '{name}' changed from {site.kind} to {kind}")
         return site
 
-    def sample(self, name, distribution, shape):
+    def sample(self, name, distribution, shape, transform=None):
         site = self._site(name, "sample")
         theta = self.theta
         if site.unconstrained_shape == ():
@@ -412,7 +431,7 @@ class PredictiveHandler(_Handler):
             distribution = distribution.expand(wanted)
         return np.broadcast_to(distribution.sample(self.rng, prefix), shape).copy()
 
-    def sample(self, name, distribution, shape):
+    def sample(self, name, distribution, shape, transform=None):
         self.current = name
         if name in self.substitutions:
             value = np.asarray(self.substitutions[name])
@@ -420,9 +439,54 @@ class PredictiveHandler(_Handler):
             if shape is None:
                 shape = tuple(distribution.batch_shape) + tuple(distribution.event_shape)
             shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
-            value = self._draw(distribution, shape)
+            if transform is None:
+                value = self._draw(distribution, shape)
+            else:
+                value = self._draw_ordered(name, distribution, shape, transform)
         self.values[name] = value
         return value
+
+    #: rounds of redrawing the rows of an ordered site that came out unordered, before giving up
+    ORDERED_ROUNDS = 1000
+
+    def _draw_ordered(self, name, distribution, shape, transform):
+        """Draws of a site with ``transform="ordered"``: the prior restricted to increasing vectors.
+
+        Where the prior's density does not change when the last axis is permuted (the same prior
+        for every element), sorting independent draws gives exactly the restricted distribution
+        (the order statistics). Otherwise the rows that are not increasing are drawn again.
+        """
+        where = f"model '{self.model_name}', site '{name}'"
+        try:
+            constraint = site_transform(transform, distribution.support, where).constraint
+        except ValueError as error:
+            raise ModelDefinitionError(str(error)) from None
+        value = self._draw(distribution, shape)
+        if value.ndim == 0:
+            return value
+        if self._exchangeable(distribution, value):
+            return np.sort(value, axis=-1)
+        for _ in range(self.ORDERED_ROUNDS):
+            bad = ~np.asarray(constraint.check(value))
+            if not bad.any():
+                return value
+            value = np.where(bad[..., None], self._draw(distribution, shape), value)
+        raise ModelError(
+            f"{where}: fewer than 1 in {self.ORDERED_ROUNDS} prior draws of {distribution!r} are increasing "
+            "along the last axis, so its ordered prior cannot be drawn by rejection; give every element "
+            "the same prior (its draws are then sorted), or a prior whose means increase"
+        )
+
+    def _exchangeable(self, distribution, value) -> bool:
+        """Whether the log density of ``value`` is unchanged by a cyclic shift and a reversal of its
+        last axis (at a random value, only a prior that is the same for every element passes; no
+        random numbers are used, so the other sites' draws stay as they were)."""
+        with np.errstate(all="ignore"):
+            total = float(np.sum(distribution.logpdf(value)))
+            for permuted in (np.roll(value, 1, axis=-1), value[..., ::-1]):
+                if not np.isclose(float(np.sum(distribution.logpdf(permuted))), total, rtol=1e-9, atol=1e-9):
+                    return False
+        return bool(np.isfinite(total))
 
     def observe(self, name, distribution, value):
         self.current = name

@@ -41,7 +41,7 @@ def _record_dims(handler, name, dims):
         record(name, dims)
 
 
-def sample_site(name: str, distribution, shape=None, dims=None):
+def sample_site(name: str, distribution, shape=None, dims=None, transform=None):
     """Declare a latent parameter ``name`` with prior ``distribution``; return its value.
 
     Parameters
@@ -57,17 +57,27 @@ def sample_site(name: str, distribution, shape=None, dims=None):
         unnamed axis). The InferenceData uses them for the axes of this site, and
         ``coords={"school": names}`` of :func:`ppl_ad.sample` labels them. Their number must
         match the site's number of axes; dims never set the shape.
+    transform : {None, "ordered", "positive_ordered"}, optional
+        Restrict the site to vectors that increase along the last axis (Stan's ``ordered[K]`` and
+        ``positive_ordered[K]``, PyMC's ``transform=ordered``): the prior's density is kept on
+        those vectors and the sampler works on ``x[0]`` and the logs of the gaps. ``"ordered"``
+        needs a distribution on the real line, ``"positive_ordered"`` one on the real line or the
+        positive half-line. None: the distribution's support decides (log for positive values,
+        logit for intervals, ...). Prior predictive draws are sorted when the prior is the same for
+        every element (exactly the restricted distribution), and drawn by rejection otherwise.
 
     Raises
     ------
     ppl_ad.errors.DataError
         ``dims`` of the wrong length, or a dimension name whose length differs between sites
         (at compile time).
+    ppl_ad.errors.ModelDefinitionError
+        An unknown ``transform``, or one whose values leave the distribution's support.
     """
     handler = HANDLERS[-1] if HANDLERS else _handler("sample", name)
     if shape is not None:
         shape = _checked_shape(handler, name, shape)
-    value = handler.sample(name, distribution, shape)
+    value = handler.sample(name, distribution, shape, transform=transform)
     if dims is not None:
         _record_dims(handler, name, dims)
     return value
