@@ -6,6 +6,7 @@ predictive draws. See ``docs/distributions.md`` for the table of parameterisatio
 """
 
 from ppl_ad.distributions.base import Distribution
+from ppl_ad.distributions.censored import Censored
 from ppl_ad.distributions.continuous import (
     Beta, Cauchy, ChiSquared, Exponential, Flat, Gamma, Gumbel, HalfCauchy, HalfFlat, HalfNormal,
     HalfStudentT, InverseGamma, Laplace, Logistic, LogNormal, Normal, Pareto, SkewNormal, StudentT,
@@ -24,5 +25,5 @@ __all__ = [
     "Poisson", "PoissonLog", "NegativeBinomial2", "Categorical", "Dirichlet", "MvNormal",
     "MvNormalCholesky", "LKJCholesky", "Weibull", "Gumbel", "ChiSquared", "SkewNormal",
     "TruncatedNormal", "Pareto", "BetaBinomial", "ZeroInflatedPoisson", "Geometric", "Multinomial",
-    "OrderedLogistic",
+    "OrderedLogistic", "Censored",
 ]

@@ -94,6 +94,8 @@ class Distribution:
     support: C.Constraint = C.real
     event_dim = 0
     is_discrete = False
+    #: a likelihood for observed data only, never a parameter's prior (``Censored``)
+    observed_only = False
 
     def __init__(self, **params):
         for name, value in params.items():
@@ -136,6 +138,18 @@ class Distribution:
     def log_prob(self, value):
         """Log density of ``value``, assumed inside the support (no check); broadcasts."""
         raise NotImplementedError
+
+    def log_cdf(self, value):
+        """``log P(X <= value)`` (Stan's ``_lcdf``), on every backend; for censored data
+        (:class:`ppl_ad.distributions.Censored`) and ``pa.factor`` terms. Only the continuous
+        distributions with a closed-form cumulative distribution function have it
+        (:data:`ppl_ad.distributions.censored.WITH_CDF`)."""
+        raise NotImplementedError(f"{type(self).__name__} has no log_cdf")
+
+    def log_ccdf(self, value):
+        """``log P(X > value)``, the log survival function (Stan's ``_lccdf``, SciPy's ``logsf``);
+        see :meth:`log_cdf`."""
+        raise NotImplementedError(f"{type(self).__name__} has no log_ccdf")
 
     def logpdf(self, value):
         """Log density (log mass for discrete distributions) with all normalising constants.

@@ -85,6 +85,12 @@ class Normal(Distribution):
     def log_prob(self, value):
         return _normal_log_prob(value, self.mu, self.sigma)
 
+    def log_cdf(self, value):
+        return M.log_ndtr((value - self.mu) / self.sigma)
+
+    def log_ccdf(self, value):
+        return M.log_ndtr((self.mu - value) / self.sigma)
+
     def sample(self, rng, shape=()):
         return rng.normal(self._np("mu"), self._np("sigma"), size=self._size(shape))
 
@@ -100,6 +106,12 @@ class HalfNormal(Distribution):
 
     def log_prob(self, value):
         return _LOG_2 + _normal_log_prob(value, 0.0, self.sigma)
+
+    def log_cdf(self, value):
+        return M.log1mexp(self.log_ccdf(value))  # 1 - 2 Phi(-z): -inf at 0
+
+    def log_ccdf(self, value):
+        return _LOG_2 + M.log_ndtr(-value / self.sigma)
 
     def sample(self, rng, shape=()):
         return np.abs(rng.normal(0.0, self._np("sigma"), size=self._size(shape)))
@@ -178,6 +190,12 @@ class Exponential(Distribution):
 
     def log_prob(self, value):
         return M.log(self.lam) - self.lam * value
+
+    def log_cdf(self, value):
+        return M.log1mexp(-self.lam * value)
+
+    def log_ccdf(self, value):
+        return -self.lam * value
 
     def sample(self, rng, shape=()):
         return rng.exponential(1.0 / self._np("lam"), size=self._size(shape))
@@ -267,6 +285,12 @@ class Uniform(Distribution):
     def log_prob(self, value):
         return -M.log(self.upper - self.lower) + 0.0 * value
 
+    def log_cdf(self, value):
+        return M.log(value - self.lower) - M.log(self.upper - self.lower)
+
+    def log_ccdf(self, value):
+        return M.log(self.upper - value) - M.log(self.upper - self.lower)
+
     def sample(self, rng, shape=()):
         return rng.uniform(self._np("lower"), self._np("upper"), size=self._size(shape))
 
@@ -285,6 +309,12 @@ class LogNormal(Distribution):
         log_density = _normal_log_prob(log_value, self.mu, self.sigma) - log_value
         return M.where(value > 0, log_density, -np.inf)  # the density vanishes at 0 (-inf + inf there)
 
+    def log_cdf(self, value):
+        return M.log_ndtr((M.log(value) - self.mu) / self.sigma)
+
+    def log_ccdf(self, value):
+        return M.log_ndtr((self.mu - M.log(value)) / self.sigma)
+
     def sample(self, rng, shape=()):
         return rng.lognormal(self._np("mu"), self._np("sigma"), size=self._size(shape))
 
@@ -299,6 +329,15 @@ class Laplace(Distribution):
 
     def log_prob(self, value):
         return -_LOG_2 - M.log(self.b) - M.abs(value - self.mu) / self.b
+
+    # each branch of the where sees only the half-line it is taken on (no overflow, no NaN gradient)
+    def log_cdf(self, value):
+        z = (value - self.mu) / self.b
+        return M.where(z < 0, M.minimum(z, 0.0) - _LOG_2, M.log1p(-0.5 * M.exp(-M.maximum(z, 0.0))))
+
+    def log_ccdf(self, value):
+        z = (value - self.mu) / self.b
+        return M.where(z > 0, -M.maximum(z, 0.0) - _LOG_2, M.log1p(-0.5 * M.exp(M.minimum(z, 0.0))))
 
     def sample(self, rng, shape=()):
         return rng.laplace(self._np("mu"), self._np("b"), size=self._size(shape))
@@ -315,6 +354,12 @@ class Logistic(Distribution):
     def log_prob(self, value):
         z = (value - self.mu) / self.s
         return -z - M.log(self.s) - 2.0 * M.softplus(-z)
+
+    def log_cdf(self, value):
+        return M.log_sigmoid((value - self.mu) / self.s)
+
+    def log_ccdf(self, value):
+        return M.log_sigmoid((self.mu - value) / self.s)
 
     def sample(self, rng, shape=()):
         return rng.logistic(self._np("mu"), self._np("s"), size=self._size(shape))
@@ -412,6 +457,12 @@ class Weibull(Distribution):
         z = value / b
         return M.log(a) - M.log(b) + M.xlogy(a - 1.0, z) - z**a  # at 0: log(alpha / beta) if alpha = 1
 
+    def log_cdf(self, value):
+        return M.log1mexp(-((value / self.beta) ** self.alpha))
+
+    def log_ccdf(self, value):
+        return -((value / self.beta) ** self.alpha)
+
     def sample(self, rng, shape=()):
         return self._np("beta") * rng.weibull(self._np("alpha"), size=self._size(shape))
 
@@ -427,6 +478,12 @@ class Gumbel(Distribution):
     def log_prob(self, value):
         z = (value - self.mu) / self.beta
         return -M.log(self.beta) - z - M.exp(-z)
+
+    def log_cdf(self, value):
+        return -M.exp((self.mu - value) / self.beta)
+
+    def log_ccdf(self, value):
+        return M.log1mexp(-M.exp((self.mu - value) / self.beta))
 
     def sample(self, rng, shape=()):
         return rng.gumbel(self._np("mu"), self._np("beta"), size=self._size(shape))
@@ -544,6 +601,12 @@ class Pareto(Distribution):
 
     def log_prob(self, value):
         return M.log(self.alpha) + self.alpha * M.log(self.m) - (self.alpha + 1.0) * M.log(value)
+
+    def log_cdf(self, value):
+        return M.log1mexp(self.log_ccdf(value))
+
+    def log_ccdf(self, value):
+        return self.alpha * (M.log(self.m) - M.log(value))
 
     def sample(self, rng, shape=()):
         return self._np("m") * (1.0 + rng.pareto(self._np("alpha"), size=self._size(shape)))

@@ -459,10 +459,12 @@ def _check_finite(model_name, name, value, depth):
     indices = [tuple(int(i) for i in index) if array.ndim > 1 else int(index[0]) for index in np.argwhere(bad)[:5]]
     kinds = sorted({"NaN" if np.isnan(v) else "inf" for v in array[bad][:100]})
     where = ", ".join(map(str, indices)) + (", ..." if count > 5 else "")
+    hint = ("; infinite censoring bounds (no censoring for those rows) are built inside the model from "
+            "finite data, e.g. dist.Censored(d, upper=M.where(censored, t, np.inf)) with ppl_ad.math as M") if kinds == ["inf"] else ""
     raise DataError(
         f"model '{model_name}', argument '{name}': the data contain NaN or inf ({count} of "
         f"{array.size} entries, {' and '.join(kinds)}, at indices [{where}]); drop or impute "
-        "them before binding the data (non-finite data make the log density NaN)"
+        f"them before binding the data (non-finite data make the log density NaN){hint}"
     )
 
 

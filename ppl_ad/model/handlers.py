@@ -61,6 +61,8 @@ class ObserveSite:
     value: object  # None: unobserved, simulated by the predictive functions (prediction only)
     dims: tuple | None = None
     bounded_by_parameters: bool = False
+    #: the first indices of observed values outside the support (when not ``in_support``)
+    outside_at: tuple = ()
     kind: str = field(default="observe", init=False)
 
 
@@ -177,6 +179,11 @@ class CompileHandler(_Handler):
                     f"broadcast to shape={shape} ({distribution!r}); shape may only add leading axes or "
                     "widen axes of size 1"
                 ) from None
+        if distribution.observed_only:
+            raise ModelDefinitionError(
+                f"model '{self.model_name}', site '{name}': {type(distribution).__name__} is a likelihood for "
+                "observed data (pa.observe), not a prior for a parameter"
+            )
         if distribution.is_discrete:
             raise ModelDefinitionError(
                 f"model '{self.model_name}', site '{name}': {type(distribution).__name__} is "
@@ -243,9 +250,11 @@ class CompileHandler(_Handler):
         bounded_by_parameters = not all(_is_static(getattr(support, b)) for b in support.bounds)
         # with bounds that are parameters, the value at this compilation's parameters says nothing:
         # the log density compares the data with the bounds at every evaluation
-        in_support = bounded_by_parameters or bool(np.all(support.check_observed(array)))
+        inside = True if bounded_by_parameters else np.asarray(support.check_observed(array))  # one per event
+        in_support = bool(np.all(inside))
+        outside_at = () if in_support else tuple(tuple(int(i) for i in at) for at in np.argwhere(~inside)[:5])
         self.sites[name] = ObserveSite(name, array.shape, repr(distribution), in_support, value,
-                                       bounded_by_parameters=bounded_by_parameters)
+                                       bounded_by_parameters=bounded_by_parameters, outside_at=outside_at)
         return value
 
     def deterministic(self, name, value):
