@@ -12,6 +12,7 @@ from ppl_ad.distributions.continuous import (
     HalfStudentT, InverseGamma, Laplace, Logistic, LogNormal, Normal, Pareto, SkewNormal, StudentT,
     TruncatedNormal, Uniform, Weibull,
 )
+from ppl_ad.distributions.mixture import Mixture, NormalMixture
 from ppl_ad.distributions.discrete import (
     Bernoulli, BernoulliLogit, BetaBinomial, Binomial, BinomialLogit, Categorical, Geometric,
     NegativeBinomial2, OrderedLogistic, Poisson, PoissonLog, ZeroInflatedPoisson,
@@ -25,5 +26,5 @@ __all__ = [
     "Poisson", "PoissonLog", "NegativeBinomial2", "Categorical", "Dirichlet", "MvNormal",
     "MvNormalCholesky", "LKJCholesky", "Weibull", "Gumbel", "ChiSquared", "SkewNormal",
     "TruncatedNormal", "Pareto", "BetaBinomial", "ZeroInflatedPoisson", "Geometric", "Multinomial",
-    "OrderedLogistic", "Censored",
+    "OrderedLogistic", "Censored", "Mixture", "NormalMixture",
 ]

@@ -1,0 +1,136 @@
+"""Finite mixtures: ``Mixture(w, components)`` and ``NormalMixture(w, mu, sigma)`` (PyMC's names).
+
+The log density is ``logsumexp_k(log w_k + log p_k(x))`` over the mixture axis, the last axis of
+``w`` (Stan User's Guide, "Finite mixtures": the discrete component indicator is summed out, so
+HMC can sample the rest). Components are one distribution whose last batch axis is the mixture
+axis (``Normal(mu, sigma)`` with ``mu`` of shape ``(K,)``, NumPyro's ``MixtureSameFamily``), or a
+list of K univariate distributions with the same support (``[Normal(0, 1), StudentT(3, 0, 1)]``).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from ppl_ad import math as M
+from ppl_ad.distributions.base import Distribution, _is_constant, _short
+from ppl_ad.distributions.continuous import Normal
+from ppl_ad.errors import ModelDefinitionError
+
+__all__ = ["Mixture", "NormalMixture"]
+
+
+class Mixture(Distribution):
+    """Mixture(w, components): ``x`` drawn from component ``k`` with probability ``w[..., k]``.
+
+    Parameters
+    ----------
+    w : array_like
+        Mixture weights on the last axis (a simplex: non-negative, summing to 1); leading axes
+        give one set of weights per observation. May be a parameter (a ``Dirichlet`` site).
+    components : Distribution or list of Distribution
+        One univariate distribution whose last batch axis has length K (the mixture axis), or a
+        list of K univariate distributions. All components need the same support (a value outside
+        one component's support would otherwise get that component's formula, not ``-inf``).
+
+    Notes
+    -----
+    The batch shape is that of ``w`` without its last axis, broadcast with the components' (without
+    the mixture axis). Works for observed data and as a prior; predictive draws pick a component per
+    element with probabilities ``w``, then draw from it.
+    """
+
+    def __init__(self, w, components):
+        super().__init__()
+        self.w = M.asarray(w) if isinstance(w, (list, tuple)) else w
+        self.components = components
+        if isinstance(components, (list, tuple)):
+            self._list = list(components)
+            if not self._list or not all(isinstance(c, Distribution) for c in self._list):
+                raise ModelDefinitionError(f"Mixture: components must be ppl_ad distributions, got {components!r}")
+            k = len(self._list)
+        elif isinstance(components, Distribution):
+            self._list = None
+            if not components.batch_shape:
+                raise ModelDefinitionError(
+                    f"Mixture: {components!r} has no batch axis to mix over; give it parameters whose last axis "
+                    "has one entry per component, or pass a list of distributions")
+            k = components.batch_shape[-1]
+        else:
+            raise ModelDefinitionError(f"Mixture: components must be a distribution or a list of them, got {components!r}")
+        first = self._list[0] if self._list is not None else components
+        for component in self._list or [components]:
+            if component.event_dim or isinstance(component, Mixture) or getattr(component, "observed_only", False):
+                raise ModelDefinitionError(f"Mixture: {component!r} cannot be a component (univariate distributions only)")
+            if repr(component.support) != repr(first.support) or component.is_discrete != first.is_discrete:
+                raise ModelDefinitionError(
+                    f"Mixture: the components' supports differ ({first!r} on {first.support!r}, {component!r} on "
+                    f"{component.support!r}); every component needs the same support")
+        w_shape = tuple(np.shape(self.w))
+        if not w_shape or w_shape[-1] != k:
+            raise ModelDefinitionError(
+                f"Mixture: the weights' last axis must have one entry per component ({k}), got w of shape {w_shape}")
+        self.k = k
+        self.is_discrete = first.is_discrete
+        if _is_constant(self.w):
+            w_array = np.asarray(self.w, dtype=float)
+            if np.any(w_array < 0) or np.any(np.abs(w_array.sum(-1) - 1.0) > 1e-6):
+                raise ModelDefinitionError(
+                    f"Mixture: parameter 'w' must be non-negative and sum to 1 along its last axis, got {_short(w_array)}")
+
+    @property
+    def support(self):
+        return (self._list[0] if self._list is not None else self.components).support
+
+    @property
+    def batch_shape(self) -> tuple:
+        if self._list is not None:
+            shapes = [tuple(c.batch_shape) for c in self._list]
+        else:
+            shapes = [tuple(self.components.batch_shape)[:-1]]
+        return tuple(np.broadcast_shapes(tuple(np.shape(self.w))[:-1], *shapes))
+
+    def _component_log_probs(self, value):
+        """``log p_k(value)`` with the mixture axis last."""
+        if self._list is None:
+            return self.components.log_prob(value[..., None])
+        terms = [c.log_prob(value) for c in self._list]
+        shape = np.broadcast_shapes(*[tuple(np.shape(t)) for t in terms])
+        return M.stack([M.broadcast_to(t, shape) if tuple(np.shape(t)) != shape else t for t in terms], -1)
+
+    def log_prob(self, value):
+        if isinstance(value, (int, float)):
+            value = np.asarray(value, dtype=float)
+        return M.logsumexp(M.log(self.w) + self._component_log_probs(value), -1)
+
+    def sample(self, rng, shape=()):
+        shape = tuple(shape)
+        full = shape + self.batch_shape
+        w = np.broadcast_to(np.asarray(self.w, dtype=float), full + (self.k,))
+        choice = (rng.random(full + (1,)) < np.cumsum(w, -1)).argmax(-1)  # one component per element
+        if self._list is None:
+            draws = self.components.expand(self.batch_shape + (self.k,)).sample(rng, shape)
+        else:  # each component expanded first: independent draws along every batch axis
+            draws = np.stack([c.expand(self.batch_shape).sample(rng, shape) for c in self._list], -1)
+        return np.take_along_axis(draws, choice[..., None], -1)[..., 0]
+
+    def expand(self, batch_shape: tuple) -> "Mixture":
+        batch_shape = tuple(int(n) for n in batch_shape)
+        if batch_shape == self.batch_shape:
+            return self
+        new = copy.copy(self)
+        new.w = np.broadcast_to(np.asarray(self.w), batch_shape + (self.k,))
+        return new
+
+    def __repr__(self) -> str:
+        parts = self._list if self._list is not None else self.components
+        return f"{type(self).__name__}(w={_short(self.w)}, components={parts!r})"
+
+
+class NormalMixture(Mixture):
+    """NormalMixture(w, mu, sigma): ``Mixture(w, Normal(mu, sigma))``, the components on the last axis
+    of ``mu`` and ``sigma`` (PyMC's ``NormalMixture``)."""
+
+    def __init__(self, w, mu, sigma):
+        super().__init__(w, Normal(mu, sigma))
