@@ -151,6 +151,16 @@ class Distribution:
         see :meth:`log_cdf`."""
         raise NotImplementedError(f"{type(self).__name__} has no log_ccdf")
 
+    def logcdf(self, value):
+        """SciPy's name (and PyMC's ``pm.logcdf``) for :meth:`log_cdf`."""
+        return self.log_cdf(value)
+
+    def logsf(self, value):
+        """SciPy's name for :meth:`log_ccdf`, the log survival function."""
+        return self.log_ccdf(value)
+
+    logccdf = logsf
+
     def logpdf(self, value):
         """Log density (log mass for discrete distributions) with all normalising constants.
 

@@ -150,9 +150,10 @@ def find_MAP(model, backend=None, method: str = "L-BFGS-B", start=None, seed=Non
     with np.errstate(all="ignore"):
         if uses_gradient:
             result = minimize(negative_logp_and_grad, x0, jac=True, method=method)
+            result, value, grad = _restarted(minimize, negative_logp_and_grad, result, method)
         else:
             result = minimize(negative_logp, x0, method=method)
-        value, grad = negative_logp_and_grad(result.x)
+            value, grad = negative_logp_and_grad(result.x)
 
     finite = math.isfinite(value) and bool(np.all(np.isfinite(result.x))) and bool(np.all(np.isfinite(grad)))
     grad_norm = float(np.max(np.abs(grad))) if finite and grad.size else 0.0
@@ -205,6 +206,35 @@ def find_MAP(model, backend=None, method: str = "L-BFGS-B", start=None, seed=Non
             SamplingWarning, stacklevel=user_stacklevel())
     values = ld.constrain(result.x, deterministics=True)
     return {k: np.asarray(v) for k, v in values.items()}
+
+
+#: most restarts of a gradient-based optimiser that stopped where the gradient does not vanish
+_RESTARTS = 5
+
+
+def _restarted(minimize, negative_logp_and_grad, result, method):
+    """``(result, value, gradient)`` after restarting ``method`` from where it stopped, while it stops
+    with a gradient that does not vanish and each restart still improves the value.
+
+    L-BFGS-B stops when one iteration improves the value by less than ``ftol`` (relative); with a
+    poor curvature estimate that happens far from the mode (a skew-normal hierarchy stopped after 13
+    iterations with a gradient of 1.2). A restart forgets the estimate; at a real optimum, a wall of
+    the support or an unbounded direction it gains nothing, and the checks after it decide.
+    """
+    value, grad = negative_logp_and_grad(result.x)
+    iterations = int(getattr(result, "nit", 0) or 0)
+    for _ in range(_RESTARTS):
+        finite = math.isfinite(value) and bool(np.all(np.isfinite(grad)))
+        if not finite or not grad.size or float(np.max(np.abs(grad))) <= _STATIONARY * max(1.0, abs(value)):
+            break
+        again = minimize(negative_logp_and_grad, result.x, jac=True, method=method)
+        new_value, new_grad = negative_logp_and_grad(again.x)
+        if not (math.isfinite(new_value) and new_value < value - 1e-12 * max(1.0, abs(value))):
+            break
+        iterations += int(getattr(again, "nit", 0) or 0)
+        result, value, grad = again, new_value, new_grad
+    result.nit = iterations
+    return result, value, grad
 
 
 def _flat_coordinates(negative_logp_and_grad, x, grad, rng) -> list[int]:

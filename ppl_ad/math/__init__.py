@@ -300,14 +300,24 @@ def solve_triangular(a, b, lower=True):
     return namespace_of(a, b).solve_triangular(a, b, lower)
 
 
+def _shape_tuple(shape) -> tuple:
+    """``shape`` as a tuple of ints: an int (``zeros(3)``, as in NumPy) or a sequence of them."""
+    if isinstance(shape, (int, np.integer)):
+        return (int(shape),)
+    try:
+        return tuple(int(n) for n in shape)
+    except TypeError:
+        raise TypeError(f"shape must be an int or a tuple of ints, got {shape!r}") from None
+
+
 def zeros(shape):
-    """An array of zeros in the active namespace."""
-    return active().zeros(tuple(shape))
+    """An array of zeros in the active namespace (``shape``: an int or a tuple of ints)."""
+    return active().zeros(_shape_tuple(shape))
 
 
 def ones(shape):
-    """An array of ones in the active namespace."""
-    return active().ones(tuple(shape))
+    """An array of ones in the active namespace (``shape``: an int or a tuple of ints)."""
+    return active().ones(_shape_tuple(shape))
 
 
 def eye(n):

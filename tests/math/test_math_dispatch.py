@@ -36,7 +36,7 @@ ARGS = {
     "concatenate": [([XR, XP],), ([MAT, MAT], 1)], "reshape": [(MAT, (9,))],
     "broadcast_to": [(XR, (2, 3))], "transpose": [(MAT,)], "diagonal": [(MAT,)],
     "tril": [(MAT,), (MAT, -1)], "cholesky": [(SPD,)], "solve_triangular": [(LOW, XR), (LOW, MAT)],
-    "zeros": [((2, 3),)], "ones": [((3,),)], "eye": [(3,)],
+    "zeros": [((2, 3),), (3,), (np.int64(2),)], "ones": [((3,),), (4,)], "eye": [(3,)],
 }
 NOT_ARRAY_FUNCTIONS = {"using", "active", "namespace_of"}
 HIGHER_ORDER = {"scan"}  # take a function: tested on their own below
@@ -297,3 +297,8 @@ def test_a_probability_of_exactly_zero_or_one_keeps_a_finite_gradient(backend):
     for y, t in ((np.array([1, 1]), 40.0), (np.array([0, 0]), -40.0)):
         _, grad = pa.logdensity(bernoulli(y), backend=backend).logdensity_and_gradient(np.array([t]))
         assert grad[0] == pytest.approx(-t / 100.0, rel=1e-12)
+
+
+def test_a_shape_that_is_not_a_shape_is_named():
+    with pytest.raises(TypeError, match="shape must be an int or a tuple of ints, got 2.5"):
+        M.zeros(2.5)
