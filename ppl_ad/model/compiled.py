@@ -193,7 +193,8 @@ class CompiledModel:
         Parameters
         ----------
         values : dict
-            Model-space values by site name (deterministic sites' names are accepted and ignored).
+            Model-space values by site name. A deterministic site's value is accepted when it equals
+            what the parameters give (a whole draw, or ``find_MAP``'s result) and refused otherwise.
         fill : numpy.ndarray, optional
             An unconstrained vector whose coordinates the parameters missing from ``values``
             keep (partial initial values); None: every parameter must be given.
@@ -242,7 +243,29 @@ class CompiledModel:
         handler = _Unconstrain(theta, self.sites, self.name, given)
         with M.using("numpy"), np.errstate(all="ignore"):
             run_model(self.model, handler)
+        self._check_deterministics(values, theta)
         return theta
+
+    def _check_deterministics(self, values: dict, theta) -> None:
+        """Deterministics among ``values`` are accepted (a whole draw, or ``find_MAP``'s result, can
+        start a chain) only when they equal what the parameters give: a deterministic cannot be set."""
+        named = [n for n in values if n in self.deterministic_shapes]
+        if not named:
+            return
+        computed = self.constrain(theta, deterministics=True)
+        for name in named:
+            want = np.asarray(computed[name], dtype=float)
+            with np.errstate(all="ignore"):
+                try:
+                    same = np.allclose(np.asarray(values[name], dtype=float), want, rtol=1e-6, atol=1e-9, equal_nan=True)
+                except (TypeError, ValueError):
+                    same = False
+            if not same:
+                raise DataError(
+                    f"model '{self.name}', site '{name}' is a deterministic, computed from the parameters "
+                    f"{[s.name for s in self.parameters]}: a value for it cannot be set ({_short(values[name])} "
+                    f"given, the parameters give {_short(want)}); give values for the parameters instead"
+                )
 
     def initial_point(self, rng: np.random.Generator, radius: float = 2.0) -> np.ndarray:
         """A random point, uniform on ``(-radius, radius)`` in every unconstrained coordinate."""

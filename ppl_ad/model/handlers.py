@@ -24,6 +24,10 @@ from ppl_ad.transforms import Identity, biject_to, site_transform
 __all__ = ["SampleSite", "ObserveSite", "CompileHandler", "EvaluateHandler", "PredictiveHandler", "run_model"]
 
 
+#: axis names of every InferenceData group (ArviZ's), which a site's ``dims=`` may not use
+RESERVED_DIMS = ("chain", "draw")
+
+
 class _Traced(np.ndarray):
     """NumPy array subclass marking values that depend on parameters during compilation."""
 
@@ -137,6 +141,12 @@ class CompileHandler(_Handler):
                    "distribution parameters of the data's shape" if site.kind == "observe" and site.value is None else "")
             )
         named = [d for d in dims if d is not None]
+        reserved = [d for d in named if d in RESERVED_DIMS]
+        if reserved:  # the InferenceData's own axes: a site axis of that name would clash with them
+            raise ModelDefinitionError(
+                f"model '{self.model_name}', site '{name}': dims={dims} uses the name '{reserved[0]}', which "
+                f"ArviZ keeps for its own axes {RESERVED_DIMS}; give the axis another name (e.g. '{reserved[0]}_idx')"
+            )
         if len(set(named)) != len(named):  # xarray keeps one axis per name: ("feat", "feat") breaks selections
             twice = sorted({d for d in named if named.count(d) > 1})
             raise ModelDefinitionError(

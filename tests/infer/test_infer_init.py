@@ -117,3 +117,23 @@ def test_initial_spec_fixes_what_init_gives(ld):
     np.testing.assert_array_equal(base, initial_position(ld, np.random.default_rng(0), {"b": 2.0}))
     with pytest.raises(DataError, match="site 'b'"):
         initial_spec(ld, np.random.default_rng(0), {"b": -1.0})
+
+
+@pa.model
+def with_a_deterministic(y):
+    mu = pa.sample("mu", dist.Normal(0.0, 5.0))
+    pa.deterministic("d", 2.0 * mu)
+    pa.observe("y", dist.Normal(mu, 1.0), y)
+
+
+def test_a_value_for_a_deterministic_is_refused_unless_the_parameters_give_it():
+    """init={"d": 1000.0} ran with d ignored; a whole draw or find_MAP's result (which hold the
+    deterministics too) still starts a chain."""
+    model = with_a_deterministic(np.array([0.1, -0.2]))
+    with pytest.raises(DataError, match=r"site 'd' is a deterministic, computed from the parameters \['mu'\]"):
+        pa.sample(model, init={"d": 1000.0}, draws=5, tune=5, chains=1, progressbar=False)
+    with pytest.raises(DataError, match="site 'd' is a deterministic"):
+        pa.find_MAP(model, start={"mu": 1.0, "d": 3.0})
+    mode = pa.find_MAP(model)
+    idata = pa.sample(model, init=mode, draws=5, tune=0, chains=1, progressbar=False, seed=1)
+    assert idata.posterior["mu"].shape == (1, 5)

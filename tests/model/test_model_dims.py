@@ -67,6 +67,17 @@ def test_a_dimension_named_twice_on_one_site_is_refused():
         compile_model(twice())
 
 
+@pytest.mark.parametrize("reserved", ["draw", "chain"])
+def test_arviz_axis_names_are_refused_as_dims(reserved):
+    # dims="draw" was silently replaced by 'a_dim_0' in the posterior
+    @pa.model
+    def clash():
+        pa.sample("a", dist.Normal(0.0, 1.0), shape=(2,), dims=reserved)
+
+    with pytest.raises(ModelDefinitionError, match=f"site 'a': dims=.* uses the name '{reserved}', which ArviZ keeps"):
+        compile_model(clash())
+
+
 def test_dims_do_not_change_the_log_density():
     data = dict(y=np.array([0.5, -1.0, 2.0]), group=np.array([0, 1, 1]), n_groups=2)
 
