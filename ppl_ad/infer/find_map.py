@@ -204,8 +204,59 @@ def find_MAP(model, backend=None, method: str = "L-BFGS-B", start=None, seed=Non
             f"beyond it, where its gradient is still {grad_norm:.3g}): typically a bound set by the data, as "
             "max(y) for y ~ Uniform(0, theta). The point returned is the highest found, to about 1e-8.",
             SamplingWarning, stacklevel=user_stacklevel())
+    edge = _toward_a_bound(negative_logp, result.x, value) if uses_gradient and not on_wall else []
+    if edge:
+        import warnings
+
+        from ppl_ad.errors import SamplingWarning
+        from ppl_ad.infer.results import user_stacklevel
+
+        warnings.warn(
+            f"find_MAP: the log density of model {name!r} keeps rising as {_model_values(ld, result.x, edge)} "
+            f"move{'s' if len(edge) == 1 else ''} further towards "
+            "the edge of its support: the mode lies on that edge, where a hierarchical scale at 0 typically "
+            "puts it. The point returned is where the optimiser stopped, short of it; the MAP summarises such "
+            "a posterior poorly: sample it (pa.sample).",
+            SamplingWarning, stacklevel=user_stacklevel())
     values = ld.constrain(result.x, deterministics=True)
     return {k: np.asarray(v) for k, v in values.items()}
+
+
+#: unconstrained coordinates beyond this (a scale below exp(-3) = 0.05 under a log transform) are
+#: checked for a mode on the edge of the support
+_EDGE_FROM = 3.0
+#: how far further out the check looks (a factor exp(5) = 148 under a log transform)
+_EDGE_STEP = 5.0
+
+
+def _toward_a_bound(negative_logp, x, value) -> list[int]:
+    """Coordinates far out on the unconstrained scale along which the log density does not fall
+    when they move ``_EDGE_STEP`` further out: the supremum is at the edge (eight schools' ``tau``
+    at 0), not at the point where the gradient, shrunk by the transform's Jacobian, became small."""
+    x = np.asarray(x, dtype=np.float64)
+    tolerance = 1e-9 * max(1.0, abs(value))
+    edge = []
+    for i in np.flatnonzero(np.abs(x) > _EDGE_FROM):
+        further = x.copy()
+        further[i] += np.sign(x[i]) * _EDGE_STEP
+        if negative_logp(further) <= value + tolerance:
+            edge.append(int(i))
+    return edge
+
+
+def _model_values(ld, x, indices, most: int = 5) -> str:
+    """``"tau (now 0.00192)"``: the coordinates ``indices`` named, with the value of a scalar site."""
+    names = _coordinate_names(ld)
+    try:
+        values = ld.constrain(x)
+    except Exception:  # noqa: BLE001 - values only decorate the message
+        values = {}
+    shown = []
+    for i in indices[:most]:
+        name = names[i] if i < len(names) else f"theta[{i}]"
+        value = np.asarray(values.get(name, np.nan))
+        shown.append(f"{name} (now {float(value):.3g})" if value.ndim == 0 and np.isfinite(value) else name)
+    return ", ".join(shown) + (f" and {len(indices) - most} others" if len(indices) > most else "")
 
 
 #: most restarts of a gradient-based optimiser that stopped where the gradient does not vanish

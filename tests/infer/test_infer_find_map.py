@@ -290,3 +290,40 @@ def test_an_early_stop_of_lbfgsb_is_restarted_not_called_unbounded():
         mode = find_MAP(model, seed=seed)
         assert float(mode["mu"]) == pytest.approx(1.9964, abs=2e-3), seed
         assert float(mode["alpha"]) == pytest.approx(4.1469, abs=5e-3), seed
+
+
+@pa.model
+def non_centred_eight_schools(y, sigma):
+    mu = pa.sample("mu", dist.Normal(0.0, 5.0))
+    tau = pa.sample("tau", dist.HalfCauchy(5.0))
+    theta_tilde = pa.sample("theta_tilde", dist.Normal(0.0, 1.0), shape=(8,))
+    pa.observe("y", dist.Normal(mu + tau * theta_tilde, sigma), y)
+
+
+def test_a_mode_on_the_edge_of_a_scale_is_said():
+    """Non-centred eight schools: the model-space density rises all the way to tau = 0. find_MAP
+    returned tau = 0.0019 (where the log transform's Jacobian made the gradient small) and said
+    nothing; it now warns, naming tau."""
+    model = non_centred_eight_schools(np.array([28.0, 8, -3, 7, -1, 1, 18, 12]),
+                                      np.array([15.0, 10, 16, 11, 9, 11, 10, 18]))
+    with pytest.warns(pa.SamplingWarning, match=r"keeps rising as tau \(now 0\.\d+\) moves further towards the edge"):
+        mode = find_MAP(model, seed=0)
+    assert float(mode["tau"]) < 0.05
+
+
+def test_an_interior_mode_far_out_on_the_unconstrained_scale_is_not_flagged():
+    """A scale whose mode is at 0.01 (log -4.6): moving it 5 further out lowers the density."""
+    rng = np.random.default_rng(0)
+    y = rng.normal(0.0, 0.01, 50)
+
+    @pa.model(name="tiny_scale")
+    def tiny_scale(y):
+        s = pa.sample("s", dist.HalfNormal(1.0))
+        pa.observe("y", dist.Normal(0.0, s), y)
+
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mode = find_MAP(tiny_scale(y))
+    assert float(mode["s"]) == pytest.approx(np.sqrt(np.mean(y**2)), rel=0.05)
