@@ -320,11 +320,12 @@ class CheckpointStore:
         rows = max(1, min(draws, 256))
         for c in range(chains):
             chain = group.create_group(f"chain_{c}")
+            # dimension_names: xarray reads a chain group, xr.open_zarr(..., group="chain_0", consolidated=False)
             chain.create_array("draws", shape=(draws, dimension), chunks=(rows, max(1, dimension)),
-                               dtype="f8", fill_value=np.nan)
+                               dtype="f8", fill_value=np.nan, dimension_names=("draw", "unconstrained"))
             for name, dtype in stat_dtypes.items():
                 chain.create_array(name, shape=(draws,), chunks=(rows,), dtype=np.dtype(dtype).str,
-                                   fill_value=0)
+                                   fill_value=0, dimension_names=("draw",))
         if recipe is not None:
             _write_atomic(self.path / "model.pkl", recipe)
         # written last: a store without it is an unfinished creation and is made again
@@ -492,7 +493,7 @@ def handle_signals():
 # --------------------------------------------------------------------------- #
 
 
-def read_checkpoint(path, model=None, *, chains=None):
+def read_checkpoint(path, model=None, *, chains=None, coords=None):
     """The draws of a checkpoint so far, as ``arviz.InferenceData`` (also while the run goes on).
 
     Parameters
@@ -507,11 +508,15 @@ def read_checkpoint(path, model=None, *, chains=None):
         The chains to read (their indices). Default: every chain. ``"started"``: the chains
         with at least one draw, so that chains run one after another give the finished ones
         while the later ones have not started.
+    coords : dict, optional
+        Labels of the axes the sites name with ``dims=``, as for :func:`ppl_ad.sample` (the axes
+        are named by the sites' dims without them too).
 
     Returns
     -------
     arviz.InferenceData
-        ``posterior`` and ``sample_stats`` with as many draws as every chain read has committed
+        ``posterior``, ``sample_stats`` and (with the model) ``observed_data``, with as many draws as
+        every chain read has committed
         (``attrs["draws_per_chain"]`` gives each chain's count, ``attrs["iterations"]`` the
         iterations each chain has done, warmup included, and ``attrs["chains_read"]`` the chains
         in the posterior).
@@ -563,7 +568,7 @@ def read_checkpoint(path, model=None, *, chains=None):
         model = _load_model(root / "model.pkl")
     attrs = {**meta["fingerprint"], "draws_per_chain": per_chain, "iterations": iterations, "checkpoint": str(root),
              "chains_read": chains}
-    return _inference_data(model, results, meta["names"], attrs)
+    return _inference_data(model, results, meta["names"], attrs, coords)
 
 
 def model_recipe(ld) -> bytes | None:
@@ -592,23 +597,26 @@ def _load_model(path: Path):
         return None
 
 
-def _inference_data(model, results, names, attrs):
+def _inference_data(model, results, names, attrs, coords=None):
     import warnings
 
-    from ppl_ad.infer.results import model_space_draws, make_groups
+    from ppl_ad.infer.results import group_labels, make_groups, model_space_draws, site_dims
 
     stats = {key: np.stack([r.stats[key] for r in results]) for key in results[0].stats}
     if model is not None and not hasattr(model, "constrain"):
         from ppl_ad.logdensity import logdensity
 
         model = logdensity(model, backend="finite-difference", prepare=False)  # only to constrain
-    if model is not None:
-        posterior = model_space_draws(model, results)
-    else:
+    if model is None:
         warnings.warn(
             f"read_checkpoint: the model could not be rebuilt from {attrs['checkpoint']!r}; the posterior holds "
             "the unconstrained coordinates (pass model=... to get model-space values)", UserWarning, stacklevel=3,
         )
         flat = np.stack([r.draws for r in results])
         posterior = {name: flat[..., k] for k, name in enumerate(names)}
-    return make_groups({"posterior": posterior, "sample_stats": stats}, {}, {}, attrs=attrs)
+        return make_groups({"posterior": posterior, "sample_stats": stats}, {}, {}, attrs=attrs)
+    groups = {"posterior": model_space_draws(model, results), "sample_stats": stats,
+              "observed_data": {k: np.asarray(v) for k, v in (model.observed_data() or {}).items()}}
+    named = site_dims(getattr(getattr(model, "compiled", None), "sites", None) or {})
+    dims, used = group_labels(groups, named, coords, where="read_checkpoint")
+    return make_groups(groups, dims, used, attrs=attrs)

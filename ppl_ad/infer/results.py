@@ -31,6 +31,7 @@ from ppl_ad.infer.state import seed_label
 __all__ = [
     "to_inference_data", "import_arviz", "preload_arviz", "user_stacklevel", "site_dims", "dims_for",
     "check_coords", "merge_coords", "inherited_coords", "make_groups", "replace_groups", "check_sample_coords",
+    "group_labels",
 ]
 
 
@@ -351,13 +352,7 @@ def to_inference_data(ld, results, settings, chains, processes, seed_seq, init, 
         groups["warmup_posterior"] = model_space_draws(ld, results, warmup=True)
         groups["warmup_sample_stats"] = {key: np.stack([r.warmup_stats[key] for r in results])
                                          for key in results[0].warmup_stats}
-    leading = {"posterior": 2, "warmup_posterior": 2, "log_likelihood": 2, "observed_data": 0}
-    dims = {group: dims_for(groups[group], n, named) for group, n in leading.items() if group in groups}
-    used = {}
-    for group, n in leading.items():
-        if group in groups:
-            used.update(check_coords(coords, dims[group], _shapes(groups[group], n), known=_all_dims(named),
-                                     where="sample"))
+    dims, used = group_labels(groups, named, coords, where="sample")
     backend = getattr(ld, "backend", None)
     attrs = {
         "model": name,
@@ -394,6 +389,22 @@ def to_inference_data(ld, results, settings, chains, processes, seed_seq, init, 
     if message is not None:
         warnings.warn(message, SamplingWarning, stacklevel=user_stacklevel())
     return idata
+
+
+#: the groups whose arrays are labelled by the sites' dims, with their number of leading axes
+_LABELLED = {"posterior": 2, "warmup_posterior": 2, "log_likelihood": 2, "observed_data": 0}
+
+
+def group_labels(groups: Mapping, named: Mapping, coords, where: str) -> tuple[dict, dict]:
+    """``(dims, coords in use)`` for :func:`make_groups`: each group's axis names from the sites'
+    ``dims=`` (``named``), and ``coords`` checked against them."""
+    dims = {group: dims_for(groups[group], n, named) for group, n in _LABELLED.items() if group in groups}
+    used = {}
+    for group, n in _LABELLED.items():
+        if group in groups:
+            used.update(check_coords(coords, dims[group], _shapes(groups[group], n), known=_all_dims(named),
+                                     where=where))
+    return dims, used
 
 
 def _all_dims(named: Mapping) -> set:

@@ -440,3 +440,31 @@ def test_the_recorded_seed_can_be_passed_back():
         first = pa.sample(_model(), **dict(kwargs, seed=seed))
         again = pa.sample(_model(), **dict(kwargs, seed=first.attrs["seed"]))
         _assert_same(_posterior(first), _posterior(again))
+
+
+@pa.model
+def grouped(y):
+    z = pa.sample("z", dist.Normal(0.0, 1.0), shape=(3,), dims="group")
+    pa.observe("y", dist.Normal(z, 1.0), y, dims="group")
+
+
+def test_read_checkpoint_keeps_dims_coords_and_observed_data_and_xarray_opens_the_store(tmp_path):
+    """read_checkpoint gave 'z_dim_0' for 'group' and no observed_data; xarray refused the store for want
+    of dimension names."""
+    import xarray as xr
+
+    path = tmp_path / "run"
+    coords = {"group": ["a", "b", "c"]}
+    idata = pa.sample(grouped(np.array([1.0, 2.0, 3.0])), draws=30, tune=30, chains=1, seed=1, progressbar=False,
+                      checkpoint=path, coords=coords)
+    plain = pa.read_checkpoint(path)
+    assert plain.posterior["z"].dims == ("chain", "draw", "group")
+    np.testing.assert_array_equal(plain.observed_data["y"], [1.0, 2.0, 3.0])
+    labelled = pa.read_checkpoint(path, coords=coords)
+    assert list(labelled.posterior["group"].values) == ["a", "b", "c"]
+    np.testing.assert_array_equal(labelled.posterior["z"], idata.posterior["z"])
+    chain = xr.open_zarr(str(path / "draws.zarr"), group="chain_0", consolidated=False)
+    assert chain["draws"].dims == ("draw", "unconstrained") and chain["lp"].dims == ("draw",)
+    np.testing.assert_array_equal(chain["lp"].values, idata.sample_stats["lp"].values[0])
+    with pytest.raises(pa.ConfigError, match="read_checkpoint"):
+        pa.read_checkpoint(path, coords={"groups": ["a", "b", "c"]})
