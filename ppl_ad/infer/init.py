@@ -88,21 +88,10 @@ def _is_finite_point(ld, theta) -> tuple[bool, BaseException | None]:
 def _failure_detail(ld, theta, error) -> str:
     sites = _non_finite_sites(ld, theta)
     detail = f"sites {sites}" if sites else "no site's value or log-density term (so: the gradient)"
-    for site in _observed_outside_support(ld, sites):
-        where = ", ".join(str(at[0] if len(at) == 1 else at) for at in site.outside_at)
-        detail += (f"; site '{site.name}': observed values outside the support of {site.distribution} "
-                   f"(at indices {where}{', ...' if len(site.outside_at) == 5 else ''}), a log density of -inf "
-                   "wherever the parameters are")
     if error is not None:
         backend = getattr(getattr(ld, "backend", None), "name", "the backend")
         detail += f"; backend '{backend}' raised {type(error).__name__}: {str(error)[:300]}"
     return detail
-
-
-def _observed_outside_support(ld, names) -> list:
-    """The observed sites among ``names`` whose data lie outside their distribution's support."""
-    sites = getattr(getattr(ld, "compiled", None), "sites", {})
-    return [sites[n] for n in names if getattr(sites.get(n), "kind", None) == "observe" and not sites[n].in_support]
 
 
 def _non_finite_sites(ld, theta) -> list[str]:

@@ -65,8 +65,6 @@ class ObserveSite:
     value: object  # None: unobserved, simulated by the predictive functions (prediction only)
     dims: tuple | None = None
     bounded_by_parameters: bool = False
-    #: the first indices of observed values outside the support (when not ``in_support``)
-    outside_at: tuple = ()
     kind: str = field(default="observe", init=False)
 
 
@@ -261,10 +259,10 @@ class CompileHandler(_Handler):
         # with bounds that are parameters, the value at this compilation's parameters says nothing:
         # the log density compares the data with the bounds at every evaluation
         inside = True if bounded_by_parameters else np.asarray(support.check_observed(array))  # one per event
-        in_support = bool(np.all(inside))
-        outside_at = () if in_support else tuple(tuple(int(i) for i in at) for at in np.argwhere(~inside)[:5])
-        self.sites[name] = ObserveSite(name, array.shape, repr(distribution), in_support, value,
-                                       bounded_by_parameters=bounded_by_parameters, outside_at=outside_at)
+        if not np.all(inside):
+            _raise_outside_support(self.model_name, name, distribution, array, inside)
+        self.sites[name] = ObserveSite(name, array.shape, repr(distribution), True, value,
+                                       bounded_by_parameters=bounded_by_parameters)
         return value
 
     def deterministic(self, name, value):
@@ -292,6 +290,29 @@ def _requested_transform(model_name, name, transform, support, shape):
             "give it shape=K"
         )
     return chosen
+
+
+def _raise_outside_support(model_name, name, distribution, array, inside):
+    """Refuse observed data outside their distribution's (constant) support: the log density would be
+    ``-inf`` whatever the parameters (Stan rejects such data too; PyMC only fails when sampling starts)."""
+    inside = np.broadcast_to(inside, array.shape[: np.ndim(inside)] if np.ndim(inside) else ())
+    bad = np.argwhere(~inside)
+    count = len(bad)
+    shown = []
+    for at in bad[:5]:
+        index = tuple(int(i) for i in at)
+        label = index[0] if len(index) == 1 else index
+        shown.append(f"{_dist_base._short(array[index])} at {label}" if array.ndim == len(index) else f"row {label}")
+    hint = ""
+    if getattr(distribution, "observed_only", False):
+        hint = "; record censored observations at their bound (np.clip(y, lower, upper))"
+    elif distribution.is_discrete and np.issubdtype(array.dtype, np.floating) and np.any(array != np.round(array)):
+        hint = "; a count or category must be a whole number"
+    raise DataError(
+        f"model '{model_name}', site '{name}': {count} observed value{'s' if count > 1 else ''} outside the support "
+        f"{distribution.support!r} of {type(distribution).__name__}: {', '.join(shown)}{', ...' if count > 5 else ''}; the log "
+        f"density would be -inf whatever the parameters{hint}"
+    )
 
 
 def _raise_broadcast_up(model_name, name, value_shape, natural, broadcast):

@@ -288,3 +288,28 @@ def test_an_object_array_with_none_is_a_missing_value_error():
 def test_other_object_arrays_are_bound_as_given():
     labels = np.array(["a", 1], dtype=object)
     assert regression(labels, np.zeros(2)).data["x"] is labels
+
+
+@pytest.mark.parametrize("y, message", [
+    (np.array([1, -1, 2]), r"site 'y': 1 observed value outside the support nonnegative_integer of Poisson: -1 at 1; "
+                           r"the log density would be -inf whatever the parameters$"),
+    (np.array([1.0, 1.5, 2.5]), r"2 observed values outside .*: 1.5 at 1, 2.5 at 2; .*must be a whole number"),
+])
+def test_observed_data_outside_the_support_are_refused_when_the_model_is_built(y, message):
+    # before, the log density was -inf everywhere and sampling failed after 100 initial points
+    @pa.model(name="counts")
+    def counts(y):
+        lam = pa.sample("lam", dist.Exponential(1.0))
+        pa.observe("y", dist.Poisson(lam), y)
+
+    with pytest.raises(DataError, match=message):
+        pa.logdensity(counts(y))
+
+
+def test_a_vector_observation_outside_the_support_is_named_by_its_row():
+    @pa.model(name="shares")
+    def shares(y):
+        pa.observe("y", dist.Dirichlet(np.ones(3)), y)
+
+    with pytest.raises(DataError, match=r"site 'y': 1 observed value outside the support simplex of Dirichlet: row 1;"):
+        pa.logdensity(shares(np.array([[0.2, 0.3, 0.5], [0.5, 0.6, -0.1]])))
