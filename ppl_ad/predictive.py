@@ -126,7 +126,7 @@ def _labels(groups: dict, leading: dict, sites: Mapping, coords, idata, where: s
 
 
 @checks_keywords
-def sample_prior_predictive(model, draws: int = 500, seed=None, *, coords=None):
+def sample_prior_predictive(model, draws: int = 500, seed=None, *, coords=None, var_names=None):
     """Draw parameters from their priors and data from the likelihood.
 
     Parameters
@@ -137,6 +137,10 @@ def sample_prior_predictive(model, draws: int = 500, seed=None, *, coords=None):
     seed : int, optional
     coords : dict, optional
         Labels of the dimensions that sites name with ``dims=``.
+    var_names : str or list of str, optional
+        The sites to return (PyMC's ``var_names``): parameters and deterministics go to ``prior``,
+        observed sites to ``prior_predictive``. Every site is still drawn (later ones depend on
+        earlier ones), so the draws are those of the full call. Default: every site.
 
     Returns
     -------
@@ -148,6 +152,8 @@ def sample_prior_predictive(model, draws: int = 500, seed=None, *, coords=None):
     ------
     ppl_ad.errors.ConfigError
         ``draws`` is not an integer of at least 1.
+    ppl_ad.errors.DataError
+        A name in ``var_names`` that is not a site of the model (with the closest one).
     """
     from ppl_ad.infer.results import make_groups
 
@@ -155,6 +161,7 @@ def sample_prior_predictive(model, draws: int = 500, seed=None, *, coords=None):
         raise ConfigError(f"sample_prior_predictive: invalid draws={draws!r}; expected an integer >= 1")
     rng = np.random.default_rng(seed)
     sites = model_sites(model)
+    wanted = None if var_names is None else set(_checked_var_names("sample_prior_predictive", model, sites, var_names))
     warn_unsimulated_factors(model, "sample_prior_predictive", sites)
     params, observed = [], []
     for _ in range(draws):
@@ -162,6 +169,9 @@ def sample_prior_predictive(model, draws: int = 500, seed=None, *, coords=None):
         params.append(handler.values)
         observed.append(handler.observed)
     groups = {"prior": _stack(params), "prior_predictive": _stack(observed), "observed_data": _observed(sites)}
+    if wanted is not None:
+        for group in ("prior", "prior_predictive"):
+            groups[group] = {name: value for name, value in groups[group].items() if name in wanted}
     leading = {"prior": 2, "prior_predictive": 2, "observed_data": 0}
     dims, used = _labels(groups, leading, sites, coords, None, "sample_prior_predictive")
     return make_groups(groups, dims, used, attrs={"model": model.name})
@@ -340,6 +350,12 @@ def _wanted_sites(model, sites: Mapping, var_names) -> list[str]:
                 + "; name deterministic or sampled sites in var_names to recompute them for each posterior draw",
                 SamplingWarning, stacklevel=user_stacklevel())
         return observed
+    return _checked_var_names("sample_posterior_predictive", model, sites, var_names)
+
+
+def _checked_var_names(function: str, model, sites: Mapping, var_names) -> list[str]:
+    """``var_names`` (a name or a list) as a list without repeats; a name that is not an observed,
+    deterministic or sampled site raises :class:`DataError` with the closest one."""
     if isinstance(var_names, str):
         var_names = [var_names]
     known = {name: site.kind for name, site in sites.items() if site.kind in ("observe", "deterministic", "sample")}
@@ -348,7 +364,7 @@ def _wanted_sites(model, sites: Mapping, var_names) -> list[str]:
             close = difflib.get_close_matches(str(name), list(known), n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise DataError(
-                f"sample_posterior_predictive: model '{model.name}' has no observed, deterministic or "
+                f"{function}: model '{model.name}' has no observed, deterministic or "
                 f"sampled site '{name}'{hint}; its sites: {', '.join(known)}")
     return list(dict.fromkeys(var_names))
 

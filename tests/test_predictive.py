@@ -261,3 +261,14 @@ def test_posterior_predictive_takes_pymc_argument_order(fitted):
     for theirs in (pa.sample_posterior_predictive(idata, model=model, seed=3),
                    pa.sample_posterior_predictive(idata, model, seed=3)):
         np.testing.assert_array_equal(theirs.posterior_predictive["y"].values, ours.posterior_predictive["y"].values)
+
+
+def test_prior_predictive_var_names_keep_the_named_sites_and_the_same_draws():
+    model = regression(np.linspace(0.0, 1.0, 4), None)
+    full = pa.sample_prior_predictive(model, draws=20, seed=5)
+    some = pa.sample_prior_predictive(model, draws=20, seed=5, var_names=["a", "y"])
+    assert list(some.prior.data_vars) == ["a"] and list(some.prior_predictive.data_vars) == ["y"]
+    np.testing.assert_array_equal(some.prior["a"], full.prior["a"])
+    np.testing.assert_array_equal(some.prior_predictive["y"], full.prior_predictive["y"])
+    with pytest.raises(DataError, match=r"sample_prior_predictive: model 'regression' has no .* site 'yy' \(did you mean 'y'\?\)"):
+        pa.sample_prior_predictive(model, draws=5, var_names=["yy"])

@@ -213,11 +213,13 @@ def test_init_failure_in_a_worker_process_reaches_the_caller():
 def test_init_failure_with_a_dsl_model_names_the_site():
     @pa.model
     def impossible(y):
-        rate = pa.sample("rate", dist.HalfNormal(1.0))
-        pa.observe("y", dist.Exponential(rate), y)
+        # y beyond every upper bound the parameter can take: -inf wherever the sampler starts (data outside a
+        # constant support would be refused when the model is built)
+        upper = pa.sample("upper", dist.Beta(2.0, 2.0))
+        pa.observe("y", dist.Uniform(0.0, upper), y)
 
     with pytest.raises(SamplingError, match=r"impossible.*'y'"):
-        sample(impossible(np.array([-1.0, 2.0])), backend="finite-difference", draws=10, tune=10, chains=1,
+        sample(impossible(np.array([0.5, 2.0])), backend="finite-difference", draws=10, tune=10, chains=1,
                progressbar=False)
 
 
