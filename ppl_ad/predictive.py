@@ -34,7 +34,7 @@ import numpy as np
 from ppl_ad import math as M
 from ppl_ad._keywords import checks_keywords
 from ppl_ad.errors import ConfigError, DataError, PplAdDeprecationWarning
-from ppl_ad.model.handlers import CompileHandler, PredictiveHandler, run_model
+from ppl_ad.model.handlers import CompileHandler, PredictiveHandler, draw_prior, run_model
 
 __all__ = ["sample_prior_predictive", "sample_posterior_predictive", "model_sites", "posterior_arrays"]
 
@@ -165,7 +165,7 @@ def sample_prior_predictive(model, draws: int = 500, seed=None, *, coords=None, 
     warn_unsimulated_factors(model, "sample_prior_predictive", sites)
     params, observed = [], []
     for _ in range(draws):
-        handler = run_model(model, PredictiveHandler(rng, model_name=model.name))
+        handler = draw_prior(model, rng)
         params.append(handler.values)
         observed.append(handler.observed)
     groups = {"prior": _stack(params), "prior_predictive": _stack(observed), "observed_data": _observed(sites)}

@@ -111,7 +111,7 @@ def simulate_and_rank(model, index: int, seed_seq: np.random.SeedSequence, setti
     import ppl_ad as pa
     from ppl_ad import math as M
     from ppl_ad.model.condition import condition
-    from ppl_ad.model.handlers import PredictiveHandler, run_model
+    from ppl_ad.model.handlers import draw_prior
 
     start, cpu_start = time.perf_counter(), time.process_time()
     rng = np.random.default_rng(_child_seed(seed_seq, 0))
@@ -119,7 +119,7 @@ def simulate_and_rank(model, index: int, seed_seq: np.random.SeedSequence, setti
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with np.errstate(all="ignore"), M.using("numpy"):
-            simulated = run_model(model, PredictiveHandler(rng, model_name=model.name))
+            simulated = draw_prior(model, rng)
         conditioned = condition(model, simulated.observed)
         try:
             idata = pa.sample(

@@ -143,13 +143,51 @@ class Distribution:
         """``log P(X <= value)`` (Stan's ``_lcdf``), on every backend; for censored data
         (:class:`ppl_ad.distributions.Censored`) and ``pa.factor`` terms. Only the continuous
         distributions with a closed-form cumulative distribution function have it
-        (:data:`ppl_ad.distributions.censored.WITH_CDF`)."""
-        raise NotImplementedError(f"{type(self).__name__} has no log_cdf")
+        (:data:`ppl_ad.distributions.censored.WITH_CDF`). Below the support it is ``-inf``, above
+        it 0 (the support's bounds may be parameters)."""
+        if type(self)._log_cdf is Distribution._log_cdf:
+            raise NotImplementedError(f"{type(self).__name__} has no log_cdf")
+        return self._outside_support(value, self._log_cdf, -np.inf, 0.0)
 
     def log_ccdf(self, value):
         """``log P(X > value)``, the log survival function (Stan's ``_lccdf``, SciPy's ``logsf``);
-        see :meth:`log_cdf`."""
-        raise NotImplementedError(f"{type(self).__name__} has no log_ccdf")
+        0 below the support, ``-inf`` above it; see :meth:`log_cdf`."""
+        if type(self)._log_ccdf is Distribution._log_ccdf:
+            raise NotImplementedError(f"{type(self).__name__} has no log_ccdf")
+        return self._outside_support(value, self._log_ccdf, 0.0, -np.inf)
+
+    def _log_cdf(self, value):
+        """The closed form of :meth:`log_cdf` inside the support (subclasses)."""
+        raise NotImplementedError
+
+    def _log_ccdf(self, value):
+        """The closed form of :meth:`log_ccdf` inside the support (subclasses)."""
+        raise NotImplementedError
+
+    def _outside_support(self, value, formula, below_value, above_value):
+        """``formula(value)`` inside the support, the constants beyond its bounds; the formula only
+        sees points inside (a point between the bounds, or one past the lower bound, stands in for
+        the others), so neither its value nor its gradient can be NaN where it is not taken."""
+        lower = getattr(self.support, "lower", None)
+        upper = getattr(self.support, "upper", None)
+        if lower is None and upper is None:
+            return formula(value)
+        if isinstance(value, (int, float)):
+            value = np.asarray(value, dtype=float)
+        below = value < lower if lower is not None else None
+        above = value > upper if upper is not None else None
+        if lower is not None and upper is not None:
+            inner, outside = 0.5 * (lower + upper), below | above
+        elif lower is not None:
+            inner, outside = lower + 1.0, below
+        else:
+            inner, outside = upper - 1.0, above
+        result = formula(M.where(outside, inner, value))
+        if below is not None:
+            result = M.where(below, below_value, result)
+        if above is not None:
+            result = M.where(above, above_value, result)
+        return result
 
     def logcdf(self, value):
         """SciPy's name (and PyMC's ``pm.logcdf``) for :meth:`log_cdf`."""

@@ -27,22 +27,46 @@ WITH_CDF = ("Normal", "HalfNormal", "LogNormal", "Exponential", "Weibull", "Logi
 
 
 class _CensoredSupport(C.Constraint):
-    """``[lower, upper]`` intersected with the base support, the bounds themselves included."""
+    """``[low, high]`` (the censoring bounds) intersected with the base support, the censoring bounds
+    themselves included. The base support's bounds, which may be parameters (``Pareto``'s minimum),
+    are this support's :attr:`bounds` (``base_lower``, ``base_upper``), so that an observed site
+    compares the data with them at every evaluation when they are."""
 
-    def __init__(self, base, lower, upper):
+    def __init__(self, base, low, high):
         self.base = base
-        self.lower = lower
-        self.upper = upper
+        self.low = low
+        self.high = high
+        self.base_lower = getattr(base, "lower", None)
+        self.base_upper = getattr(base, "upper", None)
+        self.bounds = tuple(name for name in ("base_lower", "base_upper") if getattr(self, name) is not None)
+
+    def _censored_at(self, value):
+        at = False
+        if self.low is not None:
+            at = at | (value == self.low)
+        if self.high is not None:
+            at = at | (value == self.high)
+        return at
+
+    def _between(self, value):
+        inside = True
+        if self.low is not None:
+            inside = inside & (value >= self.low)
+        if self.high is not None:
+            inside = inside & (value <= self.high)
+        return inside
 
     def check(self, value):
         value = np.asarray(value, dtype=float)
-        lower = -np.inf if self.lower is None else self.lower
-        upper = np.inf if self.upper is None else self.upper
-        at_bound = (value == lower) | (value == upper)
-        return (value >= lower) & (value <= upper) & (np.asarray(self.base.check_observed(value)) | at_bound)
+        base_ok = np.asarray(self.base.check_observed(value)) | self._censored_at(value)
+        return np.asarray(self._between(value) & base_ok)
+
+    def inside(self, value):
+        # with a backend's arrays: the censoring bounds and the base's bounds (parameters)
+        return self._between(value) & (self.base.inside(value) | self._censored_at(value))
 
     def __repr__(self):
-        return f"{self.base!r} within [{_short(self.lower)}, {_short(self.upper)}]"
+        return f"{self.base!r} within [{_short(self.low)}, {_short(self.high)}]"
 
 
 class Censored(Distribution):
@@ -71,7 +95,7 @@ class Censored(Distribution):
         if not isinstance(dist, Distribution) or isinstance(dist, Censored):
             raise ModelDefinitionError(f"Censored: expected a ppl_ad distribution to censor, got {dist!r}")
         name = type(dist).__name__
-        if dist.is_discrete or dist.event_dim or name not in WITH_CDF:
+        if dist.is_discrete or dist.event_dim or type(dist)._log_cdf is Distribution._log_cdf:
             raise ModelDefinitionError(
                 f"Censored: {name} has no closed-form cumulative distribution function here; censoring works "
                 f"with {', '.join(WITH_CDF)}")

@@ -85,10 +85,10 @@ class Normal(Distribution):
     def log_prob(self, value):
         return _normal_log_prob(value, self.mu, self.sigma)
 
-    def log_cdf(self, value):
+    def _log_cdf(self, value):
         return M.log_ndtr((value - self.mu) / self.sigma)
 
-    def log_ccdf(self, value):
+    def _log_ccdf(self, value):
         return M.log_ndtr((self.mu - value) / self.sigma)
 
     def sample(self, rng, shape=()):
@@ -107,10 +107,15 @@ class HalfNormal(Distribution):
     def log_prob(self, value):
         return _LOG_2 + _normal_log_prob(value, 0.0, self.sigma)
 
-    def log_cdf(self, value):
-        return M.log1mexp(self.log_ccdf(value))  # 1 - 2 Phi(-z): -inf at 0
+    def _log_cdf(self, value):
+        # erf(z / sqrt 2) near 0, where 1 - 2 Phi(-z) loses its digits; 1 - 2 Phi(-z) in the tail
+        z = value / self.sigma
+        small = z < 1.0
+        near = M.log(M.erf(M.minimum(z, 1.0) / _pymath.sqrt(2.0)))
+        far = M.log1mexp(_LOG_2 + M.log_ndtr(-M.maximum(z, 1.0)))
+        return M.where(small, near, far)
 
-    def log_ccdf(self, value):
+    def _log_ccdf(self, value):
         return _LOG_2 + M.log_ndtr(-value / self.sigma)
 
     def sample(self, rng, shape=()):
@@ -191,10 +196,10 @@ class Exponential(Distribution):
     def log_prob(self, value):
         return M.log(self.lam) - self.lam * value
 
-    def log_cdf(self, value):
+    def _log_cdf(self, value):
         return M.log1mexp(-self.lam * value)
 
-    def log_ccdf(self, value):
+    def _log_ccdf(self, value):
         return -self.lam * value
 
     def sample(self, rng, shape=()):
@@ -285,10 +290,10 @@ class Uniform(Distribution):
     def log_prob(self, value):
         return -M.log(self.upper - self.lower) + 0.0 * value
 
-    def log_cdf(self, value):
+    def _log_cdf(self, value):
         return M.log(value - self.lower) - M.log(self.upper - self.lower)
 
-    def log_ccdf(self, value):
+    def _log_ccdf(self, value):
         return M.log(self.upper - value) - M.log(self.upper - self.lower)
 
     def sample(self, rng, shape=()):
@@ -309,10 +314,10 @@ class LogNormal(Distribution):
         log_density = _normal_log_prob(log_value, self.mu, self.sigma) - log_value
         return M.where(value > 0, log_density, -np.inf)  # the density vanishes at 0 (-inf + inf there)
 
-    def log_cdf(self, value):
+    def _log_cdf(self, value):
         return M.log_ndtr((M.log(value) - self.mu) / self.sigma)
 
-    def log_ccdf(self, value):
+    def _log_ccdf(self, value):
         return M.log_ndtr((self.mu - M.log(value)) / self.sigma)
 
     def sample(self, rng, shape=()):
@@ -331,11 +336,11 @@ class Laplace(Distribution):
         return -_LOG_2 - M.log(self.b) - M.abs(value - self.mu) / self.b
 
     # each branch of the where sees only the half-line it is taken on (no overflow, no NaN gradient)
-    def log_cdf(self, value):
+    def _log_cdf(self, value):
         z = (value - self.mu) / self.b
         return M.where(z < 0, M.minimum(z, 0.0) - _LOG_2, M.log1p(-0.5 * M.exp(-M.maximum(z, 0.0))))
 
-    def log_ccdf(self, value):
+    def _log_ccdf(self, value):
         z = (value - self.mu) / self.b
         return M.where(z > 0, -M.maximum(z, 0.0) - _LOG_2, M.log1p(-0.5 * M.exp(M.minimum(z, 0.0))))
 
@@ -355,10 +360,10 @@ class Logistic(Distribution):
         z = (value - self.mu) / self.s
         return -z - M.log(self.s) - 2.0 * M.softplus(-z)
 
-    def log_cdf(self, value):
+    def _log_cdf(self, value):
         return M.log_sigmoid((value - self.mu) / self.s)
 
-    def log_ccdf(self, value):
+    def _log_ccdf(self, value):
         return M.log_sigmoid((self.mu - value) / self.s)
 
     def sample(self, rng, shape=()):
@@ -457,10 +462,10 @@ class Weibull(Distribution):
         z = value / b
         return M.log(a) - M.log(b) + M.xlogy(a - 1.0, z) - z**a  # at 0: log(alpha / beta) if alpha = 1
 
-    def log_cdf(self, value):
+    def _log_cdf(self, value):
         return M.log1mexp(-((value / self.beta) ** self.alpha))
 
-    def log_ccdf(self, value):
+    def _log_ccdf(self, value):
         return -((value / self.beta) ** self.alpha)
 
     def sample(self, rng, shape=()):
@@ -479,10 +484,10 @@ class Gumbel(Distribution):
         z = (value - self.mu) / self.beta
         return -M.log(self.beta) - z - M.exp(-z)
 
-    def log_cdf(self, value):
+    def _log_cdf(self, value):
         return -M.exp((self.mu - value) / self.beta)
 
-    def log_ccdf(self, value):
+    def _log_ccdf(self, value):
         return M.log1mexp(-M.exp((self.mu - value) / self.beta))
 
     def sample(self, rng, shape=()):
@@ -602,10 +607,10 @@ class Pareto(Distribution):
     def log_prob(self, value):
         return M.log(self.alpha) + self.alpha * M.log(self.m) - (self.alpha + 1.0) * M.log(value)
 
-    def log_cdf(self, value):
-        return M.log1mexp(self.log_ccdf(value))
+    def _log_cdf(self, value):
+        return M.log1mexp(self._log_ccdf(value))
 
-    def log_ccdf(self, value):
+    def _log_ccdf(self, value):
         return self.alpha * (M.log(self.m) - M.log(value))
 
     def sample(self, rng, shape=()):

@@ -63,10 +63,7 @@ class Mixture(Distribution):
         for component in self._list or [components]:
             if component.event_dim or isinstance(component, Mixture) or getattr(component, "observed_only", False):
                 raise ModelDefinitionError(f"Mixture: {component!r} cannot be a component (univariate distributions only)")
-            if repr(component.support) != repr(first.support) or component.is_discrete != first.is_discrete:
-                raise ModelDefinitionError(
-                    f"Mixture: the components' supports differ ({first!r} on {first.support!r}, {component!r} on "
-                    f"{component.support!r}); every component needs the same support")
+        self._support = _common_support(self._list or [components], batched=self._list is None, k=k)
         w_shape = tuple(np.shape(self.w))
         if not w_shape or w_shape[-1] != k:
             raise ModelDefinitionError(
@@ -81,7 +78,7 @@ class Mixture(Distribution):
 
     @property
     def support(self):
-        return (self._list[0] if self._list is not None else self.components).support
+        return self._support
 
     @property
     def batch_shape(self) -> tuple:
@@ -110,9 +107,9 @@ class Mixture(Distribution):
         w = np.broadcast_to(np.asarray(self.w, dtype=float), full + (self.k,))
         choice = (rng.random(full + (1,)) < np.cumsum(w, -1)).argmax(-1)  # one component per element
         if self._list is None:
-            draws = self.components.expand(self.batch_shape + (self.k,)).sample(rng, shape)
-        else:  # each component expanded first: independent draws along every batch axis
-            draws = np.stack([c.expand(self.batch_shape).sample(rng, shape) for c in self._list], -1)
+            draws = _draws(self.components, rng, shape, self.batch_shape + (self.k,))
+        else:
+            draws = np.stack([_draws(c, rng, shape, self.batch_shape) for c in self._list], -1)
         return np.take_along_axis(draws, choice[..., None], -1)[..., 0]
 
     def expand(self, batch_shape: tuple) -> "Mixture":
@@ -134,3 +131,62 @@ class NormalMixture(Mixture):
 
     def __init__(self, w, mu, sigma):
         super().__init__(w, Normal(mu, sigma))
+
+
+def _draws(distribution, rng, shape: tuple, batch: tuple) -> np.ndarray:
+    """Independent draws of shape ``shape + batch`` from a distribution whose batch shape broadcasts to
+    ``batch``: axes it lacks are sample axes, its axes of size 1 are widened first."""
+    extra = len(batch) - len(distribution.batch_shape)
+    tail = batch[extra:]
+    if tuple(distribution.batch_shape) != tail:
+        distribution = distribution.expand(tail)
+    return np.asarray(distribution.sample(rng, tuple(shape) + batch[:extra]))
+
+
+def _bound_values(support):
+    """``(lower, upper)`` of a support as float arrays (None where it has no such bound), or None
+    when a bound is a parameter (its value is unknown before the model runs)."""
+    bounds = []
+    for name in ("lower", "upper"):
+        value = getattr(support, name, None)
+        if value is not None and not _is_constant(value):
+            return None
+        bounds.append(None if value is None else np.asarray(value, dtype=float))
+    return tuple(bounds)
+
+
+def _common_support(components, batched: bool, k: int):
+    """The support every component shares (on the mixture's batch shape), or a ModelDefinitionError:
+    a value outside one component's support would get that component's formula, not zero density."""
+    first = components[0]
+    family = (type(first.support).__name__ if getattr(first.support, "lower", None) is None
+              and getattr(first.support, "upper", None) is None else "bounded")
+    first_bounds = _bound_values(first.support)
+    problem = None
+    if first_bounds is None:
+        problem = f"{first!r} has a support whose bounds are parameters ({first.support!r})"
+    elif batched:
+        for bound in first_bounds:
+            if bound is not None and bound.ndim and bound.shape[-1] == k and not np.all(bound == bound[..., :1]):
+                problem = f"the components of {first!r} have different supports ({first.support!r})"
+    else:
+        for component in components[1:]:
+            bounds = _bound_values(component.support)
+            other = (type(component.support).__name__ if getattr(component.support, "lower", None) is None
+                     and getattr(component.support, "upper", None) is None else "bounded")
+            same = (bounds is not None and other == family and component.is_discrete == first.is_discrete
+                    and all((a is None) == (b is None) and (a is None or np.array_equal(*np.broadcast_arrays(a, b)))
+                            for a, b in zip(first_bounds, bounds)))
+            if not same:
+                problem = (f"the components' supports differ ({first!r} on {first.support!r}, {component!r} on "
+                           f"{component.support!r})")
+                break
+    if problem is not None:
+        raise ModelDefinitionError(f"Mixture: {problem}; every component needs the same support, with constant bounds")
+    support = first.support
+    if batched and any(b is not None and b.ndim and b.shape[-1] in (1, k) for b in first_bounds):
+        support = copy.copy(support)  # the bounds without the mixture axis
+        for name, bound in zip(("lower", "upper"), first_bounds):
+            if bound is not None and bound.ndim and bound.shape[-1] in (1, k):
+                setattr(support, name, bound[..., 0])
+    return support

@@ -107,7 +107,7 @@ class _SiteNames:
     def __init__(self, rng):
         from ppl_ad.model.handlers import PredictiveHandler
 
-        self.predictive = PredictiveHandler(rng)
+        self.predictive = PredictiveHandler(rng, exact=False)
         self.kinds: dict[str, str] = {}
         self.current = None
 

@@ -448,11 +448,48 @@ class EvaluateHandler(_Handler):
         return log_weight
 
 
+class RejectedDraw(PplAdError):
+    """A prior draw of the model that misses a site's restriction (an ordered site); raised to draw
+    the whole model again (:func:`draw_prior`)."""
+
+    def __init__(self, site: str, message: str):
+        super().__init__(message)
+        self.site = site
+
+
+#: attempts at one prior draw of a model with restricted (ordered) sites, before giving up
+PRIOR_ATTEMPTS = 1000
+
+
+def draw_prior(model, rng: np.random.Generator):
+    """One draw of ``model``'s parameters from the prior and its observed sites from the likelihood
+    (a :class:`PredictiveHandler` after the run): a draw that misses an ordered site's restriction is
+    rejected whole and drawn again, which is exact rejection sampling of the restricted prior.
+
+    Raises
+    ------
+    ppl_ad.errors.ModelError
+        Fewer than 1 in :data:`PRIOR_ATTEMPTS` draws satisfy the restriction (naming the site).
+    """
+    for _ in range(PRIOR_ATTEMPTS):
+        try:
+            return run_model(model, PredictiveHandler(rng, model_name=model.name))
+        except RejectedDraw as rejected:
+            last = rejected
+    raise ModelError(
+        f"{last}: fewer than 1 in {PRIOR_ATTEMPTS} prior draws of the model satisfy it, so its restricted "
+        "prior cannot be drawn by rejection; give every element the same prior (its draws are then sorted), "
+        "or a prior whose means increase (and are positive, for positive_ordered)"
+    )
+
+
 class PredictiveHandler(_Handler):
     """Draw NumPy values from the prior, or from the likelihood given ``substitutions``."""
 
-    def __init__(self, rng: np.random.Generator, substitutions: dict | None = None, model_name: str = ""):
+    def __init__(self, rng: np.random.Generator, substitutions: dict | None = None, model_name: str = "",
+                 exact: bool = True):
         super().__init__()
+        self.exact = exact  # False: keep a restricted site's draw that misses its restriction (site names only)
         self.rng = rng
         self.substitutions = substitutions or {}
         self.model_name = model_name
@@ -486,15 +523,17 @@ class PredictiveHandler(_Handler):
         self.values[name] = value
         return value
 
-    #: rounds of redrawing the rows of an ordered site that came out unordered, before giving up
-    ORDERED_ROUNDS = 1000
-
     def _draw_ordered(self, name, distribution, shape, transform):
-        """Draws of a site with ``transform="ordered"``: the prior restricted to increasing vectors.
+        """Draws of a site with ``transform="ordered"`` (or ``"positive_ordered"``): the prior
+        restricted to increasing (positive) vectors.
 
         Where the prior's density does not change when the last axis is permuted (the same prior
         for every element), sorting independent draws gives exactly the restricted distribution
-        (the order statistics). Otherwise the rows that are not increasing are drawn again.
+        (the order statistics; the chance of an order is 1/K! whatever the other parameters).
+        Otherwise the chance that a draw satisfies the restriction can depend on other parameters
+        (hyperparameters drawn before this site), so a draw that does not satisfy it rejects the
+        whole draw of the model (:class:`RejectedDraw`, retried by :func:`draw_prior`): rejecting
+        only this site's value would leave those parameters' draws unweighted.
         """
         where = f"model '{self.model_name}', site '{name}'"
         try:
@@ -505,17 +544,12 @@ class PredictiveHandler(_Handler):
         if value.ndim == 0:
             return value
         if self._exchangeable(distribution, value):
-            return np.sort(value, axis=-1)
-        for _ in range(self.ORDERED_ROUNDS):
-            bad = ~np.asarray(constraint.check(value))
-            if not bad.any():
+            value = np.sort(value, axis=-1)
+        if not np.all(constraint.check(value)):
+            if not self.exact:
                 return value
-            value = np.where(bad[..., None], self._draw(distribution, shape), value)
-        raise ModelError(
-            f"{where}: fewer than 1 in {self.ORDERED_ROUNDS} prior draws of {distribution!r} are increasing "
-            "along the last axis, so its ordered prior cannot be drawn by rejection; give every element "
-            "the same prior (its draws are then sorted), or a prior whose means increase"
-        )
+            raise RejectedDraw(name, f"{where}: prior draws of {distribution!r} rarely satisfy {constraint!r}")
+        return value
 
     def _exchangeable(self, distribution, value) -> bool:
         """Whether the log density of ``value`` is unchanged by a cyclic shift and a reversal of its

@@ -29,7 +29,8 @@ TESTED = [b.name for b in registry.tested()]
        x=hnp.arrays(np.float64, 4, elements=hs.floats(-10, 10)))
 def test_normal_mixture_matches_the_weighted_sum_of_densities(raw, mu, sigma, x):
     w = raw / raw.sum()
-    want = np.log(sum(w[k] * st.norm(mu[k], sigma[k]).pdf(x) for k in range(3)))
+    with np.errstate(divide="ignore"):
+        want = np.log(sum(w[k] * st.norm(mu[k], sigma[k]).pdf(x) for k in range(3)))
     finite = np.isfinite(want)  # far out, the weighted sum underflows; the mixture keeps its log
     batched = dist.NormalMixture(w, mu, sigma).logpdf(x)
     listed = dist.Mixture(w, [dist.Normal(mu[k], sigma[k]) for k in range(3)]).logpdf(x)
@@ -128,7 +129,28 @@ def test_a_mixture_prior():
     assert x.std() == pytest.approx(np.sqrt(2.0), rel=0.1)  # variance 1 + 1 (the means at -1 and 1)
 
 
+def test_components_on_the_same_interval_written_differently_mix():
+    mix = dist.Mixture([0.5, 0.5], [dist.Uniform(0.0, 1.0), dist.Beta(2.0, 2.0)])
+    assert mix.logpdf(0.25) == pytest.approx(np.log(0.5 + 0.5 * st.beta(2, 2).pdf(0.25)), rel=1e-12)
+    assert mix.logpdf(1.5) == -np.inf
+
+
+def test_predictive_draws_of_a_listed_component_without_batch_axes():
+    """A regression with a fixed background component: Normal(0, 10) has no batch axes, and drawing
+    it for 50 rows raised "cannot expand batch shape () to (50,)"."""
+    rng = np.random.default_rng(1)
+    x = np.linspace(-1.0, 1.0, 50)
+    mix = dist.Mixture(np.array([0.9, 0.1]), [dist.Normal(1.0 + 2.0 * x, 0.1), dist.Normal(0.0, 10.0)])
+    draws = mix.sample(rng, (400,))
+    assert draws.shape == (400, 50)
+    near_line = np.abs(draws - (1.0 + 2.0 * x)) < 0.5
+    assert near_line.mean() == pytest.approx(0.9 + 0.1 * 0.04, abs=0.02)
+    assert np.std(draws[~near_line]) > 5  # the background's draws differ from row to row
+
+
 @pytest.mark.parametrize("args, message", [
+    ((np.array([0.5, 0.5]), dist.Uniform(0.0, np.array([1.0, 2.0]))), "the components of .* have different supports"),
+    ((np.array([0.5, 0.5]), dist.Pareto(2.0, np.array([1.0, 2.0]))), "the components of .* have different supports"),
     ((np.array([0.5, 0.5]), [dist.Normal(0.0, 1.0), dist.Gamma(2.0, 1.0)]), "the components' supports differ"),
     ((np.array([0.5, 0.6]), dist.Normal(np.zeros(2), 1.0)), "parameter 'w' must be non-negative and sum to 1"),
     ((np.array([0.5, 0.25, 0.25]), dist.Normal(np.zeros(2), 1.0)), r"one entry per component \(2\), got w of shape \(3,\)"),
