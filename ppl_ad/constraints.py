@@ -17,6 +17,14 @@ __all__ = [
 ]
 
 
+def _bound(value) -> str:
+    """A bound as written in a message: its value when it is a constant, ``<parameter>`` when it is
+    another parameter (a placeholder while the model compiles, or a backend's array)."""
+    if isinstance(value, (int, float, np.generic)) or type(value) is np.ndarray:
+        return repr(value)
+    return "<parameter>"
+
+
 class Constraint:
     """Base class: ``check(value)`` says elementwise whether ``value`` is in the support."""
 
@@ -75,7 +83,7 @@ class _GreaterThan(Constraint):
         return value >= self.lower
 
     def __repr__(self):
-        return f"greater_than({self.lower!r})"
+        return f"greater_than({_bound(self.lower)})"
 
 
 class _Positive(_GreaterThan):
@@ -102,7 +110,7 @@ class _LessThan(Constraint):
         return value <= self.upper
 
     def __repr__(self):
-        return f"less_than({self.upper!r})"
+        return f"less_than({_bound(self.upper)})"
 
 
 class _Interval(Constraint):
@@ -124,7 +132,7 @@ class _Interval(Constraint):
         return (value >= self.lower) & (value <= self.upper)
 
     def __repr__(self):
-        return f"interval({self.lower!r}, {self.upper!r})"
+        return f"interval({_bound(self.lower)}, {_bound(self.upper)})"
 
 
 class _UnitInterval(_Interval):
@@ -220,7 +228,7 @@ class _IntegerInterval(Constraint):
         return (value >= self.lower) & (value <= self.upper)
 
     def __repr__(self):
-        return f"integer_interval({self.lower!r}, {self.upper!r})"
+        return f"integer_interval({_bound(self.lower)}, {_bound(self.upper)})"
 
 
 class _NonNegativeInteger(Constraint):

@@ -310,8 +310,11 @@ def site_transform(transform, support, where: str):
     """
     chosen = SITE_TRANSFORMS.get(transform) if isinstance(transform, str) else transform
     if not isinstance(chosen, Ordered):
+        foreign = type(transform).__name__.lower()
+        hint = (f" (for {type(transform).__name__} from another library, pass transform='ordered')"
+                if "ordered" in foreign else "")
         raise ValueError(
-            f"{where}: transform={transform!r} is not one of {sorted(SITE_TRANSFORMS)}; other supports "
+            f"{where}: transform={transform!r} is not one of {sorted(SITE_TRANSFORMS)}{hint}; other supports "
             "take their transform from the distribution (a positive distribution is sampled on the log scale)"
         )
     if type(support) not in chosen.domains:

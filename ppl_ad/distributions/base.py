@@ -284,6 +284,8 @@ class Distribution:
 
 
 def _short(value) -> str:
+    if type(value).__name__ == "_Traced":  # a parameter's placeholder while the model compiles
+        return "<parameter>"
     try:
         array = np.asarray(value)
     except Exception:  # a traced array: show its type only
