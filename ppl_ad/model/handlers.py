@@ -54,14 +54,14 @@ class SampleSite:
 
 @dataclass
 class ObserveSite:
-    """An observed site: its shape and whether every observed value lies in the support (when
-    the support's bounds are other parameters, ``bounded_by_parameters``, that is checked at every
-    evaluation instead: ``y ~ Uniform(0, theta)`` has log density ``-inf`` where ``theta < max(y)``)."""
+    """An observed site: its shape, and whether the support's bounds are other parameters
+    (``bounded_by_parameters``): the data are then compared with them at every evaluation
+    (``y ~ Uniform(0, theta)`` has log density ``-inf`` where ``theta < max(y)``); data outside a
+    constant support are refused when the model is compiled."""
 
     name: str
     shape: tuple
     distribution: str
-    in_support: bool
     value: object  # None: unobserved, simulated by the predictive functions (prediction only)
     dims: tuple | None = None
     bounded_by_parameters: bool = False
@@ -230,7 +230,7 @@ class CompileHandler(_Handler):
             # Unobserved (my_model(x=x_new, y=None)): the predictive functions simulate the site;
             # compile_model refuses it, so no log density is built without its data.
             shape = tuple(distribution.batch_shape) + tuple(distribution.event_shape)
-            self.sites[name] = ObserveSite(name, shape, repr(distribution), False, None)
+            self.sites[name] = ObserveSite(name, shape, repr(distribution), None)
             return None
         array = np.asarray(value)
         if array.dtype.kind not in "biuf":
@@ -261,7 +261,7 @@ class CompileHandler(_Handler):
         inside = True if bounded_by_parameters else np.asarray(support.check_observed(array))  # one per event
         if not np.all(inside):
             _raise_outside_support(self.model_name, name, distribution, array, inside)
-        self.sites[name] = ObserveSite(name, array.shape, repr(distribution), True, value,
+        self.sites[name] = ObserveSite(name, array.shape, repr(distribution), value,
                                        bounded_by_parameters=bounded_by_parameters)
         return value
 
@@ -416,16 +416,13 @@ class EvaluateHandler(_Handler):
         site = self._site(name, "observe")
         if not self.log_density:
             return value
-        if site.in_support:
-            data = M.asarray(value) if type(value) is np.ndarray else value
-            if str(getattr(data, "dtype", "")).endswith("bool"):  # PyTorch has no arithmetic on bool tensors
-                data = M.where(data, 1.0, 0.0)
-            with np.errstate(divide="ignore", invalid="ignore"):  # NumPy: log(0) of data on a bound
-                term = M.sum(distribution.log_prob(data))
-            if site.bounded_by_parameters:
-                term = term + M.sum(M.where(distribution.support.inside(data), 0.0, -np.inf))
-        else:
-            term = -np.inf
+        data = M.asarray(value) if type(value) is np.ndarray else value
+        if str(getattr(data, "dtype", "")).endswith("bool"):  # PyTorch has no arithmetic on bool tensors
+            data = M.where(data, 1.0, 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):  # NumPy: log(0) of data on a bound
+            term = M.sum(distribution.log_prob(data))
+        if site.bounded_by_parameters:
+            term = term + M.sum(M.where(distribution.support.inside(data), 0.0, -np.inf))
         self.total = self.total + term
         if self.record:
             self.terms[name] = term
