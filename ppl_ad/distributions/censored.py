@@ -16,14 +16,15 @@ import numpy as np
 
 from ppl_ad import constraints as C
 from ppl_ad import math as M
+from ppl_ad.distributions import continuous as _continuous
 from ppl_ad.distributions.base import Distribution, _is_constant, _short
 from ppl_ad.errors import ModelDefinitionError
 
 __all__ = ["Censored", "WITH_CDF"]
 
 #: the distributions with ``log_cdf`` and ``log_ccdf`` (closed forms on every backend)
-WITH_CDF = ("Normal", "HalfNormal", "LogNormal", "Exponential", "Weibull", "Logistic", "Gumbel", "Laplace",
-            "Uniform", "Pareto")
+WITH_CDF = tuple(name for name in _continuous.__all__
+                 if getattr(_continuous, name)._log_cdf is not Distribution._log_cdf)
 
 
 class _CensoredSupport(C.Constraint):

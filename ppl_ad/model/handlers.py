@@ -449,9 +449,6 @@ class RejectedDraw(PplAdError):
     """A prior draw of the model that misses a site's restriction (an ordered site); raised to draw
     the whole model again (:func:`draw_prior`)."""
 
-    def __init__(self, site: str, message: str):
-        super().__init__(message)
-        self.site = site
 
 
 #: attempts at one prior draw of a model with restricted (ordered) sites, before giving up
@@ -532,20 +529,15 @@ class PredictiveHandler(_Handler):
         whole draw of the model (:class:`RejectedDraw`, retried by :func:`draw_prior`): rejecting
         only this site's value would leave those parameters' draws unweighted.
         """
-        where = f"model '{self.model_name}', site '{name}'"
-        try:
-            constraint = site_transform(transform, distribution.support, where).constraint
-        except ValueError as error:
-            raise ModelDefinitionError(str(error)) from None
+        constraint = _requested_transform(self.model_name, name, transform, distribution.support, shape).constraint
         value = self._draw(distribution, shape)
-        if value.ndim == 0:
-            return value
         if self._exchangeable(distribution, value):
             value = np.sort(value, axis=-1)
         if not np.all(constraint.check(value)):
             if not self.exact:
                 return value
-            raise RejectedDraw(name, f"{where}: prior draws of {distribution!r} rarely satisfy {constraint!r}")
+            raise RejectedDraw(f"model '{self.model_name}', site '{name}': prior draws of {distribution!r} "
+                               f"rarely satisfy {constraint!r}")
         return value
 
     def _exchangeable(self, distribution, value) -> bool:
