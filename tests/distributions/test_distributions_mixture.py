@@ -161,3 +161,37 @@ def test_predictive_draws_of_a_listed_component_without_batch_axes():
 def test_mixture_errors_name_the_problem(args, message):
     with pytest.raises(ModelDefinitionError, match=message):
         dist.Mixture(*args)
+
+
+@pa.model
+def uniform_weights(y):
+    w = pa.sample("w", dist.Uniform(0.0, 1.0), shape=2)  # a user's mistake: not a simplex
+    mu = pa.sample("mu", dist.Normal(0.0, 5.0), shape=2)
+    pa.observe("y", dist.NormalMixture(w, mu, 1.0), y)
+
+
+def test_weights_that_are_parameters_off_the_simplex_give_minus_infinity():
+    # PyMC's check_parameters: off the simplex the formula is not a density; a finite value there
+    # would be a silently wrong posterior
+    y = _groups()
+    on = np.array([0.0, 0.0, 0.3, -0.2])  # logit(0.5) twice: weights (0.5, 0.5)
+    off = np.array([0.4, 0.1, 0.3, -0.2])
+    w = 1.0 / (1.0 + np.exp(-on[:2]))
+    want = np.sum(np.log(0.5 * st.norm.pdf(y, on[2], 1.0) + 0.5 * st.norm.pdf(y, on[3], 1.0)))
+    for backend in TESTED:
+        ld = pa.logdensity(uniform_weights(y), backend=backend)
+        value, grad = ld.logdensity_and_gradient(on)
+        jacobian = np.sum(np.log(w * (1 - w)))
+        prior = np.sum(st.norm.logpdf(on[2:], 0.0, 5.0))
+        assert value == pytest.approx(want + jacobian + prior, rel=1e-10), backend
+        assert np.all(np.isfinite(grad)), backend
+        assert ld.logdensity_and_gradient(off)[0] == -np.inf, backend
+    assert pa.logdensity(uniform_weights(y), backend="jax").non_finite_sites(off) == ["y"]
+
+
+def test_sampling_or_simulating_with_weights_off_the_simplex_is_an_error():
+    y = _groups()
+    with pytest.raises(pa.errors.SamplingError, match=r"sites \['y'\]"):
+        pa.sample(uniform_weights(y), draws=10, tune=10, chains=1, seed=1, progressbar=False)
+    with pytest.raises(ModelDefinitionError, match="parameter 'w' must be non-negative and sum to 1"):
+        pa.sample_prior_predictive(uniform_weights(y), draws=5, seed=1)
