@@ -82,6 +82,34 @@ def _is_constant(value) -> bool:
     return isinstance(value, (int, float, np.generic)) or type(value) is np.ndarray
 
 
+#: How far a probability vector's sum may be from 1 (a Dirichlet draw, a softmax: rounding only), as
+#: :data:`ppl_ad.constraints.simplex` checks constants
+SIMPLEX_TOLERANCE = 1e-6
+
+
+def off_simplex(p):
+    """Where the vectors on the last axis of ``p`` (any array library) are not probabilities: a
+    negative entry, or a sum away from 1. For parameters that must be a simplex but are computed
+    from other parameters, which no check at build time can see: their log density is ``-inf``
+    there (PyMC's ``check_parameters``), never a finite, wrong value."""
+    negative = M.sum(M.where(p < 0, 1.0, 0.0), -1)
+    return (negative > 0) | (M.abs(M.sum(p, -1) - 1.0) >= SIMPLEX_TOLERANCE)
+
+
+def require_simplex(owner: str, name: str, p) -> None:
+    """Refuse ``p`` (NumPy) unless the vectors on its last axis are probabilities (for draws, where a
+    simplex that parameters compute is first seen as numbers)."""
+    p = np.asarray(p, dtype=float)
+    if not (np.all(np.isfinite(p)) and np.all(C.simplex.check(p))):
+        raise ModelDefinitionError(
+            f"{owner}: parameter '{name}' must be non-negative and sum to 1 along its last axis, got {_short(p)}")
+
+
+def not_increasing(c):
+    """Whether the vector ``c`` (any array library) fails to increase strictly (cut points)."""
+    return M.sum(M.where(c[1:] - c[:-1] <= 0, 1.0, 0.0), -1) > 0
+
+
 class Distribution:
     """Base class of ppl_ad distributions.
 
@@ -100,8 +128,14 @@ class Distribution:
     def __init__(self, **params):
         for name, value in params.items():
             setattr(self, name, M.asarray(value) if type(value) in _CONVERT else value)
-        if _VALIDATE[-1]:  # the converted values: a Python list of constants is checked as an array
+        self._validated = _VALIDATE[-1]
+        if self._validated:  # the converted values: a Python list of constants is checked as an array
             self._validate({name: getattr(self, name) for name in params})
+
+    def _checked(self, name: str) -> bool:
+        """Whether parameter ``name`` was checked against its constraint when the distribution was
+        built (a constant); a parameter computed from others is checked by ``log_prob`` where needed."""
+        return getattr(self, "_validated", False) and _is_constant(getattr(self, name))
 
     def _validate(self, params):
         for name, constraint in self.arg_constraints.items():

@@ -21,7 +21,8 @@ import numpy as np
 from ppl_ad import constraints as C
 from ppl_ad import math as M
 from ppl_ad.distributions.base import (
-    _VALIDATE, Distribution, _is_constant, data_term, log_factorial, log_rising_factorial,
+    _VALIDATE, Distribution, _is_constant, _short, data_term, log_factorial, log_rising_factorial, not_increasing,
+    off_simplex, require_simplex,
 )
 from ppl_ad.errors import ModelDefinitionError
 
@@ -197,14 +198,18 @@ class Categorical(_Discrete):
     def log_prob(self, value):
         log_p = M.log(self.p)
         if len(np.shape(self.p)) == 1:
-            return log_p[_as_index(value)]
-        # a batch of vectors: the entry of each row that its value names, through a one-hot mask
-        # (indexing along the last axis row by row is not an operation every backend shares)
-        chosen = _one_hot(value, np.shape(self.p)[-1])
-        return M.sum(M.where(chosen, log_p, 0.0), -1)
+            log_prob = log_p[_as_index(value)]
+        else:
+            # a batch of vectors: the entry of each row that its value names, through a one-hot mask
+            # (indexing along the last axis row by row is not an operation every backend shares)
+            chosen = _one_hot(value, np.shape(self.p)[-1])
+            log_prob = M.sum(M.where(chosen, log_p, 0.0), -1)
+        return log_prob if self._checked("p") else M.where(off_simplex(self.p), -np.inf, log_prob)
 
     def sample(self, rng, shape=()):
         p = self._np("p")
+        if not self._checked("p"):
+            require_simplex("Categorical", "p", p)
         if p.ndim == 1:
             return rng.choice(p.shape[-1], size=self._size(shape), p=p)
         cumulative = np.cumsum(p, -1)
@@ -309,11 +314,17 @@ class OrderedLogistic(_Discrete):
         log_high = M.log_sigmoid(upper - eta)
         middle = log_high + M.log1mexp(M.minimum(M.log_sigmoid(lower - eta) - log_high, -1e-300))
         top = M.log_sigmoid(eta - c[last - 1])
-        return M.where(k == 0, M.log_sigmoid(c[0] - eta), M.where(k == last, top, middle))
+        log_prob = M.where(k == 0, M.log_sigmoid(c[0] - eta), M.where(k == last, top, middle))
+        if self._checked("cutpoints") or last == 1:
+            return log_prob
+        return M.where(not_increasing(c), -np.inf, log_prob)  # cut points out of order: no distribution
 
     def sample(self, rng, shape=()):
+        cutpoints = self._np("cutpoints")
+        if not np.all(np.diff(cutpoints) > 0):  # cut points computed from parameters, first seen here
+            raise ModelDefinitionError(f"OrderedLogistic: parameter 'cutpoints' must be increasing, got {_short(cutpoints)}")
         latent = self._np("eta") + rng.logistic(size=tuple(shape) + self.batch_shape)
-        return np.searchsorted(self._np("cutpoints"), latent, side="left")  # how many cutpoints lie below
+        return np.searchsorted(cutpoints, latent, side="left")  # how many cutpoints lie below
 
 
 def _clip_index(index, low: int, high: int):

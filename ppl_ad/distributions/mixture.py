@@ -14,14 +14,11 @@ import copy
 import numpy as np
 
 from ppl_ad import math as M
-from ppl_ad.distributions.base import _VALIDATE, Distribution, _is_constant, _short
+from ppl_ad.distributions.base import _VALIDATE, Distribution, _is_constant, _short, off_simplex, require_simplex
 from ppl_ad.distributions.continuous import Normal
 from ppl_ad.errors import ModelDefinitionError
 
 __all__ = ["Mixture", "NormalMixture"]
-
-#: How far the weights' sum may be from 1 (a Dirichlet draw, a softmax: rounding only)
-_SIMPLEX_TOLERANCE = 1e-6
 
 
 class Mixture(Distribution):
@@ -77,7 +74,7 @@ class Mixture(Distribution):
         # log density is evaluated, when they are arrays) are checked by log_prob
         self._w_checked = bool(_VALIDATE[-1] and _is_constant(self.w))
         if self._w_checked:
-            _check_simplex(np.asarray(self.w, dtype=float))
+            require_simplex("Mixture", "w", self.w)
 
     @property
     def support(self):
@@ -105,18 +102,14 @@ class Mixture(Distribution):
         log_prob = M.logsumexp(M.log(self.w) + self._component_log_probs(value), -1)
         if self._w_checked:
             return log_prob
-        # weights that are parameters: off the simplex the formula is not a density, so -inf
-        # (PyMC's check_parameters), never a finite wrong value
-        negative = M.sum(M.where(self.w < 0, 1.0, 0.0), -1)
-        off_simplex = (negative > 0) | (M.abs(M.sum(self.w, -1) - 1.0) > _SIMPLEX_TOLERANCE)
-        return M.where(off_simplex, -np.inf, log_prob)
+        return M.where(off_simplex(self.w), -np.inf, log_prob)  # weights computed from parameters
 
     def sample(self, rng, shape=()):
         shape = tuple(shape)
         full = shape + self.batch_shape
         w = np.broadcast_to(np.asarray(self.w, dtype=float), full + (self.k,))
         if not self._w_checked:
-            _check_simplex(w)
+            require_simplex("Mixture", "w", w)
         choice = (rng.random(full + (1,)) < np.cumsum(w, -1)).argmax(-1)  # one component per element
         if self._list is None:
             draws = _draws(self.components, rng, shape, self.batch_shape + (self.k,))
@@ -143,13 +136,6 @@ class NormalMixture(Mixture):
 
     def __init__(self, w, mu, sigma):
         super().__init__(w, Normal(mu, sigma))
-
-
-def _check_simplex(w: np.ndarray) -> None:
-    """Refuse weights that are not a simplex along the last axis."""
-    if np.any(w < 0) or np.any(np.abs(w.sum(-1) - 1.0) > _SIMPLEX_TOLERANCE) or not np.all(np.isfinite(w)):
-        raise ModelDefinitionError(
-            f"Mixture: parameter 'w' must be non-negative and sum to 1 along its last axis, got {_short(w)}")
 
 
 def _draws(distribution, rng, shape: tuple, batch: tuple) -> np.ndarray:

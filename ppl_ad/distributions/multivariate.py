@@ -22,7 +22,7 @@ import numpy as np
 
 from ppl_ad import constraints as C
 from ppl_ad import math as M
-from ppl_ad.distributions.base import Distribution, data_term, log_factorial
+from ppl_ad.distributions.base import Distribution, data_term, log_factorial, off_simplex, require_simplex
 from ppl_ad.errors import ModelDefinitionError
 
 __all__ = ["Dirichlet", "MvNormal", "MvNormalCholesky", "LKJCholesky", "Multinomial"]
@@ -139,11 +139,14 @@ class Multinomial(Distribution):
         return tuple(np.shape(self.p)[-1:])
 
     def log_prob(self, value):
-        return (log_factorial(self.n) - M.sum(data_term("log_factorial", log_factorial, value), -1)
-                + M.sum(M.xlogy(value, self.p), -1))
+        log_prob = (log_factorial(self.n) - M.sum(data_term("log_factorial", log_factorial, value), -1)
+                    + M.sum(M.xlogy(value, self.p), -1))
+        return log_prob if self._checked("p") else M.where(off_simplex(self.p), -np.inf, log_prob)
 
     def sample(self, rng, shape=()):
         p = self._np("p")
+        if not self._checked("p"):
+            require_simplex("Multinomial", "p", p)
         size = tuple(shape) + self.batch_shape
         n = np.broadcast_to(np.asarray(self.n), size)
         p = np.broadcast_to(p, size + p.shape[-1:])

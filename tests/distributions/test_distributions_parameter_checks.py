@@ -1,0 +1,121 @@
+"""Parameters computed from other parameters, which no check at build time sees: off their constraint
+(a simplex, increasing cut points) the log density is -inf on every backend, never a finite wrong value."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.stats as st
+
+import ppl_ad as pa
+from ppl_ad import dist
+from ppl_ad import math as M
+from ppl_ad.backends import registry
+from ppl_ad.errors import ModelDefinitionError
+
+TESTED = [b.name for b in registry.tested()]
+
+Y_CAT = np.array([0, 2, 1, 2, 2, 0])
+COUNTS = np.array([[3, 1, 2], [0, 4, 2]])
+
+
+@pa.model
+def categorical_beta(y):
+    p = pa.sample("p", dist.Beta(1.0, 1.0), shape=3)  # a user's mistake: three probabilities, not a simplex
+    pa.observe("y", dist.Categorical(p), y)
+
+
+@pa.model
+def categorical_rows(y):
+    p = pa.sample("p", dist.Beta(1.0, 1.0), shape=3)
+    pa.observe("y", dist.Categorical(M.stack([p, p], 0)), y)  # a batch of rows
+
+
+@pa.model
+def multinomial_beta(y):
+    p = pa.sample("p", dist.Beta(1.0, 1.0), shape=3)
+    pa.observe("y", dist.Multinomial(6, p), y)
+
+
+@pa.model
+def ordinal_free_cutpoints(y):
+    c = pa.sample("c", dist.Normal(0.0, 2.0), shape=2)  # should be ordered
+    pa.observe("y", dist.OrderedLogistic(0.3, c), y)
+
+
+def _logit(p):
+    return np.log(p) - np.log1p(-p)
+
+
+def _beta_jacobian(p):
+    return np.sum(np.log(p * (1.0 - p)))
+
+
+@pytest.mark.parametrize("backend", TESTED)
+def test_categorical_probabilities_off_the_simplex_give_minus_infinity(backend):
+    on = np.array([0.2, 0.3, 0.5])
+    for model, y in ((categorical_beta, Y_CAT), (categorical_rows, Y_CAT[:2])):
+        ld = pa.logdensity(model(y), backend=backend)
+        value, grad = ld.logdensity_and_gradient(_logit(on))
+        assert value == pytest.approx(np.sum(np.log(on[y])) + _beta_jacobian(on), rel=1e-10)
+        assert np.all(np.isfinite(grad))
+        assert ld.logdensity_and_gradient(_logit(np.array([0.2, 0.3, 0.4])))[0] == -np.inf
+    assert pa.logdensity(categorical_beta(Y_CAT), backend=backend).non_finite_sites(
+        _logit(np.array([0.6, 0.3, 0.4]))) == ["y"]
+
+
+@pytest.mark.parametrize("backend", TESTED)
+def test_multinomial_probabilities_off_the_simplex_give_minus_infinity(backend):
+    ld = pa.logdensity(multinomial_beta(COUNTS), backend=backend)
+    on = np.array([0.25, 0.25, 0.5])
+    want = np.sum(st.multinomial.logpmf(COUNTS, 6, on)) + _beta_jacobian(on)
+    assert ld.logdensity_and_gradient(_logit(on))[0] == pytest.approx(want, rel=1e-10)
+    assert ld.logdensity_and_gradient(_logit(np.array([0.25, 0.25, 0.6])))[0] == -np.inf
+
+
+@pytest.mark.parametrize("backend", TESTED)
+def test_ordered_logistic_cutpoints_out_of_order_give_minus_infinity(backend):
+    y = np.array([0, 1, 2, 2])
+    ld = pa.logdensity(ordinal_free_cutpoints(y), backend=backend)
+    c = np.array([-0.5, 0.8])
+    cdf = 1.0 / (1.0 + np.exp(-(c - 0.3)))
+    probs = np.diff(np.concatenate([[0.0], cdf, [1.0]]))
+    want = np.sum(np.log(probs[y])) + np.sum(st.norm.logpdf(c, 0.0, 2.0))
+    value, grad = ld.logdensity_and_gradient(c)
+    assert value == pytest.approx(want, rel=1e-10)
+    assert np.all(np.isfinite(grad))
+    assert ld.logdensity_and_gradient(c[::-1])[0] == -np.inf
+
+
+def test_sampling_such_a_model_names_the_observed_site_and_simulating_it_is_refused():
+    with pytest.raises(pa.errors.SamplingError, match=r"sites \['y'\]"):
+        pa.sample(categorical_beta(Y_CAT), draws=10, tune=10, chains=1, seed=1, progressbar=False)
+    with pytest.raises(ModelDefinitionError, match="Categorical: parameter .p. must be non-negative and sum to 1"):
+        pa.sample_prior_predictive(categorical_beta(Y_CAT), draws=5, seed=1)
+
+
+def test_a_softmax_or_a_dirichlet_passes_the_check():
+    @pa.model
+    def softmax_rows(y):
+        eta = pa.sample("eta", dist.Normal(0.0, 1.0), shape=(2, 3))
+        p = M.exp(eta - M.logsumexp(eta, -1, keepdims=True))
+        pa.observe("y", dist.Categorical(p), y)
+
+    @pa.model
+    def dirichlet(y):
+        p = pa.sample("p", dist.Dirichlet(np.ones(3)))
+        pa.observe("y", dist.Multinomial(6, p), y)
+
+    rng = np.random.default_rng(3)
+    for backend in TESTED:
+        for model, y in ((softmax_rows, Y_CAT[:2]), (dirichlet, COUNTS)):
+            ld = pa.logdensity(model(y), backend=backend)
+            for _ in range(5):
+                theta = rng.uniform(-3.0, 3.0, ld.dimension)
+                assert np.isfinite(ld.logdensity_and_gradient(theta)[0]), (backend, model.name)
+
+
+def test_simulating_cutpoints_out_of_order_is_refused():
+    with pytest.raises(ModelDefinitionError, match="OrderedLogistic: parameter 'cutpoints' must be increasing"):
+        # Normal(0, 2) cut points come out of order in about half of the draws
+        pa.sample_prior_predictive(ordinal_free_cutpoints(np.array([0, 1, 2, 2])), draws=20, seed=1)
