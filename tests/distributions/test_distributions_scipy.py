@@ -454,8 +454,10 @@ def test_a_constant_cholesky_factor_is_applied_as_its_inverse_only_when_well_con
 
 def test_a_constant_covariance_is_factorised_and_inverted_once_per_array(monkeypatch):
     # tape backends run the model, so build the distribution, at every evaluation
-    from ppl_ad.distributions import multivariate
+    from ppl_ad.distributions import base, multivariate
 
+    # an empty cache: one that earlier tests filled to its bound is cleared between these calls
+    monkeypatch.setattr(base, "_DATA_TERMS", {})
     calls = []
     inverse = multivariate._constant_inverse
     monkeypatch.setattr(multivariate, "_constant_inverse", lambda L: calls.append(1) or inverse(L))
