@@ -78,6 +78,12 @@ def data_term(key: str, function, value, *, numpy_result: bool = False):
     return M.asarray(result)
 
 
+def _as_values(value):
+    """A Python list or tuple of values as a NumPy array (``Gamma(2, 3).logpdf([0.5])``): left as
+    it is, it skips the support check and meets list arithmetic (``3 * [0.5]`` repeats the list)."""
+    return np.asarray(value) if isinstance(value, (list, tuple)) else value
+
+
 def _is_constant(value) -> bool:
     return isinstance(value, (int, float, np.generic)) or type(value) is np.ndarray
 
@@ -140,6 +146,14 @@ class Distribution:
     def _validate(self, params):
         for name, constraint in self.arg_constraints.items():
             value = params.get(name)
+            if constraint.is_discrete and getattr(value, "depends_on_parameters", False):
+                # HMC's parameters are continuous: a count computed from them is never a count (and
+                # BetaBinomial(alpha, beta, n), PyMC's order, lands here with alpha as n)
+                order = ", ".join(self.arg_constraints)
+                raise ModelDefinitionError(
+                    f"{type(self).__name__}: parameter '{name}' must be a count ({constraint!r}): a constant or "
+                    f"data, not a value computed from the model's parameters. The arguments are ({order}); "
+                    "pass them by keyword if you meant another order")
             if value is None or not _is_constant(value):
                 continue
             array = np.asarray(value, dtype=float)
@@ -181,14 +195,14 @@ class Distribution:
         it 0 (the support's bounds may be parameters)."""
         if type(self)._log_cdf is Distribution._log_cdf:
             raise NotImplementedError(f"{type(self).__name__} has no log_cdf")
-        return self._outside_support(value, self._log_cdf, -np.inf, 0.0)
+        return self._outside_support(_as_values(value), self._log_cdf, -np.inf, 0.0)
 
     def log_ccdf(self, value):
         """``log P(X > value)``, the log survival function (Stan's ``_lccdf``, SciPy's ``logsf``);
         0 below the support, ``-inf`` above it; see :meth:`log_cdf`."""
         if type(self)._log_ccdf is Distribution._log_ccdf:
             raise NotImplementedError(f"{type(self).__name__} has no log_ccdf")
-        return self._outside_support(value, self._log_ccdf, 0.0, -np.inf)
+        return self._outside_support(_as_values(value), self._log_ccdf, 0.0, -np.inf)
 
     def _log_cdf(self, value):
         """The closed form of :meth:`log_cdf` inside the support (subclasses)."""
@@ -240,6 +254,7 @@ class Distribution:
         parameters (``Uniform(0, theta).logpdf(y)`` in a ``pa.factor``): the value is then compared
         with the bounds in the backend's arrays.
         """
+        value = _as_values(value)
         support = self.support
         if support.bounds and not all(_is_constant(getattr(support, b)) for b in support.bounds):
             data = M.asarray(value) if type(value) is np.ndarray else value

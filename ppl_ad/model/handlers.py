@@ -31,6 +31,10 @@ RESERVED_DIMS = ("chain", "draw")
 class _Traced(np.ndarray):
     """NumPy array subclass marking values that depend on parameters during compilation."""
 
+    #: what the distributions look for (they cannot import this module): a value computed from
+    #: parameters where a constant is needed (a count) is refused when the model compiles
+    depends_on_parameters = True
+
 
 @dataclass
 class SampleSite:
@@ -420,9 +424,12 @@ class EvaluateHandler(_Handler):
         if str(getattr(data, "dtype", "")).endswith("bool"):  # PyTorch has no arithmetic on bool tensors
             data = M.where(data, 1.0, 0.0)
         with np.errstate(divide="ignore", invalid="ignore"):  # NumPy: log(0) of data on a bound
-            term = M.sum(distribution.log_prob(data))
+            log_prob = distribution.log_prob(data)
         if site.bounded_by_parameters:
-            term = term + M.sum(M.where(distribution.support.inside(data), 0.0, -np.inf))
+            # selected, not added: the formula may be NaN outside (a log of negative data), and
+            # NaN + (-inf) is NaN
+            log_prob = M.where(distribution.support.inside(data), log_prob, -np.inf)
+        term = M.sum(log_prob)
         self.total = self.total + term
         if self.record:
             self.terms[name] = term

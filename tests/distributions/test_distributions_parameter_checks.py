@@ -119,3 +119,43 @@ def test_simulating_cutpoints_out_of_order_is_refused():
     with pytest.raises(ModelDefinitionError, match="OrderedLogistic: parameter 'cutpoints' must be increasing"):
         # Normal(0, 2) cut points come out of order in about half of the draws
         pa.sample_prior_predictive(ordinal_free_cutpoints(np.array([0, 1, 2, 2])), draws=20, seed=1)
+
+
+def test_values_given_as_python_lists_are_arrays():
+    # a list skipped the support check, and 3 * [0.5] repeats the list
+    assert dist.Gamma(2, 3).logpdf([0.5]) == pytest.approx([st.gamma(2, scale=1 / 3).logpdf(0.5)], rel=1e-12)
+    assert dist.Pareto(2, 1.5).logpdf([1.0])[0] == -np.inf
+    assert dist.Dirichlet(np.ones(3)).logpdf([0.2, 0.2, 0.2]) == -np.inf
+    assert dist.OrderedLogistic(0.0, np.array([-1.0, 1.0])).logpdf([3.0])[0] == -np.inf
+    np.testing.assert_allclose(dist.Normal(0, 1).log_cdf([0.0, 1.0]), st.norm.logcdf([0.0, 1.0]), rtol=1e-12)
+    np.testing.assert_allclose(dist.Normal(0, 1).log_ccdf((0.0, 1.0)), st.norm.logsf([0.0, 1.0]), rtol=1e-12)
+
+
+@pytest.mark.parametrize("build, name", [
+    (lambda a, b: dist.BetaBinomial(a, b, 10), "BetaBinomial: parameter 'n'"),  # PyMC's order (alpha, beta, n)
+    (lambda a, b: dist.Binomial(a * 10.0, 0.3), "Binomial: parameter 'n'"),
+    (lambda a, b: dist.Multinomial(a, np.array([0.5, 0.5])), "Multinomial: parameter 'n'"),
+])
+def test_a_count_computed_from_parameters_is_refused_when_the_model_compiles(build, name):
+    @pa.model
+    def counts(y):
+        a = pa.sample("a", dist.Gamma(2.0, 1.0))
+        b = pa.sample("b", dist.Gamma(2.0, 1.0))
+        pa.observe("y", build(a, b), y)
+
+    with pytest.raises(ModelDefinitionError, match=rf"{name} must be a count .*not a value computed from the model's "
+                                                     r"parameters\. The arguments are \(n, "):
+        pa.logdensity(counts(np.array([[1, 1]]) if "Multinomial" in name else np.array([3, 4])), backend="jax")
+
+
+def test_keyword_arguments_in_pymc_order_still_work():
+    @pa.model
+    def beta_binomial(y):
+        a = pa.sample("a", dist.Gamma(2.0, 1.0))
+        b = pa.sample("b", dist.Gamma(2.0, 1.0))
+        pa.observe("y", dist.BetaBinomial(alpha=a, beta=b, n=10), y)
+
+    ld = pa.logdensity(beta_binomial(np.array([3, 4])), backend="jax")
+    want = (np.sum(st.betabinom(10, 2.0, 3.0).logpmf([3, 4])) + st.gamma(2.0).logpdf(2.0) + st.gamma(2.0).logpdf(3.0)
+            + np.log(6.0))
+    assert ld.logdensity(np.log([2.0, 3.0])) == pytest.approx(want, rel=1e-10)

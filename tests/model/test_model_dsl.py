@@ -307,6 +307,23 @@ def test_observed_data_are_checked_against_bounds_that_are_parameters_at_every_e
             assert value == -np.inf
 
 
+@pa.model
+def pareto_minimum(y):
+    m = pa.sample("m", dist.HalfNormal(1.0))
+    pa.observe("y", dist.Pareto(2.0, m), y)
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch", "autograd"])
+def test_data_below_a_bound_that_is_a_parameter_give_minus_infinity_not_nan(backend):
+    # log(y) of a negative y is NaN; outside the support the formula must be selected away, not added to
+    ld = pa.logdensity(pareto_minimum(np.array([-1.0, 0.5])), backend=backend)
+    assert ld.logdensity(np.log([0.3])) == -np.inf
+    assert ld.non_finite_sites(np.log([0.3])) == ["y"]
+    inside = pa.logdensity(pareto_minimum(np.array([1.0, 0.5])), backend=backend)
+    want = np.sum(st.pareto(2.0, scale=0.3).logpdf([1.0, 0.5])) + st.halfnorm.logpdf(0.3) + np.log(0.3)
+    assert inside.logdensity(np.log([0.3])) == pytest.approx(want, rel=1e-12)
+
+
 def test_a_posterior_bounded_by_its_data_is_sampled_above_the_data():
     y = np.array([0.8, 0.5, 0.3, 0.9])
     with pytest.warns(pa.SamplingWarning, match="divergent"):  # the wall at max(y) rejects trajectories
