@@ -10,6 +10,7 @@ distribution and the parameter.
 from __future__ import annotations
 
 import copy
+import functools
 
 import numpy as np
 
@@ -116,6 +117,77 @@ def not_increasing(c):
     return M.sum(M.where(c[1:] - c[:-1] <= 0, 1.0, 0.0), -1) > 0
 
 
+_PRECISION = "PyMC's precision: pass sigma=1 / tau ** 0.5"
+#: keywords of PyMC's (and Stan's) distributions that ppl_ad's spell otherwise, with what to write
+#: instead: a user who types ``Normal(0, tau=4)`` hears how, not just "unexpected keyword"
+KEYWORD_HINTS = {
+    "Normal": {"tau": _PRECISION, "sd": "pass sigma="},
+    "HalfNormal": {"tau": _PRECISION, "sd": "pass sigma="},
+    "LogNormal": {"tau": _PRECISION, "sd": "pass sigma="},
+    "TruncatedNormal": {"tau": _PRECISION, "sd": "pass sigma="},
+    "SkewNormal": {"tau": _PRECISION, "sd": "pass sigma="},
+    "StudentT": {"lam": "PyMC's precision: pass sigma=1 / lam ** 0.5", "sd": "pass sigma="},
+    "HalfStudentT": {"lam": "PyMC's precision: pass sigma=1 / lam ** 0.5", "sd": "pass sigma="},
+    "Cauchy": {"alpha": "PyMC's location: pass mu=", "beta": "PyMC's scale: pass sigma="},
+    "HalfCauchy": {"beta": "PyMC's scale: pass sigma="},
+    "Exponential": {"scale": "ppl_ad's Exponential takes the rate: pass lam=1 / scale",
+                    "rate": "pass lam="},
+    "Gamma": {"mu": "Gamma(alpha, beta) takes a shape and a rate: alpha = mu**2 / sigma**2, beta = mu / sigma**2",
+              "sigma": "Gamma(alpha, beta) takes a shape and a rate: alpha = mu**2 / sigma**2, beta = mu / sigma**2",
+              "scale": "Gamma(alpha, beta) takes a rate: pass beta=1 / scale",
+              "rate": "pass beta="},
+    "InverseGamma": {"mu": "InverseGamma(alpha, beta) takes a shape and a scale: alpha = mu**2 / sigma**2 + 2, "
+                           "beta = mu * (alpha - 1)",
+                     "sigma": "InverseGamma(alpha, beta) takes a shape and a scale: alpha = mu**2 / sigma**2 + 2, "
+                              "beta = mu * (alpha - 1)"},
+    "Beta": {"mu": "Beta(alpha, beta) takes two shapes: alpha = mu * kappa, beta = (1 - mu) * kappa (kappa the "
+                   "concentration, PyMC's nu)",
+             "nu": "PyMC's concentration: alpha = mu * nu, beta = (1 - mu) * nu",
+             "kappa": "alpha = mu * kappa, beta = (1 - mu) * kappa",
+             "sigma": "Beta(alpha, beta) takes two shapes: kappa = mu * (1 - mu) / sigma**2 - 1, then "
+                      "alpha = mu * kappa, beta = (1 - mu) * kappa"},
+    "Poisson": {"mu": "ppl_ad's Poisson rate is lam: pass lam= (or PoissonLog(log_lam) on the log scale)"},
+    "NegativeBinomial2": {"alpha": "PyMC's alpha is the dispersion phi: pass phi=",
+                          "n": "PyMC's (n, p): pass mu=n * (1 - p) / p, phi=n",
+                          "p": "PyMC's (n, p): pass mu=n * (1 - p) / p, phi=n"},
+    "Bernoulli": {"logit_p": "use BernoulliLogit(logit_p)"},
+    "Binomial": {"logit_p": "use BinomialLogit(n, logit_p)"},
+    "Categorical": {"logit_p": "pass p=M.exp(logit_p - M.logsumexp(logit_p, -1, keepdims=True))"},
+    "Dirichlet": {"a": "pass alpha="},
+    "MvNormal": {"chol": "use MvNormalCholesky(mu, L)", "tau": "pass cov=, the inverse of the precision tau",
+                 "Sigma": "pass cov="},
+    "LKJCholesky": {"n": "pass dim=", "sd_dist": "LKJCholesky is the correlation factor only: multiply its rows "
+                                                "by a vector of scales (PyMC's LKJCholeskyCov)"},
+}
+
+
+def _explained_keywords(init):
+    """``init`` that, given a keyword it does not take, raises a TypeError saying what to pass (the
+    cost is one call frame; the hint is looked up only after the TypeError)."""
+
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs):
+        try:
+            return init(self, *args, **kwargs)
+        except TypeError as error:
+            name = type(self).__name__
+            hints = KEYWORD_HINTS.get(name, {})
+            unknown = [k for k in kwargs if k in hints and f"'{k}'" in str(error)]
+            if not unknown or "unexpected keyword" not in str(error):
+                raise
+            raise TypeError(f"{name}() got an unexpected keyword argument '{unknown[0]}': {hints[unknown[0]]} "
+                            f"(ppl_ad's {name} takes {_arguments(init)})") from None
+
+    return __init__
+
+
+def _arguments(init) -> str:
+    import inspect
+
+    names = list(inspect.signature(init).parameters)[1:]
+    return "(" + ", ".join(names) + ")"
+
+
 class Distribution:
     """Base class of ppl_ad distributions.
 
@@ -130,6 +202,11 @@ class Distribution:
     is_discrete = False
     #: a likelihood for observed data only, never a parameter's prior (``Censored``)
     observed_only = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _explained_keywords(cls.__dict__["__init__"])
 
     def __init__(self, **params):
         for name, value in params.items():

@@ -159,3 +159,32 @@ def test_keyword_arguments_in_pymc_order_still_work():
     want = (np.sum(st.betabinom(10, 2.0, 3.0).logpmf([3, 4])) + st.gamma(2.0).logpdf(2.0) + st.gamma(2.0).logpdf(3.0)
             + np.log(6.0))
     assert ld.logdensity(np.log([2.0, 3.0])) == pytest.approx(want, rel=1e-10)
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda: dist.Normal(0.0, tau=4.0), r"Normal\(\) got an unexpected keyword argument 'tau': PyMC's precision: "
+                                        r"pass sigma=1 / tau \*\* 0.5 \(ppl_ad's Normal takes \(mu, sigma\)\)"),
+    (lambda: dist.Poisson(mu=3.0), "Poisson rate is lam"),
+    (lambda: dist.Gamma(mu=2.0, sigma=1.0), r"alpha = mu\*\*2 / sigma\*\*2, beta = mu / sigma\*\*2"),
+    (lambda: dist.Exponential(scale=2.0), r"takes the rate: pass lam=1 / scale"),
+    (lambda: dist.NegativeBinomial2(mu=3.0, alpha=2.0), "PyMC's alpha is the dispersion phi"),
+    (lambda: dist.MvNormal(np.zeros(2), chol=np.eye(2)), r"use MvNormalCholesky\(mu, L\)"),
+])
+def test_pymc_keywords_say_what_to_pass_instead(build, message):
+    with pytest.raises(TypeError, match=message):
+        build()
+
+
+def test_other_unknown_keywords_keep_python_s_error():
+    with pytest.raises(TypeError, match="unexpected keyword argument 'foo'"):
+        dist.Normal(0.0, foo=1.0)
+
+
+def test_every_keyword_hint_names_a_distribution_and_a_keyword_it_does_not_take():
+    import inspect
+
+    from ppl_ad.distributions.base import KEYWORD_HINTS
+
+    for name, hints in KEYWORD_HINTS.items():
+        taken = set(inspect.signature(getattr(dist, name)).parameters)
+        assert not taken & set(hints), (name, taken & set(hints))
