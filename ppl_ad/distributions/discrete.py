@@ -196,7 +196,8 @@ class Categorical(_Discrete):
         return C.integer_interval(0, np.shape(self.p)[-1] - 1)
 
     def log_prob(self, value):
-        log_p = M.log(self.p)
+        logits = M.link_argument(self.p, "softmax")  # Categorical(M.softmax(eta)): a log-softmax
+        log_p = M.log(self.p) if logits is None else M.log_softmax(logits)
         if len(np.shape(self.p)) == 1:
             log_prob = log_p[_as_index(value)]
         else:
@@ -204,7 +205,9 @@ class Categorical(_Discrete):
             # (indexing along the last axis row by row is not an operation every backend shares)
             chosen = _one_hot(value, np.shape(self.p)[-1])
             log_prob = M.sum(M.where(chosen, log_p, 0.0), -1)
-        return log_prob if self._checked("p") else M.where(off_simplex(self.p), -np.inf, log_prob)
+        if self._checked("p") or logits is not None:
+            return log_prob
+        return M.where(off_simplex(self.p), -np.inf, log_prob)
 
     def sample(self, rng, shape=()):
         p = self._np("p")

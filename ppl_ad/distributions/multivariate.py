@@ -139,9 +139,13 @@ class Multinomial(Distribution):
         return tuple(np.shape(self.p)[-1:])
 
     def log_prob(self, value):
+        logits = M.link_argument(self.p, "softmax")  # Multinomial(n, M.softmax(eta)): a log-softmax
+        log_p_terms = M.xlogy(value, self.p) if logits is None else value * M.log_softmax(logits)
         log_prob = (log_factorial(self.n) - M.sum(data_term("log_factorial", log_factorial, value), -1)
-                    + M.sum(M.xlogy(value, self.p), -1))
-        return log_prob if self._checked("p") else M.where(off_simplex(self.p), -np.inf, log_prob)
+                    + M.sum(log_p_terms, -1))
+        if self._checked("p") or logits is not None:
+            return log_prob
+        return M.where(off_simplex(self.p), -np.inf, log_prob)
 
     def sample(self, rng, shape=()):
         p = self._np("p")
@@ -197,12 +201,18 @@ def _half_log_det(scale_tril):
 
 
 def _one_matrix(distribution, name: str, matrix) -> None:
-    """Refuse a batch of matrices: the density and the draws use one (d, d) matrix."""
+    """Refuse a batch of matrices (the density and the draws use one (d, d) matrix), and a mean
+    whose last axis is not d long (it would broadcast, or fail inside the backend at evaluation)."""
     if np.ndim(matrix) != 2:
         raise ModelDefinitionError(
             f"{type(distribution).__name__}: parameter '{name}' must be one square matrix, got shape "
             f"{np.shape(matrix)} (a batch of covariances is not supported: use one site per matrix, or "
             "one MvNormal per group)")
+    mu_shape, d = tuple(np.shape(distribution.mu)), np.shape(matrix)[-1]
+    if mu_shape and mu_shape[-1] not in (1, d):
+        raise ModelDefinitionError(
+            f"{type(distribution).__name__}: parameter 'mu' has {mu_shape[-1]} entries on its last axis (shape "
+            f"{mu_shape}) but '{name}' is {d} x {d}: they must agree")
 
 
 class MvNormalCholesky(Distribution):

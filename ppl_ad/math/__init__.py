@@ -26,7 +26,7 @@ __all__ = [
     "asarray", "exp", "log", "log1p", "expm1", "sqrt", "square", "abs", "sin", "cos", "tanh",
     "erf", "erfc", "gammaln", "digamma", "xlogy", "xlog1py", "sigmoid", "log_sigmoid",
     "softplus", "logit", "log1mexp", "sum", "mean", "prod", "cumsum", "dot", "matmul",
-    "logsumexp", "where", "maximum", "minimum", "clip", "stack", "concatenate", "reshape",
+    "logsumexp", "softmax", "log_softmax", "where", "maximum", "minimum", "clip", "stack", "concatenate", "reshape",
     "broadcast_to", "transpose", "diagonal", "cholesky", "solve_triangular", "zeros", "ones",
     "isfinite", "floor", "log_ndtr", "eye", "tril", "inv_logit", "outer", "scan",
 ]
@@ -120,8 +120,9 @@ def _linked(function, kind: str):
 
 
 def link_argument(value, kind: str):
-    """``a`` when ``value`` is the very result of ``sigmoid(a)`` (``kind="sigmoid"``) or ``exp(a)``
-    (``kind="exp"``) computed in the evaluation in progress; else None.
+    """``a`` when ``value`` is the very result of ``sigmoid(a)`` (``kind="sigmoid"``), ``exp(a)``
+    (``kind="exp"``) or ``softmax(a)`` along its last axis (``kind="softmax"``) computed in the
+    evaluation in progress; else None.
 
     The distributions use it to take the logarithm of a link function's result without forming
     it: ``Bernoulli(M.sigmoid(a))`` is evaluated as ``BernoulliLogit(a)``, ``Poisson(M.exp(a))``
@@ -216,6 +217,22 @@ def logsumexp(x, axis=None, keepdims: bool = False):
     for a in range(len(shape)) if axis is None else [axis % len(shape)]:
         shape[a] = 1
     return reshape(out, shape)
+
+
+def log_softmax(x, axis: int = -1):
+    """``x - logsumexp(x, axis, keepdims=True)``: log-probabilities from logits along ``axis``."""
+    return x - logsumexp(x, axis, keepdims=True)
+
+
+def softmax(x, axis: int = -1):
+    """``exp(log_softmax(x, axis))``: probabilities from logits along ``axis`` (a multinomial logit's
+    ``p``); each slice sums to 1 to rounding. ``Categorical(M.softmax(eta))`` and
+    ``Multinomial(n, M.softmax(eta))`` take their logarithm as ``log_softmax(eta)`` (see
+    :func:`link_argument`, ``kind="softmax"``, for the last axis)."""
+    out = exp(log_softmax(x, axis))
+    if _links and type(out) is not float and axis % max(np.ndim(x), 1) == np.ndim(x) - 1:
+        _links[-1][id(out)] = (out, "softmax", x)
+    return out
 
 
 def dot(a, b):

@@ -188,3 +188,42 @@ def test_every_keyword_hint_names_a_distribution_and_a_keyword_it_does_not_take(
     for name, hints in KEYWORD_HINTS.items():
         taken = set(inspect.signature(getattr(dist, name)).parameters)
         assert not taken & set(hints), (name, taken & set(hints))
+
+
+@pa.model
+def multinomial_logit(y, counts):
+    eta = pa.sample("eta", dist.Normal(0.0, 1.0), shape=(2, 3))
+    p = M.softmax(eta)
+    pa.observe("y", dist.Categorical(p), y)
+    pa.observe("counts", dist.Multinomial(6, p), counts)
+
+
+@pytest.mark.parametrize("backend", TESTED)
+def test_a_softmax_of_logits_is_evaluated_as_a_log_softmax(backend):
+    ld = pa.logdensity(multinomial_logit(Y_CAT[:2], COUNTS), backend=backend)
+    rng = np.random.default_rng(0)
+    for eta in (rng.normal(size=(2, 3)), np.array([[0.0, 800.0, 0.0], [-900.0, 0.0, 1.0]])):
+        log_p = eta - np.log(np.sum(np.exp(eta - eta.max(-1, keepdims=True)), -1, keepdims=True)) - eta.max(-1, keepdims=True)
+        want = (log_p[0, Y_CAT[0]] + log_p[1, Y_CAT[1]] + np.sum(st.norm.logpdf(eta))
+                + np.sum(st.multinomial.logpmf(COUNTS, 6, np.full(3, 1 / 3))) - np.sum(COUNTS * np.log(1 / 3))
+                + np.sum(COUNTS * log_p))
+        value, grad = ld.logdensity_and_gradient(eta.ravel())
+        # at logits 800 apart, softmax rounds a probability to 0: log(p) would be -inf
+        assert value == pytest.approx(want, rel=1e-10)
+        assert np.all(np.isfinite(grad))
+
+
+def test_softmax_and_log_softmax():
+    x = np.array([[1.0, 2.0, 3.0], [1000.0, 0.0, -1000.0]])
+    np.testing.assert_allclose(M.softmax(x), np.exp(x - x.max(-1, keepdims=True)) / np.sum(
+        np.exp(x - x.max(-1, keepdims=True)), -1, keepdims=True), rtol=1e-14)
+    np.testing.assert_allclose(M.log_softmax(x)[1], [0.0, -1000.0, -2000.0], rtol=1e-14)
+    np.testing.assert_allclose(M.softmax(x, axis=0).sum(0), 1.0, rtol=1e-14)
+
+
+@pytest.mark.parametrize("build", [lambda: dist.MvNormal(np.zeros(4), np.eye(3)),
+                                   lambda: dist.MvNormalCholesky(np.zeros((5, 2)), np.eye(3))])
+def test_a_mean_and_covariance_of_different_sizes_are_refused_when_built(build):
+    with pytest.raises(ModelDefinitionError, match=r"parameter 'mu' has \d entries on its last axis .* but '(cov|L)' "
+                                                     r"is 3 x 3: they must agree"):
+        build()
