@@ -10,14 +10,16 @@ from ppl_ad.distributions.censored import Censored
 from ppl_ad.distributions.continuous import (
     Beta, Cauchy, ChiSquared, Exponential, Flat, Gamma, Gumbel, HalfCauchy, HalfFlat, HalfNormal,
     HalfStudentT, InverseGamma, Laplace, Logistic, LogNormal, Normal, Pareto, SkewNormal, StudentT,
-    TruncatedNormal, Uniform, Weibull,
+    TruncatedNormal, Uniform, Wald, Weibull,
 )
 from ppl_ad.distributions.mixture import Mixture, NormalMixture
 from ppl_ad.distributions.discrete import (
     Bernoulli, BernoulliLogit, BetaBinomial, Binomial, BinomialLogit, Categorical, Geometric,
-    NegativeBinomial2, OrderedLogistic, Poisson, PoissonLog, ZeroInflatedPoisson,
+    NegativeBinomial2, OrderedLogistic, Poisson, PoissonLog, ZeroInflatedNegativeBinomial, ZeroInflatedPoisson,
 )
-from ppl_ad.distributions.multivariate import Dirichlet, LKJCholesky, Multinomial, MvNormal, MvNormalCholesky
+from ppl_ad.distributions.multivariate import (
+    Dirichlet, DirichletMultinomial, LKJCholesky, Multinomial, MvNormal, MvNormalCholesky, MvStudentT,
+)
 
 __all__ = [
     "Distribution", "Normal", "HalfNormal", "Cauchy", "HalfCauchy", "StudentT", "HalfStudentT",
@@ -26,5 +28,6 @@ __all__ = [
     "Poisson", "PoissonLog", "NegativeBinomial2", "Categorical", "Dirichlet", "MvNormal",
     "MvNormalCholesky", "LKJCholesky", "Weibull", "Gumbel", "ChiSquared", "SkewNormal",
     "TruncatedNormal", "Pareto", "BetaBinomial", "ZeroInflatedPoisson", "Geometric", "Multinomial",
-    "OrderedLogistic", "Censored", "Mixture", "NormalMixture",
+    "OrderedLogistic", "Censored", "Mixture", "NormalMixture", "Wald", "ZeroInflatedNegativeBinomial",
+    "MvStudentT", "DirichletMultinomial",
 ]

@@ -23,7 +23,7 @@ from ppl_ad.errors import ModelDefinitionError
 __all__ = [
     "Normal", "HalfNormal", "Cauchy", "HalfCauchy", "StudentT", "HalfStudentT", "Exponential",
     "Gamma", "InverseGamma", "Beta", "Uniform", "LogNormal", "Laplace", "Logistic", "Flat",
-    "HalfFlat", "Weibull", "Gumbel", "ChiSquared", "SkewNormal", "TruncatedNormal", "Pareto",
+    "HalfFlat", "Weibull", "Gumbel", "ChiSquared", "SkewNormal", "TruncatedNormal", "Pareto", "Wald",
 ]
 
 _HALF_LOG_2PI = 0.5 * _pymath.log(2.0 * _pymath.pi)
@@ -239,6 +239,27 @@ class InverseGamma(Distribution):
 
     def sample(self, rng, shape=()):
         return 1.0 / rng.gamma(self._np("alpha"), 1.0 / self._np("beta"), size=self._size(shape))
+
+
+class Wald(Distribution):
+    """Wald(mu, lam): the inverse Gaussian with mean ``mu`` and shape ``lam`` (variance ``mu^3 / lam``),
+    PyMC's ``Wald(mu, lam)``, SciPy's ``invgauss(mu / lam, scale=lam)``: first-passage times of a
+    drifting Brownian motion (reaction times, survival)."""
+
+    arg_constraints = {"mu": C.positive, "lam": C.positive}
+    support = C.positive
+
+    def __init__(self, mu, lam):
+        super().__init__(mu=mu, lam=lam)
+
+    def log_prob(self, value):
+        mu, lam = self.mu, self.lam
+        log_density = (0.5 * M.log(lam) - _HALF_LOG_2PI - 1.5 * M.log(value)
+                       - lam * M.square(value - mu) / (2.0 * M.square(mu) * value))
+        return M.where(value > 0, log_density, -np.inf)  # the density vanishes at 0 (inf - inf there)
+
+    def sample(self, rng, shape=()):
+        return rng.wald(self._np("mu"), self._np("lam"), size=self._size(shape))
 
 
 class Beta(Distribution):

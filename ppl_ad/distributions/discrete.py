@@ -28,7 +28,8 @@ from ppl_ad.errors import ModelDefinitionError
 
 __all__ = [
     "Bernoulli", "BernoulliLogit", "Binomial", "BinomialLogit", "Poisson", "PoissonLog",
-    "NegativeBinomial2", "Categorical", "BetaBinomial", "ZeroInflatedPoisson", "Geometric", "OrderedLogistic",
+    "NegativeBinomial2", "Categorical", "BetaBinomial", "ZeroInflatedPoisson", "ZeroInflatedNegativeBinomial",
+    "Geometric", "OrderedLogistic",
 ]
 
 
@@ -260,6 +261,31 @@ class ZeroInflatedPoisson(_Discrete):
     def sample(self, rng, shape=()):
         size = self._size(shape)
         return np.where(rng.uniform(size=size) < self._np("psi"), rng.poisson(self._np("mu"), size=size), 0)
+
+
+class ZeroInflatedNegativeBinomial(_Discrete):
+    """ZeroInflatedNegativeBinomial(psi, mu, phi): a NegativeBinomial2(mu, phi) count with probability
+    ``psi``, else 0 (PyMC's ``ZeroInflatedNegativeBinomial(psi, mu, alpha)`` with ``alpha = phi``)."""
+
+    arg_constraints = {"psi": C.probability, "mu": C.positive, "phi": C.positive}
+    support = C.nonnegative_integer
+
+    def __init__(self, psi, mu, phi):
+        super().__init__(psi=psi, mu=mu, phi=phi)
+
+    def log_prob(self, value):
+        psi = self.psi
+        negative_binomial = NegativeBinomial2(self.mu, self.phi)
+        counts = M.log(psi) + negative_binomial.log_prob(value)
+        # log(1 - psi + psi p0) with log p0 = -phi log1p(mu / phi), without cancellation
+        zero = M.log1p(psi * M.expm1(-self.phi * M.log1p(self.mu / self.phi)))
+        return M.where(value == 0, zero, counts)
+
+    def sample(self, rng, shape=()):
+        size = self._size(shape)
+        mu, phi = self._np("mu"), self._np("phi")
+        counts = rng.poisson(rng.gamma(phi, mu / phi, size=size))
+        return np.where(rng.uniform(size=size) < self._np("psi"), counts, 0)
 
 
 class Geometric(_Discrete):

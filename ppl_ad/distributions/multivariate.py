@@ -25,9 +25,11 @@ from ppl_ad import math as M
 from ppl_ad.distributions.base import Distribution, data_term, log_factorial, off_simplex, require_simplex
 from ppl_ad.errors import ModelDefinitionError
 
-__all__ = ["Dirichlet", "MvNormal", "MvNormalCholesky", "LKJCholesky", "Multinomial"]
+__all__ = ["Dirichlet", "MvNormal", "MvNormalCholesky", "MvStudentT", "LKJCholesky", "Multinomial",
+           "DirichletMultinomial"]
 
 _HALF_LOG_2PI = 0.5 * _pymath.log(2.0 * _pymath.pi)
+_LOG_PI = _pymath.log(_pymath.pi)
 
 
 class _PositiveVector(C.Constraint):
@@ -178,6 +180,12 @@ def _constant_inverse(scale_tril: np.ndarray):
 
 def _mvn_log_prob(value, mu, scale_tril, constant_tril=None):
     """Log density of MvNormal(mu, L L^T); ``constant_tril`` is ``L`` as a NumPy array, if it is one."""
+    quad, half_log_det, d = _mahalanobis(value, mu, scale_tril, constant_tril)
+    return -0.5 * quad - half_log_det - d * _HALF_LOG_2PI
+
+
+def _mahalanobis(value, mu, scale_tril, constant_tril=None):
+    """``(|L^-1 (value - mu)|^2 per row, log|L|, d)`` for a Cholesky factor ``L`` (see :func:`_mvn_log_prob`)."""
     diff = value - mu
     d = np.shape(scale_tril)[-1]
     shape = tuple(np.shape(diff))
@@ -192,8 +200,7 @@ def _mvn_log_prob(value, mu, scale_tril, constant_tril=None):
     else:  # rows of any batch shape: solved as one (d, n) block
         z = M.solve_triangular(scale_tril, M.transpose(M.reshape(diff, (-1, d))), lower=True)
         quad = M.reshape(M.sum(z * z, 0), shape[:-1])
-    half_log_det = data_term("half_log_det", _half_log_det, scale_tril)
-    return -0.5 * quad - half_log_det - d * _HALF_LOG_2PI
+    return quad, data_term("half_log_det", _half_log_det, scale_tril), d
 
 
 def _half_log_det(scale_tril):
@@ -259,22 +266,108 @@ class MvNormal(MvNormalCholesky):
     def __init__(self, mu, cov):
         Distribution.__init__(self, mu=mu, cov=cov)
         _one_matrix(self, "cov", cov)
-        self._constant_tril = None
-        if type(cov) is np.ndarray:  # once per array: tape backends build the distribution at every call
-            self.L = self._constant_tril = data_term("cholesky", np.linalg.cholesky, cov, numpy_result=True)
-            return
-        try:
-            self.L = M.cholesky(cov)
-        except np.linalg.LinAlgError:
-            if not isinstance(cov, np.ndarray):
-                raise  # a backend's evaluation: a numerical failure, which rejects the point
-            # compiling the model (parameters as marked NumPy arrays): a covariance built from
-            # parameters may be singular at the compilation's values; the model is still valid
-            self.L = np.full(np.shape(cov), np.nan).view(type(cov))
+        self.L, self._constant_tril = _cholesky(cov)
 
     @property
     def event_shape(self):
         return tuple(np.shape(self.cov)[-1:])
+
+
+def _cholesky(matrix):
+    """``(L, constant L or None)`` of a covariance or scale matrix."""
+    if type(matrix) is np.ndarray:  # once per array: tape backends build the distribution at every call
+        tril = data_term("cholesky", np.linalg.cholesky, matrix, numpy_result=True)
+        return tril, tril
+    try:
+        return M.cholesky(matrix), None
+    except np.linalg.LinAlgError:
+        if not isinstance(matrix, np.ndarray):
+            raise  # a backend's evaluation: a numerical failure, which rejects the point
+        # compiling the model (parameters as marked NumPy arrays): a matrix built from parameters
+        # may be singular at the compilation's values; the model is still valid
+        return np.full(np.shape(matrix), np.nan).view(type(matrix)), None
+
+
+class MvStudentT(Distribution):
+    """MvStudentT(nu, mu, scale): the multivariate Student-t with ``nu`` degrees of freedom, location
+    ``mu`` and scale matrix ``scale`` (covariance ``nu / (nu - 2) * scale`` for ``nu > 2``); Stan's
+    ``multi_student_t(nu, mu, Sigma)``, PyMC's ``MvStudentT(nu, mu, scale)``. A robust MvNormal:
+    ``value`` may be one vector or a matrix of rows, and a constant ``scale`` is factorised once.
+    """
+
+    arg_constraints = {"nu": C.positive, "mu": C.real_vector, "scale": _SquareMatrix("positive_definite")}
+    support = C.real_vector
+    event_dim = 1
+
+    def __init__(self, nu, mu, scale):
+        super().__init__(nu=nu, mu=mu, scale=scale)
+        _one_matrix(self, "scale", scale)
+        if np.ndim(self.nu) != 0:
+            raise ModelDefinitionError(f"MvStudentT: parameter 'nu' must be a scalar, got shape {np.shape(self.nu)}")
+        self.L, self._constant_tril = _cholesky(scale)
+
+    @property
+    def event_shape(self):
+        return tuple(np.shape(self.scale)[-1:])
+
+    @property
+    def batch_shape(self):
+        return tuple(np.shape(self.mu)[:-1])
+
+    def log_prob(self, value):
+        quad, half_log_det, d = _mahalanobis(value, self.mu, self.L, self._constant_tril)
+        nu = self.nu
+        return (M.gammaln(0.5 * (nu + d)) - M.gammaln(0.5 * nu) - 0.5 * d * (M.log(nu) + _LOG_PI)
+                - half_log_det - 0.5 * (nu + d) * M.log1p(quad / nu))
+
+    def sample(self, rng, shape=()):
+        L = np.asarray(self.L, dtype=float)
+        size = tuple(shape) + self.batch_shape
+        z = rng.normal(size=size + (L.shape[-1],)) @ L.T
+        w = rng.chisquare(self._np("nu"), size=size) / self._np("nu")
+        return self._np("mu") + z / np.sqrt(w)[..., None]
+
+
+class DirichletMultinomial(Distribution):
+    """DirichletMultinomial(n, alpha): counts of ``n`` draws from category probabilities drawn from
+    ``Dirichlet(alpha)`` (last axis): over-dispersed multinomial counts (PyMC's
+    ``DirichletMultinomial(n, a)``). An observed site only; ``n`` may be an array, one total per row."""
+
+    arg_constraints = {"n": C.nonnegative_integer, "alpha": _PositiveVector()}
+    event_dim = 1
+    is_discrete = True
+
+    def __init__(self, n, alpha):
+        if np.ndim(alpha) == 0 or np.shape(alpha)[-1] < 2:
+            raise ModelDefinitionError(
+                f"DirichletMultinomial: parameter 'alpha' must be a vector of at least 2 concentrations (its last "
+                f"axis), got shape {np.shape(alpha)}")
+        super().__init__(n=n, alpha=alpha)
+
+    @property
+    def support(self):
+        return _CountVector(self.n)
+
+    @property
+    def event_shape(self):
+        return tuple(np.shape(self.alpha)[-1:])
+
+    @property
+    def batch_shape(self):
+        return tuple(np.broadcast_shapes(np.shape(self.n), np.shape(self.alpha)[:-1]))
+
+    def log_prob(self, value):
+        a, n = self.alpha, self.n
+        total = M.sum(a, -1)
+        return (log_factorial(n) - M.sum(data_term("log_factorial", log_factorial, value), -1)
+                + M.gammaln(total) - M.gammaln(n + total) + M.sum(M.gammaln(value + a) - M.gammaln(a), -1))
+
+    def sample(self, rng, shape=()):
+        alpha = self._np("alpha")
+        size = tuple(shape) + self.batch_shape
+        gamma = rng.gamma(np.broadcast_to(alpha, size + alpha.shape[-1:]))
+        p = gamma / gamma.sum(-1, keepdims=True)
+        return rng.multinomial(np.broadcast_to(np.asarray(self.n), size), p)
 
 
 class LKJCholesky(Distribution):

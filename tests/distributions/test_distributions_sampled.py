@@ -1,5 +1,6 @@
 """The distributions added in 0.2 (Weibull, Gumbel, ChiSquared, SkewNormal, TruncatedNormal, Pareto,
-BetaBinomial, ZeroInflatedPoisson, Geometric, Multinomial, OrderedLogistic) inside models: gradients on every tested backend, and
+BetaBinomial, ZeroInflatedPoisson, Geometric, Multinomial, OrderedLogistic; then Wald,
+ZeroInflatedNegativeBinomial, MvStudentT, DirichletMultinomial) inside models: gradients on every tested backend, and
 NUTS on a prior alone reproducing scipy's moments (which checks the support's transform and its
 log-Jacobian as well as the density)."""
 
@@ -46,6 +47,34 @@ def test_gradients_agree_on_every_tested_backend():
     assert table.all_passed, table
 
 
+@pa.model
+def robust_counts(k_zinb, rows, counts, t):
+    mu = pa.sample("mu", dist.Wald(2.0, 3.0))
+    phi = pa.sample("phi", dist.Gamma(2.0, 1.0))
+    psi = pa.sample("psi", dist.Beta(2.0, 2.0))
+    nu = pa.sample("nu", dist.Gamma(4.0, 0.5))
+    L = pa.sample("L", dist.LKJCholesky(2, 2.0))
+    scale = M.matmul(L, M.transpose(L))
+    alpha = pa.sample("alpha", dist.HalfNormal(2.0), shape=3)
+    pa.observe("k_zinb", dist.ZeroInflatedNegativeBinomial(psi, mu, phi), k_zinb)
+    pa.observe("rows", dist.MvStudentT(nu, M.stack([mu, -mu]), scale), rows)
+    pa.observe("counts", dist.DirichletMultinomial(counts.sum(-1), alpha), counts)
+    pa.observe("t", dist.Wald(mu, phi), t)
+
+
+def test_the_added_distributions_in_a_model_on_every_backend():
+    # Wald, ZeroInflatedNegativeBinomial, MvStudentT (a scale from an LKJ factor) and DirichletMultinomial
+    model = robust_counts(np.array([0, 0, 1, 4, 9]), np.array([[1.5, -2.0], [0.3, 0.1], [4.0, -1.0]]),
+                          np.array([[3, 1, 0], [2, 2, 5]]), np.array([0.4, 2.5]))
+    backends = [b.name for b in registry.tested()]
+    theta = np.linspace(-0.8, 0.9, pa.logdensity(model, backend="jax").dimension)
+    values = [pa.logdensity(model, backend=b).logdensity_and_gradient(theta)[0] for b in backends]
+    assert np.all(np.isfinite(values)) and np.ptp(values) < 1e-9 * abs(values[0])
+    rng = np.random.default_rng(2)
+    table = pa.check_gradients(model, backends=backends, points=[rng.uniform(-1.5, 1.5, len(theta)) for _ in range(3)])
+    assert table.all_passed, table
+
+
 PRIORS = {
     "Weibull": (dist.Weibull(1.5, 2.0), st.weibull_min(1.5, scale=2.0)),
     "Gumbel": (dist.Gumbel(0.5, 1.5), st.gumbel_r(0.5, 1.5)),
@@ -54,6 +83,7 @@ PRIORS = {
     "TruncatedNormal": (dist.TruncatedNormal(0.5, 2.0, 1.0, 6.0), st.truncnorm(0.25, 2.75, 0.5, 2.0)),
     "TruncatedNormal_lower": (dist.TruncatedNormal(-1.0, 1.0, lower=0.5), st.truncnorm(1.5, np.inf, -1.0, 1.0)),
     "Pareto": (dist.Pareto(8.0, 2.0), st.pareto(8.0, scale=2.0)),  # a lighter tail: a steadier sd
+    "Wald": (dist.Wald(2.0, 6.0), st.invgauss(2.0 / 6.0, scale=6.0)),
 }
 
 

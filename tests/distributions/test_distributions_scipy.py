@@ -80,6 +80,7 @@ CONTINUOUS = {
         lambda m, s, hi, x: st.truncnorm(-np.inf, (hi - m) / s, m, s).logpdf(hi - x),
     ),
     "Pareto": ((pos, pos, xpos), lambda a, m: dist.Pareto(a, m), lambda a, m, x: st.pareto(a, scale=m).logpdf(m + x)),
+    "Wald": ((pos, pos, xpos), lambda mu, lam: dist.Wald(mu, lam), lambda mu, lam, x: st.invgauss(mu / lam, scale=lam).logpdf(x)),
 }
 
 
@@ -154,6 +155,11 @@ DISCRETE = {
         lambda psi, mu, k: np.log(1 - psi + psi * np.exp(-mu)) if k == 0 else np.log(psi) + st.poisson(mu).logpmf(k),
     ),
     "Geometric": ((unit, hs.integers(1, 40)), lambda p: dist.Geometric(p), lambda p, k: st.geom(p).logpmf(k)),
+    "ZeroInflatedNegativeBinomial": (
+        (unit, pos, pos, hs.integers(0, 30)), lambda psi, mu, phi: dist.ZeroInflatedNegativeBinomial(psi, mu, phi),
+        lambda psi, mu, phi, k: (np.log(1 - psi + psi * st.nbinom(n=phi, p=phi / (mu + phi)).pmf(0)) if k == 0
+                                 else np.log(psi) + st.nbinom(n=phi, p=phi / (mu + phi)).logpmf(k)),
+    ),
 }
 
 
@@ -181,6 +187,44 @@ def test_dirichlet_matches_scipy(alpha, seed):
     alpha = np.array(alpha)
     x = np.random.default_rng(seed).dirichlet(alpha + 1.0)
     close(dist.Dirichlet(alpha).logpdf(x), st.dirichlet(alpha).logpdf(x))
+
+
+@FAST
+@given(d=hs.integers(1, 5), nu=hs.floats(0.5, 30.0), seed=hs.integers(0, 2**31))
+def test_mvstudentt_matches_scipy(d, nu, seed):
+    rng = np.random.default_rng(seed)
+    mu, scale = rng.normal(size=d), _random_cov(rng, d)
+    reference = st.multivariate_t(mu, scale, df=nu)
+    x = rng.normal(size=d) * 3
+    close(dist.MvStudentT(nu, mu, scale).logpdf(x), reference.logpdf(x))
+    rows = rng.normal(size=(4, d)) * 3
+    close(dist.MvStudentT(nu, mu, scale).logpdf(rows), reference.logpdf(rows))
+
+
+@FAST
+@given(alpha=hs.lists(hs.floats(0.1, 10.0), min_size=2, max_size=5), n=hs.integers(0, 30), seed=hs.integers(0, 2**31))
+def test_dirichlet_multinomial_matches_scipy(alpha, n, seed):
+    alpha = np.array(alpha)
+    counts = np.random.default_rng(seed).multinomial(n, np.full(len(alpha), 1 / len(alpha)), size=3)
+    close(dist.DirichletMultinomial(n, alpha).logpmf(counts), st.dirichlet_multinomial(alpha, n).logpmf(counts))
+
+
+def test_the_added_distributions_draw_their_moments(rng):
+    draws = dist.Wald(2.0, 3.0).sample(rng, (40000,))
+    assert abs(draws.mean() - 2.0) < 5 * np.sqrt(8.0 / 3.0 / 40000) and draws.shape == (40000,)
+    psi, mu, phi = 0.7, 3.0, 2.0
+    draws = dist.ZeroInflatedNegativeBinomial(psi, mu, phi).sample(rng, (40000,))
+    variance = psi * (mu + mu**2 / phi) + psi * (1 - psi) * mu**2
+    assert abs(draws.mean() - psi * mu) < 5 * np.sqrt(variance / 40000)
+    assert abs(np.mean(draws == 0) - (1 - psi + psi * (phi / (mu + phi)) ** phi)) < 0.01
+    scale = np.array([[2.0, 0.3], [0.3, 1.0]])
+    draws = dist.MvStudentT(6.0, np.array([1.0, -1.0]), scale).sample(rng, (40000,))
+    np.testing.assert_allclose(np.cov(draws.T), 6.0 / 4.0 * scale, rtol=0.1)
+    assert np.all(np.abs(draws.mean(0) - [1.0, -1.0]) < 0.03)
+    alpha = np.array([0.5, 1.5, 2.0])
+    draws = dist.DirichletMultinomial(np.array([6, 10]), alpha).sample(rng, (20000,))
+    assert draws.shape == (20000, 2, 3) and np.all(draws.sum(-1) == [6, 10])
+    np.testing.assert_allclose(draws.mean(0), np.outer([6, 10], alpha / alpha.sum()), rtol=0.03)
 
 
 def _random_cov(rng, d):
@@ -290,6 +334,11 @@ OUTSIDE = [
     ("MvNormal", dist.MvNormal(np.zeros(2), np.eye(2)), np.array([np.inf, 0.0])),
     ("MvNormalCholesky", dist.MvNormalCholesky(np.zeros(2), np.eye(2)), np.array([0.0, np.nan])),
     ("LKJCholesky", dist.LKJCholesky(2, 1.0), np.array([[1.0, 0.0], [0.5, 0.5]])),
+    ("Wald", dist.Wald(1.0, 2.0), -0.5),
+    ("Wald", dist.Wald(1.0, 2.0), 0.0),
+    ("ZeroInflatedNegativeBinomial", dist.ZeroInflatedNegativeBinomial(0.5, 2.0, 1.5), 1.5),
+    ("MvStudentT", dist.MvStudentT(3.0, np.zeros(2), np.eye(2)), np.array([np.inf, 0.0])),
+    ("DirichletMultinomial", dist.DirichletMultinomial(4, np.ones(3)), np.array([2, 1, 2])),
 ]
 
 
