@@ -30,6 +30,7 @@ ARGS = {
     "floor": [(XR,)],
     "sum": [(MAT,), (MAT, 0), (MAT, -1)], "mean": [(MAT,), (MAT, 1)], "prod": [(MAT,), (MAT, 0)],
     "cumsum": [(MAT,), (MAT, 0)], "logsumexp": [(MAT,), (MAT, -1), (MAT, 0, True), (MAT, None, True)],
+    "softmax": [(MAT,), (MAT, 0)], "log_softmax": [(MAT,), (MAT, 0)],
     "dot": [(MAT, XR), (MAT, MAT)], "matmul": [(MAT, XR), (MAT, MAT)], "outer": [(XR, XP)],
     "where": [(XR > 0, XR, XP)], "maximum": [(XR, XP)], "minimum": [(XR, XP)],
     "clip": [(XR, -1.0, 1.0)], "stack": [([XR, XP],), ([XR, XP], 1)],

@@ -31,3 +31,18 @@ def test_python_numbers_are_not_recorded():
         assert isinstance(M.sigmoid(0.5), float) and isinstance(M.exp(1.0), float)
         assert M._links[-1] == {}
 
+
+def test_softmax_and_log_softmax():
+    x = np.array([[1.0, 2.0, 3.0], [1000.0, 0.0, -1000.0]])
+    np.testing.assert_allclose(M.softmax(x), np.exp(x - x.max(-1, keepdims=True)) / np.sum(
+        np.exp(x - x.max(-1, keepdims=True)), -1, keepdims=True), rtol=1e-14)
+    np.testing.assert_allclose(M.log_softmax(x)[1], [0.0, -1000.0, -2000.0], rtol=1e-14)
+    np.testing.assert_allclose(M.softmax(x, axis=0).sum(0), 1.0, rtol=1e-14)
+
+
+def test_a_softmax_records_its_logits_for_the_last_axis_only():
+    x = np.array([[0.5, 1.0, -2.0], [0.0, 3.0, 1.0]])
+    with M.using("numpy"):
+        assert M.link_argument(M.softmax(x), "softmax") is x
+        assert M.link_argument(M.softmax(x, axis=1), "softmax") is x
+        assert M.link_argument(M.softmax(x, axis=0), "softmax") is None  # not the categories' axis
