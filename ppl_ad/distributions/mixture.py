@@ -30,9 +30,11 @@ class Mixture(Distribution):
         Mixture weights on the last axis (a simplex: non-negative, summing to 1); leading axes
         give one set of weights per observation. May be a parameter (a ``Dirichlet`` site).
     components : Distribution or list of Distribution
-        One univariate distribution whose last batch axis has length K (the mixture axis), or a
-        list of K univariate distributions. All components need the same support (a value outside
-        one component's support would otherwise get that component's formula, not ``-inf``).
+        One distribution whose last batch axis has length K (the mixture axis), or a list of K
+        distributions: univariate, or continuous multivariate with the same event shape
+        (``MvNormal``: a Gaussian mixture in d dimensions, PyMC's ``Mixture`` of ``MvNormal``). All
+        components need the same support (a value outside one component's support would otherwise
+        get that component's formula, not ``-inf``).
 
     Notes
     -----
@@ -61,8 +63,17 @@ class Mixture(Distribution):
             raise ModelDefinitionError(f"Mixture: components must be a distribution or a list of them, got {components!r}")
         first = self._list[0] if self._list is not None else components
         for component in self._list or [components]:
-            if component.event_dim or isinstance(component, Mixture) or getattr(component, "observed_only", False):
-                raise ModelDefinitionError(f"Mixture: {component!r} cannot be a component (univariate distributions only)")
+            if (isinstance(component, Mixture) or getattr(component, "observed_only", False) or component.event_dim > 1
+                    or (component.event_dim and component.is_discrete)):
+                raise ModelDefinitionError(
+                    f"Mixture: {component!r} cannot be a component (univariate distributions, or continuous "
+                    "multivariate ones such as MvNormal)")
+            if component.event_dim != first.event_dim or tuple(component.event_shape) != tuple(first.event_shape):
+                raise ModelDefinitionError(
+                    f"Mixture: the components' values differ in shape ({first!r}: {tuple(first.event_shape)}, "
+                    f"{component!r}: {tuple(component.event_shape)})")
+        self.event_dim = first.event_dim
+        self._event_shape = tuple(first.event_shape)
         self._support = _common_support(self._list or [components], batched=self._list is None, k=k)
         w_shape = tuple(np.shape(self.w))
         if not w_shape or w_shape[-1] != k:
@@ -81,6 +92,10 @@ class Mixture(Distribution):
         return self._support
 
     @property
+    def event_shape(self) -> tuple:
+        return self._event_shape
+
+    @property
     def batch_shape(self) -> tuple:
         if self._list is not None:
             shapes = [tuple(c.batch_shape) for c in self._list]
@@ -90,8 +105,8 @@ class Mixture(Distribution):
 
     def _component_log_probs(self, value):
         """``log p_k(value)`` with the mixture axis last."""
-        if self._list is None:
-            return self.components.log_prob(value[..., None])
+        if self._list is None:  # the mixture axis is the components' last batch axis, before the event's
+            return self.components.log_prob(value[..., None] if not self.event_dim else value[..., None, :])
         terms = [c.log_prob(value) for c in self._list]
         shape = np.broadcast_shapes(*[tuple(np.shape(t)) for t in terms])
         return M.stack([M.broadcast_to(t, shape) if tuple(np.shape(t)) != shape else t for t in terms], -1)
@@ -111,11 +126,13 @@ class Mixture(Distribution):
         if not self._w_checked:
             require_simplex("Mixture", "w", w)
         choice = (rng.random(full + (1,)) < np.cumsum(w, -1)).argmax(-1)  # one component per element
+        axis = -1 - self.event_dim  # the mixture axis of the draws
         if self._list is None:
             draws = _draws(self.components, rng, shape, self.batch_shape + (self.k,))
         else:
-            draws = np.stack([_draws(c, rng, shape, self.batch_shape) for c in self._list], -1)
-        return np.take_along_axis(draws, choice[..., None], -1)[..., 0]
+            draws = np.stack([_draws(c, rng, shape, self.batch_shape) for c in self._list], axis)
+        index = choice.reshape(choice.shape + (1,) * (1 + self.event_dim))
+        return np.take_along_axis(draws, index, axis).squeeze(axis)
 
     def expand(self, batch_shape: tuple) -> "Mixture":
         batch_shape = tuple(int(n) for n in batch_shape)

@@ -156,7 +156,7 @@ def test_predictive_draws_of_a_listed_component_without_batch_axes():
     ((np.array([0.5, 0.25, 0.25]), dist.Normal(np.zeros(2), 1.0)), r"one entry per component \(2\), got w of shape \(3,\)"),
     ((np.array([0.5, 0.5]), dist.Normal(0.0, 1.0)), "has no batch axis to mix over"),
     ((np.array([0.5, 0.5]), "normal"), "must be a distribution or a list"),
-    ((np.array([1.0]), [dist.Dirichlet(np.ones(2))]), "univariate distributions only"),
+    ((np.array([1.0]), [dist.LKJCholesky(2, 1.0)]), "cannot be a component"),
 ])
 def test_mixture_errors_name_the_problem(args, message):
     with pytest.raises(ModelDefinitionError, match=message):
@@ -195,3 +195,76 @@ def test_sampling_or_simulating_with_weights_off_the_simplex_is_an_error():
         pa.sample(uniform_weights(y), draws=10, tune=10, chains=1, seed=1, progressbar=False)
     with pytest.raises(ModelDefinitionError, match="parameter 'w' must be non-negative and sum to 1"):
         pa.sample_prior_predictive(uniform_weights(y), draws=5, seed=1)
+
+
+@pa.model
+def gaussian_mixture_2d(y):
+    w = pa.sample("w", dist.Dirichlet(np.ones(2)))
+    mu = pa.sample("mu", dist.Normal(0.0, 5.0), shape=(2, 2))
+    sigma = pa.sample("sigma", dist.HalfNormal(2.0), shape=2)
+    pa.observe("y", dist.Mixture(w, [dist.MvNormal(mu[0], M.eye(2) * sigma[0] ** 2),
+                                     dist.MvNormal(mu[1], M.eye(2) * sigma[1] ** 2)]), y)
+
+
+@pa.model
+def gaussian_mixture_2d_by_hand(y):
+    w = pa.sample("w", dist.Dirichlet(np.ones(2)))
+    mu = pa.sample("mu", dist.Normal(0.0, 5.0), shape=(2, 2))
+    sigma = pa.sample("sigma", dist.HalfNormal(2.0), shape=2)
+    terms = M.stack([M.log(w[k]) + M.sum(dist.Normal(mu[k], sigma[k]).log_prob(y), -1) for k in range(2)])
+    pa.factor("y", M.sum(M.logsumexp(terms, 0)))
+
+
+def _clusters_2d(seed=2):
+    rng = np.random.default_rng(seed)
+    return np.concatenate([rng.normal([-3.0, 0.0], 0.8, (50, 2)), rng.normal([3.0, 2.0], 0.8, (30, 2))])
+
+
+def test_a_mixture_of_multivariate_normals_equals_the_hand_written_one_on_every_backend():
+    y = _clusters_2d()
+    rng = np.random.default_rng(3)
+    for backend in TESTED:
+        ours = pa.logdensity(gaussian_mixture_2d(y), backend=backend)
+        theirs = pa.logdensity(gaussian_mixture_2d_by_hand(y), backend=backend)
+        for _ in range(3):
+            theta = rng.uniform(-1.5, 1.5, ours.dimension)
+            value, grad = ours.logdensity_and_gradient(theta)
+            want, want_grad = theirs.logdensity_and_gradient(theta)
+            assert value == pytest.approx(want, rel=1e-11), backend
+            np.testing.assert_allclose(grad, want_grad, rtol=1e-9, atol=1e-10)
+
+
+def test_multivariate_mixture_draws_and_refusals():
+    rng = np.random.default_rng(4)
+    mus, cov, w = np.array([[0.0, 0.0], [3.0, 1.0], [-2.0, 2.0]]), np.array([[1.0, 0.3], [0.3, 0.5]]), np.array([0.5, 0.3, 0.2])
+    x = rng.normal(size=(5, 2)) * 2
+    want = np.log(sum(w[k] * st.multivariate_normal(mus[k], cov).pdf(x) for k in range(3)))
+    np.testing.assert_allclose(dist.Mixture(w, dist.MvNormal(mus, cov)).logpdf(x), want, rtol=1e-12)
+    listed = dist.Mixture(w, [dist.MvNormal(mus[k], (k + 1) * cov) for k in range(3)])
+    assert listed.event_shape == (2,) and listed.batch_shape == ()
+    for mixture in (dist.Mixture(w, dist.MvNormal(mus, cov)), listed):
+        draws = mixture.sample(rng, (20000,))
+        assert draws.shape == (20000, 2)
+        np.testing.assert_allclose(draws.mean(0), w @ mus, atol=0.06)
+    assert dist.Mixture(np.tile(w, (4, 1)), dist.MvNormal(mus, cov)).sample(rng, (5,)).shape == (5, 4, 2)
+    with pytest.raises(ModelDefinitionError, match="the components' values differ in shape"):
+        dist.Mixture(np.array([0.5, 0.5]), [dist.MvNormal(np.zeros(2), np.eye(2)), dist.MvNormal(np.zeros(3), np.eye(3))])
+    with pytest.raises(ModelDefinitionError, match="cannot be a component"):
+        dist.Mixture(np.array([0.5, 0.5]), [dist.Multinomial(3, np.array([0.5, 0.5]))] * 2)
+
+
+def test_a_two_dimensional_gaussian_mixture_recovers_its_clusters():
+    y = _clusters_2d()
+
+    @pa.model
+    def separated(y):
+        w = pa.sample("w", dist.Dirichlet(np.ones(2)))
+        x0 = pa.sample("x0", dist.Normal(0.0, 5.0), shape=2, transform="ordered")  # identifies the labels
+        x1 = pa.sample("x1", dist.Normal(0.0, 5.0), shape=2)
+        mu = M.stack([x0, x1], 1)
+        pa.observe("y", dist.Mixture(w, dist.MvNormal(mu, M.eye(2) * 0.64)), y)
+
+    idata = pa.sample(separated(y), draws=300, tune=300, chains=2, seed=2, progressbar=False)
+    post = idata.posterior
+    np.testing.assert_allclose(post["x0"].mean(("chain", "draw")), [y[:50, 0].mean(), y[50:, 0].mean()], atol=0.15)
+    np.testing.assert_allclose(post["w"].mean(("chain", "draw")), [50 / 80, 30 / 80], atol=0.08)
