@@ -272,3 +272,47 @@ def test_prior_predictive_var_names_keep_the_named_sites_and_the_same_draws():
     np.testing.assert_array_equal(some.prior_predictive["y"], full.prior_predictive["y"])
     with pytest.raises(DataError, match=r"sample_prior_predictive: model 'regression' has no .* site 'yy' \(did you mean 'y'\?\)"):
         pa.sample_prior_predictive(model, draws=5, var_names=["yy"])
+
+
+@pa.model
+def rows_of_three(Y, n):
+    mu = pa.sample("mu", dist.Normal(0.0, 5.0), shape=3, dims="var")
+    L = pa.sample("L", dist.LKJCholesky(3, 2.0))
+    pa.observe("Y", dist.MvNormalCholesky(mu, L), Y, dims=("row", "var"), shape=None if n is None else (n, 3))
+
+
+def test_observe_shape_sets_how_many_multivariate_rows_are_predicted():
+    # PyMC's shape= of an observed variable: mu has no row axis, so without shape=, None gives one row
+    rng = np.random.default_rng(0)
+    Y = rng.multivariate_normal([1.0, -1.0, 0.5], np.eye(3), size=40)
+    theta = np.linspace(-1.0, 1.0, 6)
+    without = pa.logdensity(rows_of_three(Y, None), backend="jax").logdensity(theta)  # shape=(None, 3): see below
+    for backend in ("jax", "torch"):
+        assert pa.logdensity(rows_of_three(Y, 40), backend=backend).logdensity(theta) == pytest.approx(without, rel=1e-12)
+    idata = pa.sample(rows_of_three(Y, 40), draws=150, tune=150, chains=2, seed=1, progressbar=False)
+    pred = pa.sample_posterior_predictive(rows_of_three(None, 7), idata, predictions=True, seed=3)
+    assert pred.predictions["Y"].dims == ("chain", "draw", "row", "var")
+    assert pred.predictions["Y"].shape == (2, 150, 7, 3)
+    # seven independent rows per draw, not one row repeated
+    assert np.all(np.std(pred.predictions["Y"].values, axis=2) > 0)
+    assert pa.sample_prior_predictive(rows_of_three(None, 5), draws=10, seed=3).prior_predictive["Y"].shape == (1, 10, 5, 3)
+
+
+def test_observe_shape_must_fit_the_data_and_the_distribution():
+    Y = np.zeros((40, 3))
+
+    @pa.model
+    def wrong_rows(Y):
+        mu = pa.sample("mu", dist.Normal(0.0, 5.0), shape=3)
+        pa.observe("Y", dist.MvNormal(mu, np.eye(3)), Y, shape=(10, 3))
+
+    @pa.model
+    def wrong_event(Y):
+        mu = pa.sample("mu", dist.Normal(0.0, 5.0), shape=3)
+        pa.observe("Y", dist.MvNormal(mu, np.eye(3)), Y, shape=(40, 4))
+
+    with pytest.raises(pa.errors.DataError, match=r"site 'Y': observed value of shape \(40, 3\), but shape=\(10, 3\)"):
+        pa.logdensity(wrong_rows(Y), backend="jax")
+    with pytest.raises(pa.errors.ModelDefinitionError, match=r"site 'Y': the distribution's shape \(3,\) does not "
+                                                              r"broadcast to shape=\(40, 4\)"):
+        pa.logdensity(wrong_event(Y), backend="jax")

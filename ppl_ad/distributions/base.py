@@ -208,6 +208,9 @@ class Distribution:
     is_discrete = False
     #: a likelihood for observed data only, never a parameter's prior (``Censored``)
     observed_only = False
+    #: the parameters whose leading axes are the batch shape (``MvNormal``'s ``mu``, not its ``cov``),
+    #: which :meth:`expand` widens even when they have no batch axes yet
+    batch_parameters: tuple = ()
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -398,7 +401,8 @@ class Distribution:
                 continue
             shape = tuple(np.shape(value))
             event = shape[len(shape) - getattr(constraint, "event_dim", 0):]
-            if len(shape) > len(event):  # a parameter without batch axes already broadcasts
+            # a parameter without batch axes already broadcasts, unless it carries the batch shape
+            if len(shape) > len(event) or name in self.batch_parameters:
                 setattr(new, name, np.broadcast_to(np.asarray(value), batch_shape + event))
         if tuple(new.batch_shape) != batch_shape:
             raise ValueError(f"{self!r}: cannot expand batch shape {tuple(self.batch_shape)} to {batch_shape}")

@@ -70,6 +70,7 @@ class Dirichlet(Distribution):
 
     arg_constraints = {"alpha": _PositiveVector()}
     support = C.simplex
+    batch_parameters = ("alpha",)
     event_dim = 1
 
     def __init__(self, alpha):
@@ -122,6 +123,7 @@ class Multinomial(Distribution):
     """
 
     arg_constraints = {"n": C.nonnegative_integer, "p": C.simplex}
+    batch_parameters = ("p",)
     event_dim = 1
     is_discrete = True
 
@@ -229,6 +231,7 @@ class MvNormalCholesky(Distribution):
     """
 
     arg_constraints = {"mu": C.real_vector, "L": _SquareMatrix("lower_cholesky")}
+    batch_parameters = ("mu",)
     event_dim = 1
 
     def __init__(self, mu, L):
@@ -297,6 +300,7 @@ class MvStudentT(Distribution):
 
     arg_constraints = {"nu": C.positive, "mu": C.real_vector, "scale": _SquareMatrix("positive_definite")}
     support = C.real_vector
+    batch_parameters = ("mu",)
     event_dim = 1
 
     def __init__(self, nu, mu, scale):
@@ -334,6 +338,7 @@ class DirichletMultinomial(Distribution):
     ``DirichletMultinomial(n, a)``). An observed site only; ``n`` may be an array, one total per row."""
 
     arg_constraints = {"n": C.nonnegative_integer, "alpha": _PositiveVector()}
+    batch_parameters = ("alpha",)
     event_dim = 1
     is_discrete = True
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ppl_ad._threads import ThreadStack
-from ppl_ad.errors import ModelDefinitionError, ModelError
+from ppl_ad.errors import DataError, ModelDefinitionError, ModelError
 
 __all__ = ["sample_site", "observe", "deterministic", "factor", "HANDLERS"]
 
@@ -83,6 +83,29 @@ def sample_site(name: str, distribution, shape=None, dims=None, transform=None):
     return value
 
 
+def _observed_with_shape(handler, name, distribution, value, shape):
+    """``distribution`` with its batch axes widened so that its values have ``shape``."""
+    shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(n) for n in shape)
+    model = getattr(handler, "model_name", "?")
+    event = tuple(distribution.event_shape)
+    batch = shape[: len(shape) - len(event)]
+    natural = tuple(distribution.batch_shape) + event
+    try:
+        if shape[len(batch):] != event or np.broadcast_shapes(natural, shape) != shape:
+            raise ValueError
+        # data broadcast against the distribution in the log density; only a value to simulate
+        # (prediction, NumPy parameters) needs the widened distribution
+        widened = distribution.expand(batch) if value is None else distribution
+    except ValueError:
+        raise ModelDefinitionError(
+            f"model '{model}', site '{name}': the distribution's shape {natural} does not broadcast to shape={shape} "
+            f"({distribution!r}); shape may only add leading axes or widen axes of size 1") from None
+    if value is not None and tuple(np.shape(value)) != shape:
+        raise DataError(f"model '{model}', site '{name}': observed value of shape {tuple(np.shape(value))}, but "
+                        f"shape={shape}")
+    return widened
+
+
 def _checked_shape(handler, name, shape):
     """``shape=`` as an int or a tuple of non-negative ints (``len(x) / 2`` is a float)."""
     items = (shape,) if isinstance(shape, (int, np.integer)) else shape
@@ -98,7 +121,7 @@ def _checked_shape(handler, name, shape):
     return shape
 
 
-def observe(name: str, distribution, value, dims=None):
+def observe(name: str, distribution, value, dims=None, shape=None):
     """Condition on data: add ``distribution.logpdf(value)`` to the log density.
 
     Parameters
@@ -115,12 +138,27 @@ def observe(name: str, distribution, value, dims=None):
         :class:`~ppl_ad.errors.DataError` naming the site.
     dims : str or tuple of str, optional
         A name per axis of the observed value (see :func:`sample_site`).
+    shape : int or tuple of int, optional
+        The shape of the site's value (PyMC's ``shape=`` of an observed variable): the
+        distribution's batch axes are widened to it, as ``pa.sample``'s ``shape=`` does. For
+        prediction with ``value=None`` it sets how many rows are simulated
+        (``pa.observe("y", dist.MvNormal(mu, cov), None, shape=(n_new, d))``); with data it must
+        be their shape.
 
     Returns
     -------
     The observed value (a simulated value under the predictive functions).
+
+    Raises
+    ------
+    ppl_ad.errors.DataError
+        Data whose shape is not ``shape``.
+    ppl_ad.errors.ModelDefinitionError
+        A ``shape`` the distribution's shape does not broadcast to.
     """
     handler = HANDLERS[-1] if HANDLERS else _handler("observe", name)
+    if shape is not None:
+        distribution = _observed_with_shape(handler, name, distribution, value, _checked_shape(handler, name, shape))
     result = handler.observe(name, distribution, value)
     if dims is not None:
         _record_dims(handler, name, dims)
