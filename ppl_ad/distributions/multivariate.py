@@ -116,23 +116,21 @@ class _CountVector(C.Constraint):
         return f"count vectors summing to n={self.n!r}"
 
 
-class Multinomial(Distribution):
-    """Multinomial(n, p): counts of ``n`` draws from the categories of ``p`` (last axis).
+class _Counts(Distribution):
+    """Count vectors summing to ``n`` over the categories of a vector parameter (the last axis of
+    ``batch_parameters[0]``): observed sites only; ``n`` may be an array, one total per row."""
 
-    An observed site only (its values are counts). ``n`` may be an array: one total per row.
-    """
-
-    arg_constraints = {"n": C.nonnegative_integer, "p": C.simplex}
-    batch_parameters = ("p",)
     event_dim = 1
     is_discrete = True
+    _what = "probabilities"
 
-    def __init__(self, n, p):
-        if np.ndim(p) == 0 or np.shape(p)[-1] < 2:
+    def __init__(self, n, **vector):
+        (name, value), = vector.items()
+        if np.ndim(value) == 0 or np.shape(value)[-1] < 2:
             raise ModelDefinitionError(
-                f"Multinomial: parameter 'p' must be a vector of at least 2 probabilities (its last axis), "
-                f"got shape {np.shape(p)}")
-        super().__init__(n=n, p=p)
+                f"{type(self).__name__}: parameter '{name}' must be a vector of at least 2 {self._what} (its last "
+                f"axis), got shape {np.shape(value)}")
+        super().__init__(n=n, **vector)
 
     @property
     def support(self):
@@ -140,13 +138,29 @@ class Multinomial(Distribution):
 
     @property
     def event_shape(self):
-        return tuple(np.shape(self.p)[-1:])
+        return tuple(np.shape(getattr(self, self.batch_parameters[0]))[-1:])
+
+    def _log_coefficient(self, value):
+        """``log(n! / prod(value!))``, the multinomial coefficient."""
+        return log_factorial(self.n) - M.sum(data_term("log_factorial", log_factorial, value), -1)
+
+
+class Multinomial(_Counts):
+    """Multinomial(n, p): counts of ``n`` draws from the categories of ``p`` (last axis).
+
+    An observed site only (its values are counts). ``n`` may be an array: one total per row.
+    """
+
+    arg_constraints = {"n": C.nonnegative_integer, "p": C.simplex}
+    batch_parameters = ("p",)
+
+    def __init__(self, n, p):
+        super().__init__(n, p=p)
 
     def log_prob(self, value):
         logits = M.link_argument(self.p, "softmax")  # Multinomial(n, M.softmax(eta)): a log-softmax
         log_p_terms = M.xlogy(value, self.p) if logits is None else value * M.log_softmax(logits)
-        log_prob = (log_factorial(self.n) - M.sum(data_term("log_factorial", log_factorial, value), -1)
-                    + M.sum(log_p_terms, -1))
+        log_prob = self._log_coefficient(value) + M.sum(log_p_terms, -1)
         if self._checked("p") or logits is not None:
             return log_prob
         return M.where(off_simplex(self.p), -np.inf, log_prob)
@@ -332,40 +346,22 @@ class MvStudentT(Distribution):
         return self._np("mu") + z / np.sqrt(w)[..., None]
 
 
-class DirichletMultinomial(Distribution):
+class DirichletMultinomial(_Counts):
     """DirichletMultinomial(n, alpha): counts of ``n`` draws from category probabilities drawn from
     ``Dirichlet(alpha)`` (last axis): over-dispersed multinomial counts (PyMC's
     ``DirichletMultinomial(n, a)``). An observed site only; ``n`` may be an array, one total per row."""
 
     arg_constraints = {"n": C.nonnegative_integer, "alpha": _PositiveVector()}
     batch_parameters = ("alpha",)
-    event_dim = 1
-    is_discrete = True
+    _what = "concentrations"
 
     def __init__(self, n, alpha):
-        if np.ndim(alpha) == 0 or np.shape(alpha)[-1] < 2:
-            raise ModelDefinitionError(
-                f"DirichletMultinomial: parameter 'alpha' must be a vector of at least 2 concentrations (its last "
-                f"axis), got shape {np.shape(alpha)}")
-        super().__init__(n=n, alpha=alpha)
-
-    @property
-    def support(self):
-        return _CountVector(self.n)
-
-    @property
-    def event_shape(self):
-        return tuple(np.shape(self.alpha)[-1:])
-
-    @property
-    def batch_shape(self):
-        return tuple(np.broadcast_shapes(np.shape(self.n), np.shape(self.alpha)[:-1]))
+        super().__init__(n, alpha=alpha)
 
     def log_prob(self, value):
-        a, n = self.alpha, self.n
-        total = M.sum(a, -1)
-        return (log_factorial(n) - M.sum(data_term("log_factorial", log_factorial, value), -1)
-                + M.gammaln(total) - M.gammaln(n + total) + M.sum(M.gammaln(value + a) - M.gammaln(a), -1))
+        a, total = self.alpha, M.sum(self.alpha, -1)
+        return (self._log_coefficient(value) + M.gammaln(total) - M.gammaln(self.n + total)
+                + M.sum(M.gammaln(value + a) - M.gammaln(a), -1))
 
     def sample(self, rng, shape=()):
         alpha = self._np("alpha")
