@@ -10,7 +10,7 @@ from ppl_ad.distributions.censored import Censored
 from ppl_ad.distributions.continuous import (
     Beta, Cauchy, ChiSquared, Exponential, Flat, Gamma, Gumbel, HalfCauchy, HalfFlat, HalfNormal,
     HalfStudentT, InverseGamma, Laplace, Logistic, LogNormal, Normal, Pareto, SkewNormal, StudentT,
-    TruncatedNormal, Uniform, Wald, Weibull,
+    TruncatedNormal, Uniform, VonMises, Wald, Weibull,
 )
 from ppl_ad.distributions.mixture import Mixture, NormalMixture
 from ppl_ad.distributions.discrete import (
@@ -29,5 +29,5 @@ __all__ = [
     "MvNormalCholesky", "LKJCholesky", "Weibull", "Gumbel", "ChiSquared", "SkewNormal",
     "TruncatedNormal", "Pareto", "BetaBinomial", "ZeroInflatedPoisson", "Geometric", "Multinomial",
     "OrderedLogistic", "Censored", "Mixture", "NormalMixture", "Wald", "ZeroInflatedNegativeBinomial",
-    "MvStudentT", "DirichletMultinomial",
+    "MvStudentT", "DirichletMultinomial", "VonMises",
 ]

@@ -24,9 +24,11 @@ __all__ = [
     "Normal", "HalfNormal", "Cauchy", "HalfCauchy", "StudentT", "HalfStudentT", "Exponential",
     "Gamma", "InverseGamma", "Beta", "Uniform", "LogNormal", "Laplace", "Logistic", "Flat",
     "HalfFlat", "Weibull", "Gumbel", "ChiSquared", "SkewNormal", "TruncatedNormal", "Pareto", "Wald",
+    "VonMises",
 ]
 
 _HALF_LOG_2PI = 0.5 * _pymath.log(2.0 * _pymath.pi)
+_LOG_2PI = _pymath.log(2.0 * _pymath.pi)
 _LOG_2 = _pymath.log(2.0)
 _LOG_PI = _pymath.log(_pymath.pi)
 
@@ -260,6 +262,31 @@ class Wald(Distribution):
 
     def sample(self, rng, shape=()):
         return rng.wald(self._np("mu"), self._np("lam"), size=self._size(shape))
+
+
+class VonMises(Distribution):
+    """VonMises(mu, kappa): angles on ``[-pi, pi]`` around ``mu`` with concentration ``kappa`` (Stan's
+    ``von_mises``, PyMC's ``VonMises``, SciPy's ``vonmises(kappa, loc=mu)``): wind directions, times of
+    day as angles. Log density ``kappa cos(x - mu) - log(2 pi I0(kappa))``.
+
+    As a prior, the angle is sampled on the interval ``(-pi, pi)`` through a logit transform (as Stan
+    does with ``real<lower=-pi(), upper=pi()>``): fine for a concentrated distribution whose mode is
+    away from ``+-pi``; a diffuse one does not wrap around. As a likelihood any ``mu`` works.
+    """
+
+    arg_constraints = {"mu": C.real, "kappa": C.positive}
+    support = C.interval(-np.pi, np.pi)
+
+    def __init__(self, mu=0.0, kappa=1.0):
+        super().__init__(mu=mu, kappa=kappa)
+
+    def log_prob(self, value):
+        kappa = self.kappa
+        return kappa * M.cos(value - self.mu) - _LOG_2PI - (M.log(M.i0e(kappa)) + kappa)
+
+    def sample(self, rng, shape=()):
+        draws = rng.vonmises(self._np("mu"), self._np("kappa"), size=self._size(shape))
+        return np.mod(draws + np.pi, 2.0 * np.pi) - np.pi  # numpy's draws lie around mu; wrapped into [-pi, pi)
 
 
 class Beta(Distribution):

@@ -24,7 +24,7 @@ from ppl_ad.math._namespace import NUMPY, Namespace, namespace_for_type, namespa
 __all__ = [
     "Namespace", "using", "active", "namespace_of", "pi", "inf",
     "asarray", "exp", "log", "log1p", "expm1", "sqrt", "square", "abs", "sin", "cos", "tanh",
-    "erf", "erfc", "gammaln", "digamma", "xlogy", "xlog1py", "sigmoid", "log_sigmoid",
+    "erf", "erfc", "gammaln", "digamma", "i0e", "xlogy", "xlog1py", "sigmoid", "log_sigmoid",
     "softplus", "logit", "log1mexp", "sum", "mean", "prod", "cumsum", "dot", "matmul",
     "logsumexp", "softmax", "log_softmax", "where", "maximum", "minimum", "clip", "stack", "concatenate", "reshape",
     "broadcast_to", "transpose", "diagonal", "cholesky", "solve_triangular", "zeros", "ones",
@@ -153,6 +153,9 @@ erf = _unary("erf")
 erfc = _unary("erfc")
 gammaln = _unary("gammaln")
 digamma = _unary("digamma")
+i0e = _unary("i0e")
+i0e.__doc__ = ("``exp(-|x|) I0(x)``, the exponentially scaled modified Bessel function of order 0 (SciPy's "
+               "``i0e``): ``log I0(x) = log(i0e(x)) + |x|`` without overflow (the von Mises normaliser).")
 sigmoid = _linked(_unary("sigmoid"), "sigmoid")
 inv_logit = sigmoid
 log_sigmoid = _unary("log_sigmoid")

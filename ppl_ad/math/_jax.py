@@ -44,7 +44,7 @@ def build():
             exp=jnp.exp, log=jnp.log, log1p=jnp.log1p, expm1=jnp.expm1, sqrt=jnp.sqrt,
             square=jnp.square, abs=jnp.abs, sin=jnp.sin, cos=jnp.cos, tanh=jnp.tanh,
             floor=jnp.floor, isfinite=jnp.isfinite,
-            erf=jss.erf, erfc=jss.erfc, gammaln=jss.gammaln, digamma=jss.digamma,
+            erf=jss.erf, erfc=jss.erfc, gammaln=jss.gammaln, digamma=jss.digamma, i0e=jss.i0e,
             xlogy=xlogy, xlog1py=xlog1py, sigmoid=jax.nn.sigmoid, logit=jss.logit,
             log_sigmoid=jax.nn.log_sigmoid, softplus=jax.nn.softplus,
             log_ndtr=jst.norm.logcdf, log1mexp=log1mexp,

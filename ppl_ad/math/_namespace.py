@@ -82,6 +82,7 @@ def _numpy_namespace() -> Namespace:
             erfc=lambda x: _scipy_special().erfc(x),
             gammaln=lambda x: _scipy_special().gammaln(x),
             digamma=lambda x: _scipy_special().digamma(x),
+            i0e=lambda x: _scipy_special().i0e(x),
             xlogy=lambda x, y: _scipy_special().xlogy(x, y),
             xlog1py=lambda x, y: _scipy_special().xlog1py(x, y),
             sigmoid=lambda x: _scipy_special().expit(x),

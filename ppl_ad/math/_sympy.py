@@ -249,6 +249,7 @@ def build():
             erf=elementwise("erf", sympy.erf),
             erfc=elementwise("erfc", sympy.erfc),
             gammaln=elementwise("gammaln", sympy.loggamma),
+            i0e=elementwise("i0e", lambda x: sympy.besseli(0, x) * sympy.exp(-sympy.Abs(x))),
             digamma=elementwise("digamma", sympy.digamma),
             xlogy=elementwise("xlogy", _xlogy, 2),
             xlog1py=elementwise("xlog1py", _xlog1py, 2),

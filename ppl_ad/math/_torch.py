@@ -155,6 +155,7 @@ def build(tensor_class=None):
             tanh=unary(torch.tanh), floor=unary(torch.floor), isfinite=unary(torch.isfinite),
             erf=unary(torch.special.erf), erfc=unary(torch.special.erfc),
             gammaln=unary(torch.special.gammaln), digamma=unary(torch.special.digamma),
+            i0e=unary(torch.special.i0e),
             xlogy=xlogy, xlog1py=xlog1py,
             sigmoid=unary(torch.sigmoid), logit=unary(torch.logit),
             log_sigmoid=unary(torch.nn.functional.logsigmoid),

@@ -1,6 +1,6 @@
 """The distributions added in 0.2 (Weibull, Gumbel, ChiSquared, SkewNormal, TruncatedNormal, Pareto,
 BetaBinomial, ZeroInflatedPoisson, Geometric, Multinomial, OrderedLogistic; then Wald,
-ZeroInflatedNegativeBinomial, MvStudentT, DirichletMultinomial) inside models: gradients on every tested backend, and
+ZeroInflatedNegativeBinomial, MvStudentT, DirichletMultinomial, VonMises) inside models: gradients on every tested backend, and
 NUTS on a prior alone reproducing scipy's moments (which checks the support's transform and its
 log-Jacobian as well as the density)."""
 
@@ -48,7 +48,7 @@ def test_gradients_agree_on_every_tested_backend():
 
 
 @pa.model
-def robust_counts(k_zinb, rows, counts, t):
+def robust_counts(k_zinb, rows, counts, t, angles=np.array([0.3, -0.4, 1.2])):
     mu = pa.sample("mu", dist.Wald(2.0, 3.0))
     phi = pa.sample("phi", dist.Gamma(2.0, 1.0))
     psi = pa.sample("psi", dist.Beta(2.0, 2.0))
@@ -60,10 +60,12 @@ def robust_counts(k_zinb, rows, counts, t):
     pa.observe("rows", dist.MvStudentT(nu, M.stack([mu, -mu]), scale), rows)
     pa.observe("counts", dist.DirichletMultinomial(counts.sum(-1), alpha), counts)
     pa.observe("t", dist.Wald(mu, phi), t)
+    direction = pa.sample("direction", dist.VonMises(0.0, 1.0))
+    pa.observe("angles", dist.VonMises(direction, phi), angles)
 
 
 def test_the_added_distributions_in_a_model_on_every_backend():
-    # Wald, ZeroInflatedNegativeBinomial, MvStudentT (a scale from an LKJ factor) and DirichletMultinomial
+    # Wald, ZeroInflatedNegativeBinomial, MvStudentT (a scale from an LKJ factor), DirichletMultinomial, VonMises
     model = robust_counts(np.array([0, 0, 1, 4, 9]), np.array([[1.5, -2.0], [0.3, 0.1], [4.0, -1.0]]),
                           np.array([[3, 1, 0], [2, 2, 5]]), np.array([0.4, 2.5]))
     backends = [b.name for b in registry.tested()]
@@ -84,6 +86,7 @@ PRIORS = {
     "TruncatedNormal_lower": (dist.TruncatedNormal(-1.0, 1.0, lower=0.5), st.truncnorm(1.5, np.inf, -1.0, 1.0)),
     "Pareto": (dist.Pareto(8.0, 2.0), st.pareto(8.0, scale=2.0)),  # a lighter tail: a steadier sd
     "Wald": (dist.Wald(2.0, 6.0), st.invgauss(2.0 / 6.0, scale=6.0)),
+    "VonMises": (dist.VonMises(0.5, 4.0), st.vonmises(4.0, loc=0.5)),
 }
 
 

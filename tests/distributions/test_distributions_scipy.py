@@ -20,6 +20,7 @@ real = hs.floats(-4.0, 4.0)
 unit = hs.floats(0.02, 0.98)
 xpos = hs.floats(0.05, 10.0)
 xunit = hs.floats(0.01, 0.99)
+angle = hs.floats(-3.1, 3.1)
 
 
 def close(actual, expected):
@@ -80,6 +81,9 @@ CONTINUOUS = {
         lambda m, s, hi, x: st.truncnorm(-np.inf, (hi - m) / s, m, s).logpdf(hi - x),
     ),
     "Pareto": ((pos, pos, xpos), lambda a, m: dist.Pareto(a, m), lambda a, m, x: st.pareto(a, scale=m).logpdf(m + x)),
+    "VonMises": (
+        (real, pos, angle), lambda m, k: dist.VonMises(m, k), lambda m, k, x: st.vonmises(k, loc=m).logpdf(x),
+    ),
     "Wald": ((pos, pos, xpos), lambda mu, lam: dist.Wald(mu, lam), lambda mu, lam, x: st.invgauss(mu / lam, scale=lam).logpdf(x)),
 }
 
@@ -116,7 +120,7 @@ def test_continuous_logpdf_matches_scipy(name, data):
 def test_continuous_logpdf_broadcasts_over_arrays(name, rng):
     strategies, build, reference = CONTINUOUS[name]
     # deterministic parameters: the middle of each strategy's range
-    mids = {id(real): 0.3, id(pos): 1.7, id(unit): 0.4, id(xpos): 1.3, id(xunit): 0.35}
+    mids = {id(real): 0.3, id(pos): 1.7, id(unit): 0.4, id(xpos): 1.3, id(xunit): 0.35, id(angle): 0.2}
     args = [mids[id(s)] for s in strategies]
     points = np.array([0.2, 0.5, 0.9]) if name in ("Beta", "Uniform", "TruncatedNormal") else np.array([0.4, 1.1, 2.5])
     d = build(*args[:-1])
@@ -334,6 +338,7 @@ OUTSIDE = [
     ("MvNormal", dist.MvNormal(np.zeros(2), np.eye(2)), np.array([np.inf, 0.0])),
     ("MvNormalCholesky", dist.MvNormalCholesky(np.zeros(2), np.eye(2)), np.array([0.0, np.nan])),
     ("LKJCholesky", dist.LKJCholesky(2, 1.0), np.array([[1.0, 0.0], [0.5, 0.5]])),
+    ("VonMises", dist.VonMises(0.0, 2.0), 4.0),
     ("Wald", dist.Wald(1.0, 2.0), -0.5),
     ("Wald", dist.Wald(1.0, 2.0), 0.0),
     ("ZeroInflatedNegativeBinomial", dist.ZeroInflatedNegativeBinomial(0.5, 2.0, 1.5), 1.5),
