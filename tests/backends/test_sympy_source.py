@@ -114,3 +114,27 @@ def test_control_flow_on_parameters_is_explained():
 
     with pytest.raises(BackendCompilationError, match="cannot follow Python control flow"):
         pa.logdensity(branchy(np.array([0.1])), backend="sympy")
+
+
+def test_a_recursion_whose_tree_doubles_per_step_is_refused_fast():
+    # x_t = x_(t-1) - dt k x_(t-1): few operations, a tree of 2^T; sympy.count_ops walked that tree
+    # for minutes at T = 30 before the model could be refused
+    @pa.model
+    def decay(y, dt):
+        k = pa.sample("k", dist.HalfNormal(1.0))
+        x0 = pa.sample("x0", dist.Normal(5.0, 2.0))
+        sigma = pa.sample("sigma", dist.HalfNormal(1.0))
+
+        def step(x, _):
+            x = x + dt * (-k * x)
+            return x, x
+
+        _, xs = M.scan(step, x0, np.zeros(len(y)))
+        pa.observe("y", dist.Normal(xs, sigma), y)
+
+    start = time.perf_counter()
+    with pytest.raises(BackendCompilationError, match="the number of operations in the log density"):
+        pa.logdensity(decay(np.linspace(4.0, 1.0, 60), 0.1), backend="sympy")
+    assert time.perf_counter() - start < 5.0
+    ld = pa.logdensity(decay(np.linspace(4.0, 1.0, 4), 0.1), backend="sympy")  # a short one still builds
+    assert np.isfinite(ld.logdensity_and_gradient(np.zeros(3))[0])
