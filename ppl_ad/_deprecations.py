@@ -55,8 +55,8 @@ BACKEND_DEPRECATIONS = {
             "parameter values, and every distribution needs a symbolic twin."
         ),
         replacement=(
-            "backend='jax' for most models, or backend='jax-forward' for models with few "
-            "parameters (about 20 or fewer); compare them on your model with "
+            "backend='jax' for most models (backend='jax-forward' can match it on models with a "
+            "handful of parameters); compare them on your model with "
             "pa.benchmark(model) and check for uses with `ppl-ad migrate`."
         ),
     ),

@@ -127,6 +127,10 @@ def prepare(compiled, backend) -> Prepared:
     with budget(limit):
         try:
             expr = logdensity_fn(theta)
+        except BackendCompilationError as error:  # the budget ran out while the model ran: name it
+            if str(error).startswith("model '"):
+                raise
+            raise BackendCompilationError(f"model '{compiled.model.name}': {error}") from None
         except ModelEvaluationError as error:
             if "truth value of Relational" not in str(error):
                 raise

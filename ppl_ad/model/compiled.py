@@ -415,6 +415,14 @@ def _reraise(model, handler, error, library: str | None = None):
     if isinstance(error, PplAdError):
         raise error
     where = f"at or after site '{handler.current}'" if handler.current else "before its first site"
+    if type(error).__name__ in ("TracerBoolConversionError", "ConcretizationTypeError"):  # JAX's
+        raise ModelEvaluationError(
+            f"model '{model.name}' branches on a parameter's value {where}{_model_line(model, error)} (if/while, "
+            f"and/or, or a comparison used as a bool): {type(error).__name__}. The {library or 'traced'} backend "
+            "records the model once for all parameter values, so it cannot follow the branch: write it with "
+            "M.where(condition, a, b), or use a tape backend (backend=\"torch\" or \"autograd\"), which "
+            "records every call anew"
+        ) from error
     if is_numpy_on_parameter(error):
         raise ModelEvaluationError(
             f"model '{model.name}' applied a NumPy function or operation to a parameter {where}"

@@ -138,7 +138,9 @@ def check_gradients(model, backends=None, points=None, rtol: float = 1e-6, seed:
     model : ppl_ad.model.Model
         A model with its data bound.
     backends : list of str or Backend, optional
-        Backends to check; default: every installed backend except the reference.
+        Backends to check; default: every installed backend that is supported or experimental
+        (not the finite-difference reference, nor a deprecated backend such as ``sympy``: name it to
+        check it).
     points : int or list of array, optional
         Unconstrained points, or how many random points (uniform(-2, 2), plus one point far
         out towards the constraint boundaries). Default 3 (+1).
@@ -220,6 +222,7 @@ def check_gradients(model, backends=None, points=None, rtol: float = 1e-6, seed:
             got = [ld.logdensity_and_gradient(t) for t in thetas]
         except Exception as error:  # a failing backend is a row, never a crash
             row["error"] = f"{type(error).__name__}: {error}"
+            row["points"] = 0  # nothing was compared
             table.append(row)
             continue
         if not thetas:

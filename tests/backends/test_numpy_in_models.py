@@ -90,8 +90,13 @@ def branch_on_parameter(y):
 
 @pytest.mark.parametrize("backend", ["jax", "jax-forward"])
 def test_jax_bool_conversion_becomes_model_evaluation_error(backend):
-    with pytest.raises(ModelEvaluationError, match=r"TracerBoolConversionError.*pa\.math"):
+    # the cause named (a branch, not a NumPy function), with both ways out
+    with pytest.raises(ModelEvaluationError, match=r"branches on a parameter's value .*if mu > 0.*"
+                                                   r"TracerBoolConversionError.*M\.where\(condition, a, b\).*"
+                                                   r"backend=\"torch\" or \"autograd\""):
         pa.logdensity(branch_on_parameter(np.zeros(3)), backend=backend)
+    ld = pa.logdensity(branch_on_parameter(np.zeros(3)), backend="torch")  # a tape follows the branch
+    assert ld.logdensity(np.array([0.5])) == pytest.approx(-0.5 * 0.25 - 3 * 0.5 - 2 * np.log(2 * np.pi), rel=1e-12)
 
 
 @pa.model

@@ -76,8 +76,9 @@ def test_large_data_fails_fast_with_advice(rng):
 def test_operation_budget_stops_building(rng):
     X = rng.normal(size=(30, 2))
     y = (rng.uniform(size=30) < 0.5).astype(np.int64)
-    with pytest.raises(BackendCompilationError, match="max_operations=100"):
+    with pytest.raises(BackendCompilationError, match="max_operations=100") as info:
         pa.logdensity(logistic_regression(X, y), backend=SymPy(max_operations=100))
+    assert str(info.value).startswith("model 'logistic_regression'")
 
 
 def test_unsupported_function_is_named():

@@ -30,7 +30,8 @@ def test_raising_backend_becomes_error_row(monkeypatch):
     monkeypatch.setattr(module, "prepare", broken)
     table = pa.check_gradients(get_scenario("normal_normal").model(), backends=["autograd", "jax"], points=1)
     assert table.row("autograd")["status"] == "error" and "boom" in table.row("autograd")["error"]
-    assert table.row("jax")["status"] == "pass"
+    assert table.row("autograd")["points"] == 0  # nothing was compared
+    assert table.row("jax")["status"] == "pass" and table.row("jax")["points"] == 2  # one random, one far out
     assert not table.all_passed
 
 
