@@ -141,10 +141,18 @@ def test_the_installed_jax_takes_the_option_where_expected():
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="an option of XLA:CPU")
 def test_a_loop_over_16_kb_is_one_function_inside_the_context_only():
     x = jax.numpy.linspace(0.0, 1.0, 2000)  # 16 kB per iteration: above XLA's default threshold
-    plain = _compiled(_loop, x)
-    with hoisted_small_loops():
-        whole = _compiled(_loop, x)
-    after = _compiled(_loop, x)
+    # without JAX's persistent cache (which earlier tests in this process may have turned on): the
+    # option is added after its lookup, so a slow compile of `plain` stored there (a loaded machine)
+    # was handed back for `whole`
+    enabled = jax.config.jax_enable_compilation_cache
+    jax.config.update("jax_enable_compilation_cache", False)
+    try:
+        plain = _compiled(_loop, x)
+        with hoisted_small_loops():
+            whole = _compiled(_loop, x)
+        after = _compiled(_loop, x)
+    finally:
+        jax.config.update("jax_enable_compilation_cache", enabled)
     assert (_hoisted(plain), _hoisted(whole), _hoisted(after)) == (0, 1, 0)
     np.testing.assert_allclose(np.asarray(whole(x)), np.asarray(plain(x)), rtol=1e-12, atol=1e-14)
 
