@@ -388,7 +388,48 @@ def to_inference_data(ld, results, settings, chains, processes, seed_seq, init, 
     idata = make_groups(groups, dims, used, attrs=attrs)
     if message is not None:
         warnings.warn(message, SamplingWarning, stacklevel=user_stacklevel())
+    disagreement = _convergence_warning(name, idata, list(getattr(ld, "site_shapes", {}) or {}))
+    if disagreement is not None:
+        warnings.warn(disagreement, SamplingWarning, stacklevel=user_stacklevel())
     return idata
+
+
+#: the largest rank-normalised R-hat (Vehtari et al. 2021) a run passes without a warning: above it
+#: the chains disagree (one stuck in another mode gave 1.5); Vehtari et al. ask for 1.01 before
+#: the draws are used, which short runs miss by noise alone, so the warning counts those too
+RHAT_WARNING = 1.05
+RHAT_RECOMMENDED = 1.01
+
+
+def _convergence_warning(name, idata, sites) -> str | None:
+    """A message when the chains disagree (rank-normalised split R-hat above :data:`RHAT_WARNING` for
+    a sampled site), naming the worst sites; None otherwise or with one chain. PyMC checks the same
+    after sampling."""
+    posterior = getattr(idata, "posterior", None)
+    sites = [s for s in sites if posterior is not None and s in posterior.data_vars]
+    if not sites or posterior.sizes.get("chain", 1) < 2 or posterior.sizes.get("draw", 0) < 4:
+        return None
+    import arviz as az
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # arviz's own notes on short or constant chains
+        rhat = az.rhat(posterior[sites])
+    worst = {}
+    above = 0
+    for site in sites:
+        values = np.asarray(rhat[site].values, dtype=float).ravel()
+        values = values[np.isfinite(values)]
+        if values.size:
+            worst[site] = float(values.max())
+            above += int(np.sum(values > RHAT_RECOMMENDED))
+    bad = sorted(((r, s) for s, r in worst.items() if r > RHAT_WARNING), reverse=True)
+    if not bad:
+        return None
+    listed = ", ".join(f"{s} {r:.3g}" for r, s in bad[:5]) + (", ..." if len(bad) > 5 else "")
+    return (f"Sampling model {name!r}: the chains disagree: R-hat above {RHAT_WARNING} ({listed}; {above} values above "
+            f"the recommended {RHAT_RECOMMENDED}). A chain may be stuck in another mode or still far from the "
+            "posterior: do not use these draws as they are. Compare the chains (az.plot_trace), run longer, "
+            "start from init=..., or reparameterise (multimodal posteriors need an identifying constraint).")
 
 
 #: the groups whose arrays are labelled by the sites' dims, with their number of leading axes
