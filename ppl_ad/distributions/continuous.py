@@ -271,7 +271,9 @@ class VonMises(Distribution):
 
     As a prior, the angle is sampled on the interval ``(-pi, pi)`` through a logit transform (as Stan
     does with ``real<lower=-pi(), upper=pi()>``): fine for a concentrated distribution whose mode is
-    away from ``+-pi``; a diffuse one does not wrap around. As a likelihood any ``mu`` works.
+    away from ``+-pi``; a diffuse one does not wrap around, and a chain can settle at the wrong end.
+    For a mean direction, take ``M.arctan2`` of a 2-vector (``docs/distributions.md``). As a
+    likelihood any ``mu`` works.
     """
 
     arg_constraints = {"mu": C.real, "kappa": C.positive}

@@ -23,7 +23,7 @@ from ppl_ad.math._namespace import NUMPY, Namespace, namespace_for_type, namespa
 
 __all__ = [
     "Namespace", "using", "active", "namespace_of", "pi", "inf",
-    "asarray", "exp", "log", "log1p", "expm1", "sqrt", "square", "abs", "sin", "cos", "tanh",
+    "asarray", "exp", "log", "log1p", "expm1", "sqrt", "square", "abs", "sin", "cos", "tanh", "arctan", "arctan2",
     "erf", "erfc", "gammaln", "digamma", "i0e", "xlogy", "xlog1py", "sigmoid", "log_sigmoid",
     "softplus", "logit", "log1mexp", "sum", "mean", "prod", "cumsum", "dot", "matmul",
     "logsumexp", "softmax", "log_softmax", "where", "maximum", "minimum", "clip", "stack", "concatenate", "reshape",
@@ -149,6 +149,7 @@ abs = _unary("abs")  # noqa: A001 - mirrors numpy
 sin = _unary("sin")
 cos = _unary("cos")
 tanh = _unary("tanh")
+arctan = _unary("arctan")
 erf = _unary("erf")
 erfc = _unary("erfc")
 gammaln = _unary("gammaln")
@@ -256,6 +257,12 @@ def outer(a, b):
 def where(condition, x, y):
     """Elementwise ``x if condition else y``."""
     return namespace_of(x, y, condition).where(condition, x, y)
+
+
+def arctan2(y, x):
+    """Elementwise angle of the point ``(x, y)`` in ``(-pi, pi]`` (NumPy's ``arctan2``): a direction from a
+    2-vector, as in a von Mises mean direction that wraps around (see ``docs/distributions.md``)."""
+    return namespace_of(y, x).arctan2(y, x)
 
 
 def maximum(a, b):

@@ -76,7 +76,7 @@ def build():
         dict(
             asarray=asarray,
             exp=anp.exp, log=anp.log, log1p=anp.log1p, expm1=anp.expm1, sqrt=anp.sqrt,
-            square=anp.square, abs=anp.abs, sin=anp.sin, cos=anp.cos, tanh=anp.tanh,
+            square=anp.square, abs=anp.abs, sin=anp.sin, cos=anp.cos, tanh=anp.tanh, arctan=anp.arctan, arctan2=anp.arctan2,
             floor=anp.floor, isfinite=anp.isfinite,
             erf=ass.erf, erfc=ass.erfc, gammaln=ass.gammaln, digamma=ass.digamma, i0e=lambda x: ass.ive(0.0, x),
             xlogy=xlogy, xlog1py=xlog1py,

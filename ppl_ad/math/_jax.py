@@ -42,7 +42,7 @@ def build():
         dict(
             asarray=asarray,
             exp=jnp.exp, log=jnp.log, log1p=jnp.log1p, expm1=jnp.expm1, sqrt=jnp.sqrt,
-            square=jnp.square, abs=jnp.abs, sin=jnp.sin, cos=jnp.cos, tanh=jnp.tanh,
+            square=jnp.square, abs=jnp.abs, sin=jnp.sin, cos=jnp.cos, tanh=jnp.tanh, arctan=jnp.arctan, arctan2=jnp.arctan2,
             floor=jnp.floor, isfinite=jnp.isfinite,
             erf=jss.erf, erfc=jss.erfc, gammaln=jss.gammaln, digamma=jss.digamma, i0e=jss.i0e,
             xlogy=xlogy, xlog1py=xlog1py, sigmoid=jax.nn.sigmoid, logit=jss.logit,

@@ -76,7 +76,7 @@ def _numpy_namespace() -> Namespace:
     return Namespace("numpy", {name: _keeping_subclass(fn) for name, fn in dict(
             asarray=asarray,
             exp=np.exp, log=np.log, log1p=np.log1p, expm1=np.expm1, sqrt=np.sqrt,
-            square=np.square, abs=np.abs, sin=np.sin, cos=np.cos, tanh=np.tanh,
+            square=np.square, abs=np.abs, sin=np.sin, cos=np.cos, tanh=np.tanh, arctan=np.arctan,
             floor=np.floor, isfinite=np.isfinite,
             erf=lambda x: _scipy_special().erf(x),
             erfc=lambda x: _scipy_special().erfc(x),
@@ -96,7 +96,7 @@ def _numpy_namespace() -> Namespace:
             prod=lambda x, axis: np.prod(x, axis=axis),
             cumsum=lambda x, axis: np.cumsum(x, axis=axis),
             logsumexp=logsumexp,
-            matmul=np.matmul, outer=np.outer, where=np.where, maximum=np.maximum,
+            matmul=np.matmul, outer=np.outer, where=np.where, maximum=np.maximum, arctan2=np.arctan2,
             minimum=np.minimum, clip=np.clip,
             stack=lambda xs, axis: np.stack(xs, axis=axis),
             concatenate=lambda xs, axis: np.concatenate([np.atleast_1d(x) for x in xs], axis=axis),

@@ -244,6 +244,8 @@ def build():
             sin=elementwise("sin", sympy.sin),
             cos=elementwise("cos", sympy.cos),
             tanh=elementwise("tanh", sympy.tanh),
+            arctan=elementwise("arctan", sympy.atan),
+            arctan2=elementwise("arctan2", sympy.atan2, 2),
             floor=elementwise("floor", sympy.floor),
             isfinite=elementwise("isfinite", _isfinite),
             erf=elementwise("erf", sympy.erf),

@@ -22,7 +22,7 @@ LOW = np.linalg.cholesky(SPD)
 ARGS = {
     "asarray": [(XR,)], "exp": [(XR,)], "log": [(XP,)], "log1p": [(XP,)], "expm1": [(XR,)],
     "sqrt": [(XP,)], "square": [(XR,)], "abs": [(XR,)], "sin": [(XR,)], "cos": [(XR,)],
-    "tanh": [(XR,)], "erf": [(XR,)], "erfc": [(XR,)], "gammaln": [(XP,)], "digamma": [(XP,)], "i0e": [(XR,)],
+    "tanh": [(XR,)], "arctan": [(XR,)], "arctan2": [(XR, XP), (XR, -XP)], "erf": [(XR,)], "erfc": [(XR,)], "gammaln": [(XP,)], "digamma": [(XP,)], "i0e": [(XR,)],
     "xlogy": [(XR, XP), (np.array([0.0, 1.0, 2.0]), XP), (np.array([0.0, 1.0, 2.0]), np.array([0.0, 0.5, 1.0]))],
     "xlog1py": [(XR, XU), (np.array([0.0, 1.0, 2.0]), -XU), (np.array([0.0, 1.0, 2.0]), np.array([-1.0, 0.5, 1.0]))],
     "sigmoid": [(XR,)], "log_sigmoid": [(XR,)], "softplus": [(XR,)], "logit": [(XU,)],
