@@ -156,10 +156,15 @@ KEYWORD_HINTS = {
     "Multinomial": {"logit_p": "pass p=M.softmax(logit_p) (evaluated as a log-softmax)"},
     "Dirichlet": {"a": "pass alpha="},
     "DirichletMultinomial": {"a": "pass alpha="},
-    "ZeroInflatedNegativeBinomial": {"alpha": "PyMC's alpha is the dispersion phi: pass phi="},
+    "ZeroInflatedNegativeBinomial": {"alpha": "PyMC's alpha is the dispersion phi: pass phi=",
+                                     "n": "PyMC's (n, p): pass mu=n * (1 - p) / p, phi=n",
+                                     "p": "PyMC's (n, p): pass mu=n * (1 - p) / p, phi=n"},
+    "Wald": {"phi": "PyMC's phi is lam / mu: pass lam=phi * mu",
+             "alpha": "a shifted Wald is not offered: observe y - alpha instead"},
+    "Mixture": {"comp_dists": "pass components="},
     "MvStudentT": {"chol": "pass scale=L @ L.T", "cov": "MvStudentT takes the scale matrix (the covariance is "
                                                       "nu / (nu - 2) * scale): pass scale=",
-                   "Sigma": "pass scale="},
+                   "Sigma": "pass scale=", "tau": "pass scale=, the inverse of the precision tau"},
     "MvNormal": {"chol": "use MvNormalCholesky(mu, L)", "tau": "pass cov=, the inverse of the precision tau",
                  "Sigma": "pass cov="},
     "LKJCholesky": {"n": "pass dim=", "sd_dist": "LKJCholesky is the correlation factor only: multiply its rows "
