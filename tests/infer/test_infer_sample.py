@@ -162,8 +162,9 @@ def test_non_finite_log_density_is_a_divergence_and_warns():
     with pytest.warns(SamplingWarning, match=r"divergent transitions after warmup \(per chain: \[") as record:
         idata = sample(ld, draws=200, tune=200, chains=2, cores=1, seed=0, init={"x": np.array([-1.0, 0.0])},
                        progressbar=False)
-    assert len(record) == 1
-    message = str(record[0].message)
+    divergences = [w for w in record if "divergent" in str(w.message)]  # (the R-hat check may add its own)
+    assert len(divergences) == 1
+    message = str(divergences[0].message)
     assert "'walled'" in message and "target_accept" in message and "reparameteri" in message
     diverging = idata.sample_stats.diverging.values
     assert diverging.sum() > 0
