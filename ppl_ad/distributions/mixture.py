@@ -14,7 +14,7 @@ import copy
 import numpy as np
 
 from ppl_ad import math as M
-from ppl_ad.distributions.base import _VALIDATE, Distribution, _is_constant, _short, off_simplex, require_simplex
+from ppl_ad.distributions.base import Distribution, _is_constant, _short, off_simplex, require_simplex
 from ppl_ad.distributions.continuous import Normal
 from ppl_ad.errors import ModelDefinitionError
 
@@ -83,8 +83,7 @@ class Mixture(Distribution):
         self.is_discrete = first.is_discrete
         # constant weights are checked here, once; weights computed from parameters (also while the
         # log density is evaluated, when they are arrays) are checked by log_prob
-        self._w_checked = bool(_VALIDATE[-1] and _is_constant(self.w))
-        if self._w_checked:
+        if self._checked("w"):
             require_simplex("Mixture", "w", self.w)
 
     @property
@@ -115,7 +114,7 @@ class Mixture(Distribution):
         if isinstance(value, (int, float)):
             value = np.asarray(value, dtype=float)
         log_prob = M.logsumexp(M.log(self.w) + self._component_log_probs(value), -1)
-        if self._w_checked:
+        if self._checked("w"):
             return log_prob
         return M.where(off_simplex(self.w), -np.inf, log_prob)  # weights computed from parameters
 
@@ -123,7 +122,7 @@ class Mixture(Distribution):
         shape = tuple(shape)
         full = shape + self.batch_shape
         w = np.broadcast_to(np.asarray(self.w, dtype=float), full + (self.k,))
-        if not self._w_checked:
+        if not self._checked("w"):
             require_simplex("Mixture", "w", w)
         choice = (rng.random(full + (1,)) < np.cumsum(w, -1)).argmax(-1)  # one component per element
         axis = -1 - self.event_dim  # the mixture axis of the draws
